@@ -1,0 +1,215 @@
+use std::path::Path;
+
+use super::*;
+
+const ACCOUNT: &str = r#"
+[accounts.spotify]
+provider = "spotify"
+client_id = "abc"
+"#;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, Path::new("/etc/freshd/config.toml"), false)
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err("config should be refused").to_string()
+}
+
+#[test]
+fn minimal_config_gets_presets_and_defaults() {
+    let config = parse(&format!("[daemon]\ntimezone = \"Europe/Berlin\"\n{ACCOUNT}")).unwrap();
+    let acc = &config.accounts["spotify"];
+    assert_eq!(acc.token_url, "https://accounts.spotify.com/api/token");
+    assert_eq!(acc.api_base_url.as_deref(), Some("https://api.spotify.com/v1"));
+    assert_eq!(acc.refresh_before_expiry, Duration::from_secs(300));
+    assert_eq!(acc.grant, Grant::AuthorizationCode);
+    assert_eq!(config.daemon.secrets, SecretsMode::Keyring);
+    assert_eq!(config.daemon.shutdown_grace, Duration::from_secs(10));
+    assert_eq!(config.daemon.timezone_name, "Europe/Berlin");
+}
+
+#[test]
+fn unknown_key_names_file_line_column_key_and_valid_keys() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nevry = \"30s\"\n"));
+    assert!(
+        err.starts_with("/etc/freshd/config.toml:9:1: jobs.np.evry: unknown field `evry`, expected one of"),
+        "{err}"
+    );
+    assert!(err.contains("`every`"), "{err}");
+}
+
+#[test]
+fn unknown_daemon_key() {
+    let err = error("[daemon]\ntimezon = \"UTC\"\n");
+    assert!(
+        err.starts_with("/etc/freshd/config.toml:2:1: daemon.timezon: unknown field `timezon`, expected one of `timezone`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrong_type_is_located() {
+    let err = error("[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = 5\n");
+    assert!(err.starts_with("/etc/freshd/config.toml:3:13: "), "{err}");
+    assert!(err.contains("invalid type: integer `5`, expected a string"), "{err}");
+}
+
+#[test]
+fn bad_duration() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nevery = \"soon\"\n"));
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:9:9: jobs.np.every: \"soon\" is not a duration; write a duration such as \"30s\", \"5m\" or \"1h 30m\""
+    );
+}
+
+#[test]
+fn bad_cron() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.c]\naccount = \"spotify\"\ntype = \"command\"\ncommand = [\"true\"]\nschedule = \"61 * * * *\"\n"));
+    assert!(err.starts_with("/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern ("), "{err}");
+    assert!(err.ends_with("write 5 fields (minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON\") or 6 with seconds first"), "{err}");
+}
+
+#[test]
+fn missing_account() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.c]\naccount = \"todoist\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\n"));
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:7:11: jobs.c.account: no account named \"todoist\"; accounts in this file: spotify"
+    );
+}
+
+#[test]
+fn bad_timezone() {
+    let err = error("[daemon]\ntimezone = \"Europe/Berlinn\"\n");
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:2:12: daemon.timezone: \"Europe/Berlinn\" is not a known time zone; use an IANA name such as \"Europe/Berlin\", \"America/New_York\" or \"UTC\""
+    );
+}
+
+#[test]
+fn key_of_another_job_type() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.c]\naccount = \"spotify\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\nplaylist = \"x\"\n"));
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:11:12: jobs.c.playlist: `playlist` is not a key of a `command` job; its keys are account, type, schedule, every, timezone, timeout, command"
+    );
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let err = error(&format!("[daemon]\nsecrets = \"vault\"\n{ACCOUNT}\n[jobs.c]\naccount = \"nobody\"\ntype = \"command\"\ncommand = []\nevery = \"0s\"\n"));
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 4, "{err}");
+    assert!(lines[0].contains("daemon.secrets: \"vault\" is not valid; use one of \"keyring\", \"credentials\""));
+    assert!(lines[1].contains("jobs.c.account: no account named \"nobody\""));
+    assert!(lines[2].contains("jobs.c.every: \"0s\" is not a positive duration"));
+    assert!(lines[3].contains("jobs.c.command: the command is empty"));
+}
+
+#[test]
+fn literal_secret_needs_private_file() {
+    let text = "[accounts.a]\nprovider = \"todoist\"\nclient_id = \"x\"\nclient_secret = \"s3cr3t\"\n";
+    let err = error(text);
+    assert!(err.starts_with("/etc/freshd/config.toml:4:17: accounts.a.client_secret: a literal client secret needs a config file readable by its owner only"), "{err}");
+    assert!(!err.contains("s3cr3t"));
+    let ok = Config::parse(text, Path::new("c.toml"), true).unwrap();
+    assert!(ok.accounts["a"].client_secret.is_some());
+}
+
+#[test]
+fn spotify_refuses_localhost_redirect() {
+    let err = error("[accounts.s]\nprovider = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"http://localhost:8888/callback\"\n");
+    assert!(err.contains("accounts.s.redirect_uri: Spotify refuses `localhost`"), "{err}");
+}
+
+#[test]
+fn account_without_provider_needs_token_url() {
+    let err = error("[accounts.x]\nclient_id = \"x\"\n");
+    assert!(err.contains("accounts.x.token_url: missing key `token_url`"), "{err}");
+}
+
+#[test]
+fn toml_syntax_error_is_located() {
+    let err = error("[daemon\n");
+    assert!(err.starts_with("/etc/freshd/config.toml:1:"), "{err}");
+}
+
+#[test]
+fn playlist_job_parses_every_source() {
+    let text = format!(
+        r#"{ACCOUNT}
+[jobs.top]
+account = "spotify"
+type = "playlist"
+schedule = "0 6 * * MON"
+playlist = "Top"
+source = {{ kind = "top_tracks", time_range = "short_term", limit = 50 }}
+
+[jobs.arch]
+account = "spotify"
+type = "playlist"
+schedule = "0 0 1 * *"
+playlist = "spotify:playlist:37i9dQZF1DX0XUsuxWHRQd"
+source = {{ kind = "playlist", playlist = "Discover Weekly" }}
+mode = "append"
+position = "top"
+max_items = 500
+
+[jobs.s]
+account = "spotify"
+type = "playlist"
+every = "1d"
+playlist = "Radio"
+source = {{ kind = "search", command = ["radio-now", "--station", "fip"] }}
+
+[jobs.u]
+account = "spotify"
+type = "playlist"
+every = "1d"
+playlist = "Fixed"
+source = {{ kind = "uris", uris = ["spotify:track:4uLU6hMCjMI75M1A2tKUQC"] }}
+"#
+    );
+    let config = parse(&text).unwrap();
+    let JobKind::Playlist(arch) = &config.jobs["arch"].kind else { panic!() };
+    assert_eq!(arch.playlist, PlaylistRef::Id("37i9dQZF1DX0XUsuxWHRQd".into()));
+    assert_eq!(arch.mode, PlaylistMode::Append { position: Position::Top, max_items: Some(500) });
+    let JobKind::Playlist(s) = &config.jobs["s"].kind else { panic!() };
+    assert_eq!(s.source, Source::Search { lines: Lines::Command(vec!["radio-now".into(), "--station".into(), "fip".into()]) });
+}
+
+#[test]
+fn source_with_two_inputs_is_refused() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.s]\naccount = \"spotify\"\ntype = \"playlist\"\nevery = \"1d\"\nplaylist = \"R\"\nsource = {{ kind = \"search\", queries = [\"a - b\"], file = \"x.txt\" }}\n"));
+    assert!(err.contains("jobs.s.source.queries: give exactly one of `queries` (a list), `file`"), "{err}");
+}
+
+#[test]
+fn now_playing_refuses_schedule() {
+    let err = error(&format!("{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nschedule = \"* * * * *\"\n"));
+    assert!(err.contains("jobs.np.schedule: a `now_playing` job polls: give `every`"), "{err}");
+}
+
+#[test]
+fn example_configs_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for name in ["config/freshd.toml", "config/demo.toml"] {
+        let path = root.join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = Config::parse(&text, &path, true) {
+            panic!("{name}: {e}");
+        }
+    }
+}
+
+#[test]
+fn durations_round_trip() {
+    assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+    assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+    assert_eq!(parse_duration("PT5M").unwrap(), Duration::from_secs(300));
+    assert_eq!(format_duration(Duration::from_secs(5400)), "1h 30m");
+    assert_eq!(parse_duration(&format_duration(Duration::from_secs(93784))).unwrap(), Duration::from_secs(93784));
+}

@@ -1,0 +1,2 @@
+//! freshd keeps OAuth 2.0 access tokens fresh and runs scheduled jobs with them.
+pub mod config;
