@@ -1,2 +1,3 @@
 //! freshd keeps OAuth 2.0 access tokens fresh and runs scheduled jobs with them.
 pub mod config;
+pub mod scheduler;

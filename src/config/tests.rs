@@ -13,15 +13,23 @@ fn parse(text: &str) -> Result<Config, ConfigError> {
 }
 
 fn error(text: &str) -> String {
-    parse(text).expect_err("config should be refused").to_string()
+    parse(text)
+        .expect_err("config should be refused")
+        .to_string()
 }
 
 #[test]
 fn minimal_config_gets_presets_and_defaults() {
-    let config = parse(&format!("[daemon]\ntimezone = \"Europe/Berlin\"\n{ACCOUNT}")).unwrap();
+    let config = parse(&format!(
+        "[daemon]\ntimezone = \"Europe/Berlin\"\n{ACCOUNT}"
+    ))
+    .unwrap();
     let acc = &config.accounts["spotify"];
     assert_eq!(acc.token_url, "https://accounts.spotify.com/api/token");
-    assert_eq!(acc.api_base_url.as_deref(), Some("https://api.spotify.com/v1"));
+    assert_eq!(
+        acc.api_base_url.as_deref(),
+        Some("https://api.spotify.com/v1")
+    );
     assert_eq!(acc.refresh_before_expiry, Duration::from_secs(300));
     assert_eq!(acc.grant, Grant::AuthorizationCode);
     assert_eq!(config.daemon.secrets, SecretsMode::Keyring);
@@ -31,9 +39,13 @@ fn minimal_config_gets_presets_and_defaults() {
 
 #[test]
 fn unknown_key_names_file_line_column_key_and_valid_keys() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nevry = \"30s\"\n"));
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nevry = \"30s\"\n"
+    ));
     assert!(
-        err.starts_with("/etc/freshd/config.toml:9:1: jobs.np.evry: unknown field `evry`, expected one of"),
+        err.starts_with(
+            "/etc/freshd/config.toml:9:1: jobs.np.evry: unknown field `evry`, expected one of"
+        ),
         "{err}"
     );
     assert!(err.contains("`every`"), "{err}");
@@ -52,12 +64,17 @@ fn unknown_daemon_key() {
 fn wrong_type_is_located() {
     let err = error("[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = 5\n");
     assert!(err.starts_with("/etc/freshd/config.toml:3:13: "), "{err}");
-    assert!(err.contains("invalid type: integer `5`, expected a string"), "{err}");
+    assert!(
+        err.contains("invalid type: integer `5`, expected a string"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_duration() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nevery = \"soon\"\n"));
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nevery = \"soon\"\n"
+    ));
     assert_eq!(
         err,
         "/etc/freshd/config.toml:9:9: jobs.np.every: \"soon\" is not a duration; write a duration such as \"30s\", \"5m\" or \"1h 30m\""
@@ -66,14 +83,23 @@ fn bad_duration() {
 
 #[test]
 fn bad_cron() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.c]\naccount = \"spotify\"\ntype = \"command\"\ncommand = [\"true\"]\nschedule = \"61 * * * *\"\n"));
-    assert!(err.starts_with("/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern ("), "{err}");
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.c]\naccount = \"spotify\"\ntype = \"command\"\ncommand = [\"true\"]\nschedule = \"61 * * * *\"\n"
+    ));
+    assert!(
+        err.starts_with(
+            "/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern ("
+        ),
+        "{err}"
+    );
     assert!(err.ends_with("write 5 fields (minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON\") or 6 with seconds first"), "{err}");
 }
 
 #[test]
 fn missing_account() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.c]\naccount = \"todoist\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\n"));
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.c]\naccount = \"todoist\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\n"
+    ));
     assert_eq!(
         err,
         "/etc/freshd/config.toml:7:11: jobs.c.account: no account named \"todoist\"; accounts in this file: spotify"
@@ -91,7 +117,9 @@ fn bad_timezone() {
 
 #[test]
 fn key_of_another_job_type() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.c]\naccount = \"spotify\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\nplaylist = \"x\"\n"));
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.c]\naccount = \"spotify\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\nplaylist = \"x\"\n"
+    ));
     assert_eq!(
         err,
         "/etc/freshd/config.toml:11:12: jobs.c.playlist: `playlist` is not a key of a `command` job; its keys are account, type, schedule, every, timezone, timeout, command"
@@ -100,10 +128,14 @@ fn key_of_another_job_type() {
 
 #[test]
 fn every_problem_is_reported_at_once() {
-    let err = error(&format!("[daemon]\nsecrets = \"vault\"\n{ACCOUNT}\n[jobs.c]\naccount = \"nobody\"\ntype = \"command\"\ncommand = []\nevery = \"0s\"\n"));
+    let err = error(&format!(
+        "[daemon]\nsecrets = \"vault\"\n{ACCOUNT}\n[jobs.c]\naccount = \"nobody\"\ntype = \"command\"\ncommand = []\nevery = \"0s\"\n"
+    ));
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 4, "{err}");
-    assert!(lines[0].contains("daemon.secrets: \"vault\" is not valid; use one of \"keyring\", \"credentials\""));
+    assert!(lines[0].contains(
+        "daemon.secrets: \"vault\" is not valid; use one of \"keyring\", \"credentials\""
+    ));
     assert!(lines[1].contains("jobs.c.account: no account named \"nobody\""));
     assert!(lines[2].contains("jobs.c.every: \"0s\" is not a positive duration"));
     assert!(lines[3].contains("jobs.c.command: the command is empty"));
@@ -111,7 +143,8 @@ fn every_problem_is_reported_at_once() {
 
 #[test]
 fn literal_secret_needs_private_file() {
-    let text = "[accounts.a]\nprovider = \"todoist\"\nclient_id = \"x\"\nclient_secret = \"s3cr3t\"\n";
+    let text =
+        "[accounts.a]\nprovider = \"todoist\"\nclient_id = \"x\"\nclient_secret = \"s3cr3t\"\n";
     let err = error(text);
     assert!(err.starts_with("/etc/freshd/config.toml:4:17: accounts.a.client_secret: a literal client secret needs a config file readable by its owner only"), "{err}");
     assert!(!err.contains("s3cr3t"));
@@ -121,14 +154,22 @@ fn literal_secret_needs_private_file() {
 
 #[test]
 fn spotify_refuses_localhost_redirect() {
-    let err = error("[accounts.s]\nprovider = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"http://localhost:8888/callback\"\n");
-    assert!(err.contains("accounts.s.redirect_uri: Spotify refuses `localhost`"), "{err}");
+    let err = error(
+        "[accounts.s]\nprovider = \"spotify\"\nclient_id = \"x\"\nredirect_uri = \"http://localhost:8888/callback\"\n",
+    );
+    assert!(
+        err.contains("accounts.s.redirect_uri: Spotify refuses `localhost`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn account_without_provider_needs_token_url() {
     let err = error("[accounts.x]\nclient_id = \"x\"\n");
-    assert!(err.contains("accounts.x.token_url: missing key `token_url`"), "{err}");
+    assert!(
+        err.contains("accounts.x.token_url: missing key `token_url`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -174,23 +215,51 @@ source = {{ kind = "uris", uris = ["spotify:track:4uLU6hMCjMI75M1A2tKUQC"] }}
 "#
     );
     let config = parse(&text).unwrap();
-    let JobKind::Playlist(arch) = &config.jobs["arch"].kind else { panic!() };
-    assert_eq!(arch.playlist, PlaylistRef::Id("37i9dQZF1DX0XUsuxWHRQd".into()));
-    assert_eq!(arch.mode, PlaylistMode::Append { position: Position::Top, max_items: Some(500) });
-    let JobKind::Playlist(s) = &config.jobs["s"].kind else { panic!() };
-    assert_eq!(s.source, Source::Search { lines: Lines::Command(vec!["radio-now".into(), "--station".into(), "fip".into()]) });
+    let JobKind::Playlist(arch) = &config.jobs["arch"].kind else {
+        panic!()
+    };
+    assert_eq!(
+        arch.playlist,
+        PlaylistRef::Id("37i9dQZF1DX0XUsuxWHRQd".into())
+    );
+    assert_eq!(
+        arch.mode,
+        PlaylistMode::Append {
+            position: Position::Top,
+            max_items: Some(500)
+        }
+    );
+    let JobKind::Playlist(s) = &config.jobs["s"].kind else {
+        panic!()
+    };
+    assert_eq!(
+        s.source,
+        Source::Search {
+            lines: Lines::Command(vec!["radio-now".into(), "--station".into(), "fip".into()])
+        }
+    );
 }
 
 #[test]
 fn source_with_two_inputs_is_refused() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.s]\naccount = \"spotify\"\ntype = \"playlist\"\nevery = \"1d\"\nplaylist = \"R\"\nsource = {{ kind = \"search\", queries = [\"a - b\"], file = \"x.txt\" }}\n"));
-    assert!(err.contains("jobs.s.source.queries: give exactly one of `queries` (a list), `file`"), "{err}");
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.s]\naccount = \"spotify\"\ntype = \"playlist\"\nevery = \"1d\"\nplaylist = \"R\"\nsource = {{ kind = \"search\", queries = [\"a - b\"], file = \"x.txt\" }}\n"
+    ));
+    assert!(
+        err.contains("jobs.s.source.queries: give exactly one of `queries` (a list), `file`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn now_playing_refuses_schedule() {
-    let err = error(&format!("{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nschedule = \"* * * * *\"\n"));
-    assert!(err.contains("jobs.np.schedule: a `now_playing` job polls: give `every`"), "{err}");
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.np]\naccount = \"spotify\"\ntype = \"now_playing\"\nschedule = \"* * * * *\"\n"
+    ));
+    assert!(
+        err.contains("jobs.np.schedule: a `now_playing` job polls: give `every`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -211,5 +280,8 @@ fn durations_round_trip() {
     assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
     assert_eq!(parse_duration("PT5M").unwrap(), Duration::from_secs(300));
     assert_eq!(format_duration(Duration::from_secs(5400)), "1h 30m");
-    assert_eq!(parse_duration(&format_duration(Duration::from_secs(93784))).unwrap(), Duration::from_secs(93784));
+    assert_eq!(
+        parse_duration(&format_duration(Duration::from_secs(93784))).unwrap(),
+        Duration::from_secs(93784)
+    );
 }

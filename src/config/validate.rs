@@ -108,7 +108,10 @@ impl Ctx<'_> {
         self.problem(
             value.span(),
             key,
-            format!("\"{}\" is not an absolute path; write e.g. \"/run/user/1000/freshd.sock\"", value.get_ref()),
+            format!(
+                "\"{}\" is not an absolute path; write e.g. \"/run/user/1000/freshd.sock\"",
+                value.get_ref()
+            ),
         );
         None
     }
@@ -141,7 +144,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let span: jiff::Span = text.trim().parse().map_err(|_| not_a_duration())?;
     let parsed = span
         .to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .map_err(|_| format!("\"{text}\" has months or years, whose length varies; {DURATION_HINT}"))?;
+        .map_err(|_| {
+            format!("\"{text}\" has months or years, whose length varies; {DURATION_HINT}")
+        })?;
     if parsed.is_negative() || parsed.is_zero() {
         return Err(format!(
             "\"{text}\" is not a positive duration; {DURATION_HINT}"
@@ -176,7 +181,9 @@ pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config,
     }
     let mut jobs = BTreeMap::new();
     for (name, job) in &raw.jobs {
-        let zone = daemon.as_ref().map(|d| (&d.timezone, d.timezone_name.as_str()));
+        let zone = daemon
+            .as_ref()
+            .map(|d| (&d.timezone, d.timezone_name.as_str()));
         if let Some(j) = self::job(&mut cx, name, job, &raw.accounts, zone) {
             jobs.insert(j.name.clone(), Arc::new(j));
         }
@@ -261,16 +268,19 @@ fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
             (tz, name)
         }
     };
-    let secrets = raw.secrets.as_ref().map_or(Some(SecretsMode::Keyring), |s| {
-        cx.one_of(
-            s,
-            "daemon.secrets",
-            &[
-                ("keyring", SecretsMode::Keyring),
-                ("credentials", SecretsMode::Credentials),
-            ],
-        )
-    });
+    let secrets = raw
+        .secrets
+        .as_ref()
+        .map_or(Some(SecretsMode::Keyring), |s| {
+            cx.one_of(
+                s,
+                "daemon.secrets",
+                &[
+                    ("keyring", SecretsMode::Keyring),
+                    ("credentials", SecretsMode::Credentials),
+                ],
+            )
+        });
     let socket = raw
         .socket
         .as_ref()
@@ -289,7 +299,9 @@ fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
         timezone,
         timezone_name,
         secrets: secrets?,
-        socket: socket.unwrap_or(Some(PathBuf::new())).filter(|p| !p.as_os_str().is_empty()),
+        socket: socket
+            .unwrap_or(Some(PathBuf::new()))
+            .filter(|p| !p.as_os_str().is_empty()),
         state_dir: state_dir
             .unwrap_or(Some(PathBuf::new()))
             .filter(|p| !p.as_os_str().is_empty()),
@@ -324,7 +336,11 @@ fn account(
     let key = |k: &str| format!("accounts.{n}.{k}");
     let ok_name = valid_name(n);
     if !ok_name {
-        cx.problem(name.span(), &format!("accounts.{n}"), format!("\"{n}\" is not a valid account name; {NAME_RULE}"));
+        cx.problem(
+            name.span(),
+            &format!("accounts.{n}"),
+            format!("\"{n}\" is not a valid account name; {NAME_RULE}"),
+        );
     }
     let r = raw.get_ref();
     let provider = match &r.provider {
@@ -347,11 +363,19 @@ fn account(
     let client_id = match &r.client_id {
         Some(id) if !id.get_ref().trim().is_empty() => Some(id.get_ref().trim().to_owned()),
         Some(id) => {
-            cx.problem(id.span(), &key("client_id"), "the client id is empty; copy it from the app you registered at the provider");
+            cx.problem(
+                id.span(),
+                &key("client_id"),
+                "the client id is empty; copy it from the app you registered at the provider",
+            );
             None
         }
         None => {
-            cx.problem(raw.span(), &key("client_id"), "missing key `client_id`; copy it from the app you registered at the provider");
+            cx.problem(
+                raw.span(),
+                &key("client_id"),
+                "missing key `client_id`; copy it from the app you registered at the provider",
+            );
             None
         }
     };
@@ -366,16 +390,19 @@ fn account(
             ),
         );
     }
-    let grant = r.grant.as_ref().map_or(Some(Grant::AuthorizationCode), |g| {
-        cx.one_of(
-            g,
-            &key("grant"),
-            &[
-                ("authorization_code", Grant::AuthorizationCode),
-                ("client_credentials", Grant::ClientCredentials),
-            ],
-        )
-    });
+    let grant = r
+        .grant
+        .as_ref()
+        .map_or(Some(Grant::AuthorizationCode), |g| {
+            cx.one_of(
+                g,
+                &key("grant"),
+                &[
+                    ("authorization_code", Grant::AuthorizationCode),
+                    ("client_credentials", Grant::ClientCredentials),
+                ],
+            )
+        });
     let refresh_before_expiry = r
         .refresh_before_expiry
         .as_ref()
@@ -390,9 +417,17 @@ fn account(
         Some(u) => cx.url(u, &key(k)).map(Some),
         None => Some(preset.map(str::to_owned)),
     };
-    let authorize_url = url(&r.authorize_url, "authorize_url", provider.map(Provider::authorize_url));
+    let authorize_url = url(
+        &r.authorize_url,
+        "authorize_url",
+        provider.map(Provider::authorize_url),
+    );
     let token_url = url(&r.token_url, "token_url", provider.map(Provider::token_url));
-    let api_base_url = url(&r.api_base_url, "api_base_url", provider.map(Provider::api_base_url));
+    let api_base_url = url(
+        &r.api_base_url,
+        "api_base_url",
+        provider.map(Provider::api_base_url),
+    );
     let token_url = match token_url {
         Some(Some(u)) => Some(u),
         Some(None) => {
@@ -446,7 +481,9 @@ fn redirect(
     Some(value.get_ref().clone())
 }
 
-const COMMON_JOB_KEYS: &[&str] = &["account", "type", "schedule", "every", "timezone", "timeout"];
+const COMMON_JOB_KEYS: &[&str] = &[
+    "account", "type", "schedule", "every", "timezone", "timeout",
+];
 
 /// Keys each job type takes besides [`COMMON_JOB_KEYS`].
 fn type_keys(kind: &str) -> &'static [&'static str] {
@@ -497,11 +534,19 @@ fn job(
     let key = |k: &str| format!("jobs.{n}.{k}");
     let ok_name = valid_name(n);
     if !ok_name {
-        cx.problem(name.span(), &format!("jobs.{n}"), format!("\"{n}\" is not a valid job name; {NAME_RULE}"));
+        cx.problem(
+            name.span(),
+            &format!("jobs.{n}"),
+            format!("\"{n}\" is not a valid job name; {NAME_RULE}"),
+        );
     }
     let r = raw.get_ref();
     let Some(kind) = &r.kind else {
-        cx.problem(raw.span(), &key("type"), "missing key `type`; use one of \"now_playing\", \"playlist\", \"http\", \"command\"");
+        cx.problem(
+            raw.span(),
+            &key("type"),
+            "missing key `type`; use one of \"now_playing\", \"playlist\", \"http\", \"command\"",
+        );
         return None;
     };
     let type_name = kind.get_ref().as_str();
@@ -517,13 +562,20 @@ fn job(
             cx.problem(
                 span,
                 &key(k),
-                format!("`{k}` is not a key of a `{type_name}` job; its keys are {}", valid.join(", ")),
+                format!(
+                    "`{k}` is not a key of a `{type_name}` job; its keys are {}",
+                    valid.join(", ")
+                ),
             );
         }
     }
     let account = match &r.account {
         None => {
-            cx.problem(raw.span(), &key("account"), "missing key `account`; name one of the [accounts.*] in this file");
+            cx.problem(
+                raw.span(),
+                &key("account"),
+                "missing key `account`; name one of the [accounts.*] in this file",
+            );
             None
         }
         Some(a) if accounts.keys().any(|k| k.get_ref() == a.get_ref()) => Some(a.get_ref().clone()),
@@ -534,19 +586,28 @@ fn job(
             } else {
                 format!("accounts in this file: {}", known.join(", "))
             };
-            cx.problem(a.span(), &key("account"), format!("no account named \"{}\"; {hint}", a.get_ref()));
+            cx.problem(
+                a.span(),
+                &key("account"),
+                format!("no account named \"{}\"; {hint}", a.get_ref()),
+            );
             None
         }
     };
     let trigger = trigger(cx, n, raw, zone);
-    let timeout = r
-        .timeout
-        .as_ref()
-        .map_or(Some(DEFAULT_JOB_TIMEOUT), |t| cx.duration(t, &key("timeout")));
+    let timeout = r.timeout.as_ref().map_or(Some(DEFAULT_JOB_TIMEOUT), |t| {
+        cx.duration(t, &key("timeout"))
+    });
     let kind = match type_name {
         "now_playing" => Some(JobKind::NowPlaying(NowPlayingJob {
-            history: r.history.as_ref().and_then(|h| cx.relative_or_absolute(h, &key("history"))),
-            on_change: r.on_change.as_ref().and_then(|c| cx.argv(c, &key("on_change"))),
+            history: r
+                .history
+                .as_ref()
+                .and_then(|h| cx.relative_or_absolute(h, &key("history"))),
+            on_change: r
+                .on_change
+                .as_ref()
+                .and_then(|c| cx.argv(c, &key("on_change"))),
         })),
         "playlist" => playlist_job(cx, n, raw).map(JobKind::Playlist),
         "http" => http_job(cx, n, raw).map(JobKind::Http),
@@ -578,7 +639,11 @@ fn trigger(
     let key = |k: &str| format!("jobs.{n}.{k}");
     match (&r.schedule, &r.every) {
         (Some(_), Some(every)) => {
-            cx.problem(every.span(), &key("every"), "give either `schedule` (cron) or `every` (an interval), not both");
+            cx.problem(
+                every.span(),
+                &key("every"),
+                "give either `schedule` (cron) or `every` (an interval), not both",
+            );
             None
         }
         (None, None) => {
@@ -587,11 +652,19 @@ fn trigger(
         }
         (None, Some(every)) => {
             if let Some(tz) = &r.timezone {
-                cx.problem(tz.span(), &key("timezone"), "`timezone` applies to `schedule` only; an `every` interval needs no zone");
+                cx.problem(
+                    tz.span(),
+                    &key("timezone"),
+                    "`timezone` applies to `schedule` only; an `every` interval needs no zone",
+                );
             }
             let d = cx.duration(every, &key("every"))?;
             if d < MIN_EVERY {
-                cx.problem(every.span(), &key("every"), "the interval is shorter than 1s; write at least \"1s\"");
+                cx.problem(
+                    every.span(),
+                    &key("every"),
+                    "the interval is shorter than 1s; write at least \"1s\"",
+                );
                 return None;
             }
             Some(Trigger::Every(d))
@@ -662,7 +735,11 @@ fn playlist_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<Play
         }
     };
     let mode = r.mode.as_ref().map_or(Some("replace"), |m| {
-        cx.one_of(m, &key("mode"), &[("replace", "replace"), ("append", "append")])
+        cx.one_of(
+            m,
+            &key("mode"),
+            &[("replace", "replace"), ("append", "append")],
+        )
     });
     let mode = match mode? {
         "replace" => {
@@ -671,21 +748,36 @@ fn playlist_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<Play
                 ("position", r.position.as_ref().map(Spanned::span)),
             ] {
                 if let Some(span) = span {
-                    cx.problem(span, &key(k), format!("`{k}` applies to mode = \"append\" only"));
+                    cx.problem(
+                        span,
+                        &key(k),
+                        format!("`{k}` applies to mode = \"append\" only"),
+                    );
                 }
             }
             PlaylistMode::Replace
         }
         _ => {
             let position = r.position.as_ref().map_or(Some(Position::Bottom), |p| {
-                cx.one_of(p, &key("position"), &[("top", Position::Top), ("bottom", Position::Bottom)])
+                cx.one_of(
+                    p,
+                    &key("position"),
+                    &[("top", Position::Top), ("bottom", Position::Bottom)],
+                )
             });
             let max_items = match &r.max_items {
                 Some(m) if (1..=10_000).contains(m.get_ref()) => {
                     Some(Some(u32::try_from(*m.get_ref()).unwrap_or(10_000)))
                 }
                 Some(m) => {
-                    cx.problem(m.span(), &key("max_items"), format!("{} is out of range; Spotify playlists hold 1 to 10000 items", m.get_ref()));
+                    cx.problem(
+                        m.span(),
+                        &key("max_items"),
+                        format!(
+                            "{} is out of range; Spotify playlists hold 1 to 10000 items",
+                            m.get_ref()
+                        ),
+                    );
                     None
                 }
                 None => Some(None),
@@ -703,13 +795,18 @@ fn playlist_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<Play
     })
 }
 
-const SOURCE_KINDS: &str = "\"top_tracks\", \"recently_played\", \"playlist\", \"search\", \"uris\"";
+const SOURCE_KINDS: &str =
+    "\"top_tracks\", \"recently_played\", \"playlist\", \"search\", \"uris\"";
 
 fn source(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>) -> Option<Source> {
     let r = raw.get_ref();
     let key = |k: &str| format!("jobs.{n}.source.{k}");
     let Some(kind) = &r.kind else {
-        cx.problem(raw.span(), &key("kind"), format!("missing key `kind`; use one of {SOURCE_KINDS}"));
+        cx.problem(
+            raw.span(),
+            &key("kind"),
+            format!("missing key `kind`; use one of {SOURCE_KINDS}"),
+        );
         return None;
     };
     let allowed: &[&str] = match kind.get_ref().as_str() {
@@ -719,7 +816,11 @@ fn source(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>) -> Option<Source>
         "search" => &["queries", "file", "command"],
         "uris" => &["uris", "file", "command"],
         other => {
-            cx.problem(kind.span(), &key("kind"), format!("\"{other}\" is not a source kind; use one of {SOURCE_KINDS}"));
+            cx.problem(
+                kind.span(),
+                &key("kind"),
+                format!("\"{other}\" is not a source kind; use one of {SOURCE_KINDS}"),
+            );
             return None;
         }
     };
@@ -738,30 +839,50 @@ fn source(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>) -> Option<Source>
             && !allowed.contains(&k)
         {
             bad = true;
-            cx.problem(span, &key(k), format!("`{k}` is not a key of a `{}` source; its keys are kind, {}", kind.get_ref(), allowed.join(", ")));
+            cx.problem(
+                span,
+                &key(k),
+                format!(
+                    "`{k}` is not a key of a `{}` source; its keys are kind, {}",
+                    kind.get_ref(),
+                    allowed.join(", ")
+                ),
+            );
         }
     }
     let limit = match &r.limit {
-        Some(l) if (1..=50).contains(l.get_ref()) => Some(u32::try_from(*l.get_ref()).unwrap_or(50)),
+        Some(l) if (1..=50).contains(l.get_ref()) => {
+            Some(u32::try_from(*l.get_ref()).unwrap_or(50))
+        }
         Some(l) => {
-            cx.problem(l.span(), &key("limit"), format!("{} is out of range; Spotify gives 1 to 50 items here", l.get_ref()));
+            cx.problem(
+                l.span(),
+                &key("limit"),
+                format!(
+                    "{} is out of range; Spotify gives 1 to 50 items here",
+                    l.get_ref()
+                ),
+            );
             None
         }
         None => Some(50),
     };
     let source = match kind.get_ref().as_str() {
         "top_tracks" => Source::TopTracks {
-            time_range: r.time_range.as_ref().map_or(Some(TimeRange::MediumTerm), |t| {
-                cx.one_of(
-                    t,
-                    &key("time_range"),
-                    &[
-                        ("short_term", TimeRange::ShortTerm),
-                        ("medium_term", TimeRange::MediumTerm),
-                        ("long_term", TimeRange::LongTerm),
-                    ],
-                )
-            })?,
+            time_range: r
+                .time_range
+                .as_ref()
+                .map_or(Some(TimeRange::MediumTerm), |t| {
+                    cx.one_of(
+                        t,
+                        &key("time_range"),
+                        &[
+                            ("short_term", TimeRange::ShortTerm),
+                            ("medium_term", TimeRange::MediumTerm),
+                            ("long_term", TimeRange::LongTerm),
+                        ],
+                    )
+                })?,
             limit: limit?,
         },
         "recently_played" => Source::RecentlyPlayed { limit: limit? },
@@ -770,7 +891,11 @@ fn source(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>) -> Option<Source>
                 playlist: playlist_ref(p.get_ref().trim()),
             },
             _ => {
-                cx.problem(raw.span(), &key("playlist"), "a `playlist` source needs `playlist`: a name or \"spotify:playlist:ID\"");
+                cx.problem(
+                    raw.span(),
+                    &key("playlist"),
+                    "a `playlist` source needs `playlist`: a name or \"spotify:playlist:ID\"",
+                );
                 return None;
             }
         },
@@ -803,8 +928,14 @@ pub(crate) fn valid_item_uri(uri: &str) -> bool {
 fn lines(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>, list_key: &str) -> Option<Lines> {
     let r = raw.get_ref();
     let key = |k: &str| format!("jobs.{n}.source.{k}");
-    let list = if list_key == "queries" { &r.queries } else { &r.uris };
-    let given = usize::from(list.is_some()) + usize::from(r.file.is_some()) + usize::from(r.command.is_some());
+    let list = if list_key == "queries" {
+        &r.queries
+    } else {
+        &r.uris
+    };
+    let given = usize::from(list.is_some())
+        + usize::from(r.file.is_some())
+        + usize::from(r.command.is_some());
     if given != 1 {
         cx.problem(raw.span(), &key(list_key), format!("give exactly one of `{list_key}` (a list), `file` (a path, one item a line) or `command` (a program that prints one item a line)"));
         return None;
@@ -838,29 +969,43 @@ fn http_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<HttpJob>
         )
     });
     let target = match (&r.path, &r.url) {
-        (Some(p), None) if p.get_ref().starts_with('/') => Some(HttpTarget::Path(p.get_ref().clone())),
+        (Some(p), None) if p.get_ref().starts_with('/') => {
+            Some(HttpTarget::Path(p.get_ref().clone()))
+        }
         (Some(p), None) => {
             cx.problem(p.span(), &key("path"), format!("\"{}\" does not start with '/'; write a path relative to the account's api_base_url, e.g. \"/me\"", p.get_ref()));
             None
         }
-        (None, Some(u)) => cx.url(u, &key("url")).map(|_| HttpTarget::Url(u.get_ref().clone())),
+        (None, Some(u)) => cx
+            .url(u, &key("url"))
+            .map(|_| HttpTarget::Url(u.get_ref().clone())),
         (Some(_), Some(u)) => {
-            cx.problem(u.span(), &key("url"), "give either `path` (relative to the account's api_base_url) or `url`, not both");
+            cx.problem(
+                u.span(),
+                &key("url"),
+                "give either `path` (relative to the account's api_base_url) or `url`, not both",
+            );
             None
         }
         (None, None) => {
-            cx.problem(raw.span(), &key("path"), "missing key `path` or `url`; e.g. path = \"/me\"");
+            cx.problem(
+                raw.span(),
+                &key("path"),
+                "missing key `path` or `url`; e.g. path = \"/me\"",
+            );
             None
         }
     };
     let body = match &r.body {
-        Some(b) => match serde_json::to_value(b.get_ref()) {
-            Ok(v) => Some(Some(v)),
-            Err(e) => {
-                cx.problem(b.span(), &key("body"), format!("cannot be sent as JSON ({e}); write a TOML table, array, string or number"));
-                None
+        Some(b) => {
+            match serde_json::to_value(b.get_ref()) {
+                Ok(v) => Some(Some(v)),
+                Err(e) => {
+                    cx.problem(b.span(), &key("body"), format!("cannot be sent as JSON ({e}); write a TOML table, array, string or number"));
+                    None
+                }
             }
-        },
+        }
         None => Some(None),
     };
     let output = match &r.output {
@@ -870,7 +1015,11 @@ fn http_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<HttpJob>
     Some(HttpJob {
         method: method?,
         target: target?,
-        query: r.query.as_ref().map(|q| q.get_ref().clone()).unwrap_or_default(),
+        query: r
+            .query
+            .as_ref()
+            .map(|q| q.get_ref().clone())
+            .unwrap_or_default(),
         body: body?,
         output: output?,
     })
@@ -878,7 +1027,9 @@ fn http_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<HttpJob>
 
 fn command_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<CommandJob> {
     match &raw.get_ref().command {
-        Some(c) => cx.argv(c, &format!("jobs.{n}.command")).map(|argv| CommandJob { argv }),
+        Some(c) => cx
+            .argv(c, &format!("jobs.{n}.command"))
+            .map(|argv| CommandJob { argv }),
         None => {
             cx.problem(raw.span(), &format!("jobs.{n}.command"), "missing key `command`; write the program and its arguments as a list, e.g. [\"/usr/local/bin/backup\", \"--quiet\"]");
             None

@@ -1,0 +1,344 @@
+//! When jobs run: cron patterns and intervals turned into instants, and the
+//! per-job loop that waits for them.
+//!
+//! Invariants:
+//! - One task per job, and the task runs the job's body itself, so a job can
+//!   never overlap itself.
+//! - Waits are measured against the wall clock ([`Clock`]) in steps of at
+//!   most [`WALL_CLOCK_STEP`]: tokio's timers follow the monotonic clock,
+//!   which stops during a suspend, so a long sleep alone would wake hours late.
+//! - Runs that were due while the machine slept or while the previous run
+//!   overran collapse into one run, with a warning saying how many.
+
+use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Trigger;
+
+/// The longest single sleep. DESIGN §5: timers that wait long re-read the
+/// wall clock at least this often, so that after a suspend a due job (or an
+/// expired token) is handled within this time of waking.
+pub const WALL_CLOCK_STEP: Duration = Duration::from_secs(30);
+
+/// The most missed occurrences counted for a warning; past it the count says
+/// "at least".
+const MAX_COUNTED: u64 = 10_000;
+
+/// Wall-clock time.
+pub trait Clock: Send + Sync + fmt::Debug {
+    fn now(&self) -> Timestamp;
+}
+
+/// The system's real-time clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::now()
+    }
+}
+
+/// A wall clock that follows tokio's clock (so `tokio::time::pause` and
+/// `advance` move it) plus explicit jumps, which is what a suspend looks
+/// like from inside the process. For tests and the benchmark harness.
+#[derive(Debug)]
+pub struct TokioClock {
+    base: Timestamp,
+    start: tokio::time::Instant,
+    jumped: Mutex<SignedDuration>,
+}
+
+impl TokioClock {
+    pub fn new(base: Timestamp) -> Self {
+        Self {
+            base,
+            start: tokio::time::Instant::now(),
+            jumped: Mutex::new(SignedDuration::ZERO),
+        }
+    }
+
+    /// Moves wall time forward without moving tokio's clock, as a suspend does.
+    pub fn jump(&self, by: Duration) {
+        let mut j = self
+            .jumped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *j += SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
+        let jumped = *self
+            .jumped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.base
+            .checked_add(elapsed)
+            .and_then(|t| t.checked_add(jumped))
+            .unwrap_or(Timestamp::MAX)
+    }
+}
+
+/// The time from `now` until `target`, zero if it has passed.
+pub fn until(now: Timestamp, target: Timestamp) -> Duration {
+    Duration::try_from(target.duration_since(now)).unwrap_or(Duration::ZERO)
+}
+
+/// Sleeps until the wall clock reaches `target`, re-reading it at least
+/// every [`WALL_CLOCK_STEP`].
+pub async fn sleep_until_wall(clock: &dyn Clock, target: Timestamp) {
+    loop {
+        let left = until(clock.now(), target);
+        if left.is_zero() {
+            return;
+        }
+        tokio::time::sleep(left.min(WALL_CLOCK_STEP)).await;
+    }
+}
+
+impl Trigger {
+    /// The first occurrence strictly after `after`. `anchor` is the instant
+    /// an interval counts from (its last planned run); cron ignores it.
+    /// `None` when a cron pattern never matches again.
+    pub fn next_after(&self, anchor: Timestamp, after: Timestamp) -> Option<Timestamp> {
+        match self {
+            Trigger::Every(every) => {
+                let every = SignedDuration::try_from(*every).ok()?;
+                if after < anchor {
+                    return anchor.checked_add(every).ok();
+                }
+                let since = after.duration_since(anchor).as_nanos();
+                let steps = since / every.as_nanos() + 1;
+                let offset =
+                    SignedDuration::from_nanos(i64::try_from(steps * every.as_nanos()).ok()?);
+                anchor.checked_add(offset).ok()
+            }
+            Trigger::Cron { cron, timezone, .. } => {
+                let zoned = after.to_zoned(timezone.clone());
+                cron.find_next_occurrence(&zoned, false)
+                    .ok()
+                    .map(|z| z.timestamp())
+            }
+        }
+    }
+
+    /// The next `n` run times after `from`, as `freshd check` shows them.
+    pub fn upcoming(&self, from: Timestamp, n: usize) -> Vec<Timestamp> {
+        let first = self.first_run(from);
+        std::iter::successors(first, |&t| self.next_after(first.unwrap_or(t), t))
+            .take(n)
+            .collect()
+    }
+
+    /// When a freshly started job first runs: an interval job at once (a
+    /// poller should not wait a whole interval to say something), a cron job
+    /// at its next match.
+    pub fn first_run(&self, now: Timestamp) -> Option<Timestamp> {
+        match self {
+            Trigger::Every(_) => Some(now),
+            Trigger::Cron { .. } => self.next_after(now, now),
+        }
+    }
+
+    /// How many occurrences fall in `(from, to]`, counting at most
+    /// [`MAX_COUNTED`].
+    fn count_between(&self, anchor: Timestamp, from: Timestamp, to: Timestamp) -> u64 {
+        let mut n = 0;
+        let mut t = from;
+        while n < MAX_COUNTED {
+            match self.next_after(anchor, t) {
+                Some(next) if next <= to => {
+                    n += 1;
+                    t = next;
+                }
+                _ => break,
+            }
+        }
+        n
+    }
+}
+
+/// How one run of a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Ok,
+    /// Not run this time, e.g. during a provider's rate-limit cooldown.
+    Skipped(String),
+    Error(String),
+}
+
+impl RunOutcome {
+    /// The `last_result` word of `status --json`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            RunOutcome::Ok => "ok",
+            RunOutcome::Skipped(_) => "skipped",
+            RunOutcome::Error(_) => "error",
+        }
+    }
+}
+
+/// What `status` shows of a job, updated by its loop.
+#[derive(Debug, Default, Clone)]
+pub struct JobState {
+    pub next_run: Option<Timestamp>,
+    pub last_run: Option<Timestamp>,
+    pub last_outcome: Option<RunOutcome>,
+    pub running: bool,
+}
+
+/// Shared, lock-protected [`JobState`].
+#[derive(Debug, Default)]
+pub struct JobStatus(Mutex<JobState>);
+
+impl JobStatus {
+    pub fn get(&self) -> JobState {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut JobState)) {
+        f(&mut self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner));
+    }
+}
+
+/// A request to run a job now; the outcome is sent back when it is done.
+pub type RunNow = oneshot::Sender<RunOutcome>;
+
+/// One job's loop: its schedule, the body to run, and how to stop it.
+#[derive(Debug)]
+pub struct JobLoop {
+    pub name: String,
+    pub trigger: Trigger,
+    pub timeout: Duration,
+    pub clock: Arc<dyn Clock>,
+    pub status: Arc<JobStatus>,
+    /// Stops the loop between runs; a run in progress is not interrupted.
+    pub cancel: CancellationToken,
+    /// `freshd run-job` requests.
+    pub manual: mpsc::Receiver<RunNow>,
+}
+
+impl JobLoop {
+    /// Runs until cancelled. `body` is one run of the job.
+    pub async fn run<F, Fut>(mut self, mut body: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = RunOutcome>,
+    {
+        let clock = Arc::clone(&self.clock);
+        let Some(mut due) = self.trigger.first_run(clock.now()) else {
+            tracing::warn!(JOB = %self.name, "the schedule never matches again; the job will not run");
+            self.status.update(|s| s.next_run = None);
+            return self.serve_manual_only(body).await;
+        };
+        let mut anchor = due;
+        loop {
+            self.status.update(|s| s.next_run = Some(due));
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                () = sleep_until_wall(clock.as_ref(), due) => {}
+                Some(reply) = self.manual.recv() => {
+                    let outcome = self.run_once(&mut body, "on request").await;
+                    let _ = reply.send(outcome);
+                    continue;
+                }
+            }
+            let started = clock.now();
+            let late = self.trigger.count_between(anchor, due, started);
+            if late > 0 {
+                tracing::warn!(
+                    JOB = %self.name,
+                    "{late}{} more run(s) were due while the machine was asleep or the clock jumped; running once for all of them",
+                    if late >= MAX_COUNTED { "+" } else { "" },
+                );
+            }
+            self.run_once(&mut body, "on schedule").await;
+            let finished = clock.now();
+            let overrun = self.trigger.count_between(anchor, started, finished);
+            if overrun > 0 {
+                tracing::warn!(
+                    JOB = %self.name,
+                    "the run took {}, past {overrun} planned start(s); running once more now instead",
+                    crate::config::format_duration(until(started, finished)),
+                );
+                due = finished;
+                anchor = finished;
+                continue;
+            }
+            let Some(next) = self.trigger.next_after(anchor, started.max(due)) else {
+                tracing::warn!(JOB = %self.name, "the schedule never matches again; the job will not run");
+                self.status.update(|s| s.next_run = None);
+                return self.serve_manual_only(body).await;
+            };
+            due = next;
+            if matches!(self.trigger, Trigger::Every(_)) && late > 0 {
+                anchor = started;
+                due = self.trigger.next_after(anchor, started).unwrap_or(next);
+            }
+        }
+    }
+
+    async fn serve_manual_only<F, Fut>(mut self, mut body: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = RunOutcome>,
+    {
+        loop {
+            tokio::select! {
+                () = self.cancel.cancelled() => return,
+                Some(reply) = self.manual.recv() => {
+                    let outcome = self.run_once(&mut body, "on request").await;
+                    let _ = reply.send(outcome);
+                }
+            }
+        }
+    }
+
+    async fn run_once<F, Fut>(&mut self, body: &mut F, why: &str) -> RunOutcome
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = RunOutcome>,
+    {
+        let started = self.clock.now();
+        self.status.update(|s| {
+            s.running = true;
+            s.last_run = Some(started);
+        });
+        tracing::debug!(JOB = %self.name, "run starts ({why})");
+        let outcome = match tokio::time::timeout(self.timeout, body()).await {
+            Ok(outcome) => outcome,
+            Err(_) => RunOutcome::Error(format!(
+                "stopped after its timeout of {}",
+                crate::config::format_duration(self.timeout)
+            )),
+        };
+        match &outcome {
+            RunOutcome::Ok => tracing::info!(JOB = %self.name, "run finished: ok"),
+            RunOutcome::Skipped(why) => tracing::info!(JOB = %self.name, "run skipped: {why}"),
+            RunOutcome::Error(e) => tracing::error!(JOB = %self.name, "run failed: {e}"),
+        }
+        self.status.update(|s| {
+            s.running = false;
+            s.last_outcome = Some(outcome.clone());
+        });
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests;
