@@ -1,0 +1,423 @@
+//! The provider's token endpoint: one request, and what its answer means.
+//!
+//! Classification follows DESIGN §5: network errors, 408, 429 and 5xx (and
+//! answers that are not a token) are [`RefreshError::Transient`] and worth
+//! retrying later; `invalid_grant` is [`RefreshError::Revoked`] (a person
+//! must log in again); `invalid_client` and the other OAuth errors are
+//! [`RefreshError::Rejected`] (the configuration is wrong). No message
+//! built here contains a token or secret: the provider's own description is
+//! scrubbed of every secret freshd sent.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// What a successful token request gave.
+pub struct Tokens {
+    pub access_token: SecretString,
+    /// `None` when the provider says nothing: the token does not expire.
+    pub expires_in: Option<Duration>,
+    /// A new refresh token, when the provider rotates them.
+    pub refresh_token: Option<SecretString>,
+}
+
+impl fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tokens")
+            .field("access_token", &"[REDACTED]")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
+/// The grants freshd asks for.
+#[derive(Debug)]
+pub enum GrantRequest<'a> {
+    RefreshToken(&'a SecretString),
+    ClientCredentials,
+    AuthorizationCode {
+        code: &'a SecretString,
+        verifier: &'a SecretString,
+        redirect_uri: &'a str,
+    },
+}
+
+/// Why a token request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// Worth trying again later; `retry_after` is the provider's wish.
+    #[error("{reason}")]
+    Transient {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// The refresh token is no good: a person must authorize again.
+    #[error("{reason}")]
+    Revoked { reason: String },
+    /// The provider refused the client itself: the configuration is wrong.
+    #[error("{reason}")]
+    Rejected { reason: String },
+}
+
+/// Something that answers token requests: the HTTP endpoint, or a scripted
+/// one in unit tests that run on tokio's paused clock.
+pub trait TokenEndpoint: Send + Sync + fmt::Debug {
+    fn request<'a>(
+        &'a self,
+        grant: GrantRequest<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Tokens, RefreshError>> + Send + 'a>>;
+}
+
+/// How long one token request may take. Providers answer in well under a
+/// second; 30 s rides out a slow network without letting a hung server hold
+/// every caller of `freshd token` for minutes.
+pub const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest error description kept from a provider's answer.
+const MAX_DESCRIPTION: usize = 200;
+
+/// A token endpoint over HTTP.
+pub struct HttpEndpoint {
+    http: reqwest::Client,
+    url: String,
+    client_id: String,
+    client_secret: Option<SecretString>,
+    scopes: Vec<String>,
+}
+
+impl fmt::Debug for HttpEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpEndpoint")
+            .field("url", &self.url)
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpEndpoint {
+    pub fn new(
+        http: reqwest::Client,
+        url: String,
+        client_id: String,
+        client_secret: Option<SecretString>,
+        scopes: Vec<String>,
+    ) -> Self {
+        Self {
+            http,
+            url,
+            client_id,
+            client_secret,
+            scopes,
+        }
+    }
+
+    async fn send(&self, grant: GrantRequest<'_>) -> Result<Tokens, RefreshError> {
+        let scope = self.scopes.join(" ");
+        let mut form: Vec<(&str, &str)> = Vec::new();
+        let mut sent: Vec<&str> = Vec::new();
+        match &grant {
+            GrantRequest::RefreshToken(rt) => {
+                form.push(("grant_type", "refresh_token"));
+                form.push(("refresh_token", rt.expose_secret()));
+                sent.push(rt.expose_secret());
+            }
+            GrantRequest::ClientCredentials => {
+                form.push(("grant_type", "client_credentials"));
+                if !scope.is_empty() {
+                    form.push(("scope", &scope));
+                }
+            }
+            GrantRequest::AuthorizationCode {
+                code,
+                verifier,
+                redirect_uri,
+            } => {
+                form.push(("grant_type", "authorization_code"));
+                form.push(("code", code.expose_secret()));
+                form.push(("redirect_uri", redirect_uri));
+                form.push(("code_verifier", verifier.expose_secret()));
+                sent.push(code.expose_secret());
+                sent.push(verifier.expose_secret());
+            }
+        }
+        let mut req = self.http.post(&self.url).timeout(TOKEN_REQUEST_TIMEOUT);
+        match &self.client_secret {
+            // RFC 6749 §2.3.1: confidential clients authenticate with Basic.
+            Some(secret) => {
+                req = req.basic_auth(&self.client_id, Some(secret.expose_secret()));
+                sent.push(secret.expose_secret());
+            }
+            // Public clients (PKCE) name themselves in the body.
+            None => form.push(("client_id", &self.client_id)),
+        }
+        let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {
+            reason: format!("cannot encode the token request: {e}"),
+        })?;
+        let resp = req
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .header(reqwest::header::ACCEPT, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RefreshError::Transient {
+                reason: describe_reqwest(&e),
+                retry_after: None,
+            })?;
+        let status = resp.status();
+        let retry_after = retry_after(resp.headers());
+        let bytes = resp.bytes().await.map_err(|e| RefreshError::Transient {
+            reason: format!(
+                "the token endpoint's answer broke off: {}",
+                describe_reqwest(&e)
+            ),
+            retry_after: None,
+        })?;
+        classify(status.as_u16(), retry_after, &bytes, &sent)
+    }
+}
+
+impl TokenEndpoint for HttpEndpoint {
+    fn request<'a>(
+        &'a self,
+        grant: GrantRequest<'a>,
+    ) -> Pin<Box<dyn Future<Output = Result<Tokens, RefreshError>> + Send + 'a>> {
+        Box::pin(self.send(grant))
+    }
+}
+
+/// A reqwest error in words, without the URL's query (which could hold a
+/// secret on some providers) and without chains of "error sending request".
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "no answer within the timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    let host = e
+        .url()
+        .map(|u| format!(" to {}", u.host_str().unwrap_or("?")))
+        .unwrap_or_default();
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() {
+        format!("{kind}{host}")
+    } else {
+        format!("{kind}{host}: {cause}")
+    }
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is read as "a minute").
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    match value.parse::<u64>() {
+        Ok(secs) => Some(Duration::from_secs(secs)),
+        Err(_) => Some(Duration::from_secs(60)),
+    }
+}
+
+#[derive(Deserialize)]
+struct RawTokens {
+    access_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+    refresh_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawError {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// What a token endpoint's answer means. Public for the fuzz and unit tests.
+pub fn classify(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    sent: &[&str],
+) -> Result<Tokens, RefreshError> {
+    if status == 200 {
+        return parse_tokens(body);
+    }
+    let transient = |what: String| RefreshError::Transient {
+        reason: what,
+        retry_after,
+    };
+    if status == 408 || status == 429 || status >= 500 {
+        let what = match status {
+            408 => "the token endpoint timed out (408)".to_owned(),
+            429 => "the token endpoint is rate limiting (429)".to_owned(),
+            s => format!("the token endpoint failed ({s})"),
+        };
+        return Err(transient(what));
+    }
+    let parsed: Option<RawError> = serde_json::from_slice(body).ok();
+    let Some(RawError {
+        error: Some(code),
+        error_description,
+    }) = parsed
+    else {
+        return Err(transient(format!(
+            "the token endpoint answered {status} without an OAuth error"
+        )));
+    };
+    let code = scrub(&code, sent);
+    let description = error_description
+        .map(|d| format!(": {}", scrub(&d, sent)))
+        .unwrap_or_default();
+    let reason = format!("{code}{description}");
+    match code.as_str() {
+        "invalid_grant" => Err(RefreshError::Revoked { reason }),
+        "invalid_client"
+        | "unauthorized_client"
+        | "unsupported_grant_type"
+        | "invalid_scope"
+        | "invalid_request" => Err(RefreshError::Rejected { reason }),
+        _ => Err(transient(format!(
+            "the token endpoint answered {status} {reason}"
+        ))),
+    }
+}
+
+fn parse_tokens(body: &[u8]) -> Result<Tokens, RefreshError> {
+    let garbage = |why: &str| RefreshError::Transient {
+        reason: format!("the token endpoint answered 200 but {why}"),
+        retry_after: None,
+    };
+    let raw: RawTokens =
+        serde_json::from_slice(body).map_err(|_| garbage("not with a JSON token response"))?;
+    let access = raw
+        .access_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| garbage("without an access_token"))?;
+    let expires_in = match raw.expires_in {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => n.as_f64().map(|s| s.max(0.0)),
+        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok().map(|s| s.max(0.0)),
+        Some(_) => return Err(garbage("with an expires_in that is not a number")),
+    };
+    let expires_in = match expires_in {
+        Some(s) if s.is_finite() && s < 1e9 => Some(Duration::from_secs_f64(s)),
+        Some(_) => return Err(garbage("with an expires_in out of range")),
+        None => None,
+    };
+    Ok(Tokens {
+        access_token: SecretString::from(access),
+        expires_in,
+        refresh_token: raw
+            .refresh_token
+            .filter(|t| !t.is_empty())
+            .map(SecretString::from),
+    })
+}
+
+/// `text` cut to a sane length, with every secret that was sent replaced.
+fn scrub(text: &str, sent: &[&str]) -> String {
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_DESCRIPTION)
+        .collect();
+    for s in sent.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "[REDACTED]");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotated_and_kept_refresh_tokens() {
+        let t = classify(
+            200,
+            None,
+            br#"{"access_token":"a","expires_in":3600,"refresh_token":"r2"}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(t.refresh_token.unwrap().expose_secret(), "r2");
+        let t = classify(
+            200,
+            None,
+            br#"{"access_token":"a","expires_in":"60","refresh_token":null}"#,
+            &[],
+        )
+        .unwrap();
+        assert_eq!(t.expires_in, Some(Duration::from_secs(60)));
+        assert!(t.refresh_token.is_none());
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        let revoked = classify(
+            400,
+            None,
+            br#"{"error":"invalid_grant","error_description":"Refresh token revoked"}"#,
+            &[],
+        );
+        assert_eq!(
+            revoked.unwrap_err(),
+            RefreshError::Revoked {
+                reason: "invalid_grant: Refresh token revoked".into()
+            }
+        );
+        let client = classify(401, None, br#"{"error":"invalid_client"}"#, &[]);
+        assert!(matches!(client.unwrap_err(), RefreshError::Rejected { .. }));
+        let limited = classify(429, Some(Duration::from_secs(3600)), b"", &[]);
+        assert_eq!(
+            limited.unwrap_err(),
+            RefreshError::Transient {
+                reason: "the token endpoint is rate limiting (429)".into(),
+                retry_after: Some(Duration::from_secs(3600))
+            }
+        );
+        assert!(matches!(
+            classify(503, None, b"<html>", &[]).unwrap_err(),
+            RefreshError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(200, None, b"<html>oops</html>", &[]).unwrap_err(),
+            RefreshError::Transient { .. }
+        ));
+        assert!(matches!(
+            classify(400, None, b"not json", &[]).unwrap_err(),
+            RefreshError::Transient { .. }
+        ));
+    }
+
+    #[test]
+    fn provider_descriptions_are_scrubbed_of_what_was_sent() {
+        let body = br#"{"error":"invalid_grant","error_description":"token rt-SECRET-1 revoked"}"#;
+        let err = classify(400, None, body, &["rt-SECRET-1"]).unwrap_err();
+        assert_eq!(err.to_string(), "invalid_grant: token [REDACTED] revoked");
+    }
+}

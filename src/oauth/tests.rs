@@ -1,0 +1,358 @@
+//! Token manager behaviour on tokio's paused clock, against a scripted
+//! endpoint (the HTTP endpoint is covered end to end in tests/).
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::*;
+use crate::config::Config;
+use crate::scheduler::TokioClock;
+use crate::secrets::memory::MemoryStore;
+
+type Script = Box<dyn Fn(u32, Option<String>) -> Result<Tokens, RefreshError> + Send + Sync>;
+
+/// Answers with `script(n, refresh_token_sent)` after a 50 ms round trip,
+/// counting requests and remembering which refresh tokens were sent.
+struct Scripted {
+    count: AtomicU32,
+    sent: Mutex<Vec<Option<String>>>,
+    script: Script,
+    queue: Mutex<VecDeque<Result<Tokens, RefreshError>>>,
+}
+
+impl std::fmt::Debug for Scripted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scripted")
+    }
+}
+
+impl TokenEndpoint for Scripted {
+    fn request<'a>(
+        &'a self,
+        grant: GrantRequest<'a>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Tokens, RefreshError>> + Send + 'a>,
+    > {
+        let rt = match grant {
+            GrantRequest::RefreshToken(t) => Some(t.expose_secret().to_owned()),
+            _ => None,
+        };
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let n = self.count.fetch_add(1, Ordering::SeqCst);
+            self.sent.lock().unwrap().push(rt.clone());
+            if let Some(r) = self.queue.lock().unwrap().pop_front() {
+                return r;
+            }
+            (self.script)(n, rt)
+        })
+    }
+}
+
+fn tokens(n: u32, lifetime: u64, rotate: bool) -> Tokens {
+    Tokens {
+        access_token: SecretString::from(format!("at-{n}")),
+        expires_in: Some(Duration::from_secs(lifetime)),
+        refresh_token: rotate.then(|| SecretString::from(format!("rt-{}", n + 1))),
+    }
+}
+
+fn transient(retry_after: Option<u64>) -> Result<Tokens, RefreshError> {
+    Err(RefreshError::Transient {
+        reason: "the token endpoint failed (503)".into(),
+        retry_after: retry_after.map(Duration::from_secs),
+    })
+}
+
+struct Rig {
+    manager: Arc<TokenManager>,
+    endpoint: Arc<Scripted>,
+    store: Arc<MemoryStore>,
+    clock: Arc<TokioClock>,
+    cancel: CancellationToken,
+}
+
+async fn rig(script: Script) -> Rig {
+    let text = "[accounts.a]\ntoken_url = \"http://127.0.0.1:1/token\"\nclient_id = \"id\"\nrefresh_before_expiry = \"5m\"\n";
+    let config = Config::parse(text, Path::new("t.toml"), true).unwrap();
+    let account = config.accounts["a"].clone();
+    let endpoint = Arc::new(Scripted {
+        count: AtomicU32::new(0),
+        sent: Mutex::default(),
+        script,
+        queue: Mutex::default(),
+    });
+    let store = Arc::new(MemoryStore::new());
+    store
+        .set("a", SecretKind::RefreshToken, &SecretString::from("rt-0"))
+        .unwrap();
+    let clock = Arc::new(TokioClock::new("2026-06-01T00:00:00Z".parse().unwrap()));
+    let manager = TokenManager::new(
+        account,
+        endpoint.clone(),
+        store.clone(),
+        clock.clone(),
+        None,
+    );
+    manager.load().await.unwrap();
+    Rig {
+        manager,
+        endpoint,
+        store,
+        clock,
+        cancel: CancellationToken::new(),
+    }
+}
+
+impl Rig {
+    fn requests(&self) -> u32 {
+        self.endpoint.count.load(Ordering::SeqCst)
+    }
+
+    fn start(&self) {
+        tokio::spawn(self.manager.clone().run(self.cancel.clone()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_callers_at_expiry_make_one_request() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    let mut callers = Vec::new();
+    for _ in 0..1000 {
+        let m = rig.manager.clone();
+        callers.push(tokio::spawn(async move { m.access_token().await }));
+    }
+    for c in callers {
+        assert_eq!(c.await.unwrap().unwrap().expose_secret(), "at-0");
+    }
+    assert_eq!(rig.requests(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn refreshes_ahead_of_expiry_with_jitter() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.requests(), 1, "the first refresh happens at start");
+    // refresh_before_expiry = 5m, jitter up to 10 % of it: between 54.5 and 55 minutes.
+    tokio::time::sleep(Duration::from_secs(54 * 60 + 29)).await;
+    assert_eq!(rig.requests(), 1);
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    assert_eq!(rig.requests(), 2);
+    assert_eq!(rig.manager.status().state, "ok");
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_back_off_exponentially() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    for _ in 0..4 {
+        rig.endpoint
+            .queue
+            .lock()
+            .unwrap()
+            .push_back(transient(None));
+    }
+    rig.start();
+    let mut at = Vec::new();
+    let start = tokio::time::Instant::now();
+    let mut seen = 0;
+    while seen < 5 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if rig.requests() > seen {
+            seen = rig.requests();
+            at.push(start.elapsed().as_secs_f64());
+        }
+    }
+    // Waits of 2, 4, 8, 16 s, each ±20 %, plus the 50 ms round trips.
+    let gaps: Vec<f64> = at.windows(2).map(|w| w[1] - w[0]).collect();
+    for (gap, nominal) in gaps.iter().zip([2.0, 4.0, 8.0, 16.0]) {
+        assert!(
+            *gap >= nominal * 0.8 && *gap <= nominal * 1.2 + 0.3,
+            "gaps {gaps:?}"
+        );
+    }
+    assert_eq!(rig.manager.status().state, "ok");
+    assert_eq!(rig.manager.status().last_error, None);
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_of_an_hour_is_honoured_without_making_callers_wait() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    rig.endpoint
+        .queue
+        .lock()
+        .unwrap()
+        .push_back(transient(Some(3600)));
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.requests(), 1);
+    let status = rig.manager.status();
+    assert_eq!(status.state, "backoff");
+    // A caller is told at once, not after an hour.
+    let before = tokio::time::Instant::now();
+    let err = rig.manager.access_token().await.unwrap_err();
+    assert_eq!(before.elapsed(), Duration::ZERO);
+    assert!(matches!(err, TokenError::Backoff { .. }), "{err}");
+    tokio::time::sleep(Duration::from_secs(3590)).await;
+    assert_eq!(
+        rig.requests(),
+        1,
+        "nothing is sent before Retry-After passes"
+    );
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(rig.requests(), 2);
+    assert_eq!(
+        rig.manager.access_token().await.unwrap().expose_secret(),
+        "at-1"
+    );
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_request_after_invalid_grant() {
+    let rig = rig(Box::new(|_, _| {
+        Err(RefreshError::Revoked {
+            reason: "invalid_grant: Refresh token revoked".into(),
+        })
+    }))
+    .await;
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.requests(), 1);
+    for _ in 0..100 {
+        let err = rig.manager.access_token().await.unwrap_err();
+        assert!(err.to_string().contains("run `freshd login a`"), "{err}");
+    }
+    tokio::time::sleep(Duration::from_secs(7 * 86400)).await;
+    assert_eq!(rig.requests(), 1);
+    assert_eq!(rig.manager.status().state, "needs_login");
+    // A new token and a reload bring it back.
+    rig.store
+        .set("a", SecretKind::RefreshToken, &SecretString::from("rt-new"))
+        .unwrap();
+    rig.endpoint
+        .queue
+        .lock()
+        .unwrap()
+        .push_back(Ok(tokens(7, 3600, false)));
+    rig.manager.reload_secret().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        rig.manager.access_token().await.unwrap().expose_secret(),
+        "at-7"
+    );
+    assert_eq!(
+        rig.endpoint
+            .sent
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .flatten()
+            .as_deref(),
+        Some("rt-new")
+    );
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn rotated_refresh_token_is_stored_and_used_next() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    rig.manager.access_token().await.unwrap();
+    let stored = rig
+        .store
+        .get("a", SecretKind::RefreshToken)
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.expose_secret(), "rt-1");
+    rig.clock.jump(Duration::from_secs(3600));
+    rig.manager.access_token().await.unwrap();
+    let sent = rig.endpoint.sent.lock().unwrap().clone();
+    assert_eq!(sent, vec![Some("rt-0".into()), Some("rt-1".into())]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_store_that_cannot_write_keeps_the_rotated_token_in_memory() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    rig.store.fail_writes(true);
+    assert_eq!(
+        rig.manager.access_token().await.unwrap().expose_secret(),
+        "at-0"
+    );
+    let status = rig.manager.status();
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot store the rotated refresh token"),
+        "{status:?}"
+    );
+    rig.clock.jump(Duration::from_secs(3600));
+    rig.store.fail_writes(false);
+    rig.manager.access_token().await.unwrap();
+    assert_eq!(
+        rig.endpoint.sent.lock().unwrap()[1].as_deref(),
+        Some("rt-1")
+    );
+    assert_eq!(
+        rig.store
+            .get("a", SecretKind::RefreshToken)
+            .unwrap()
+            .unwrap()
+            .expose_secret(),
+        "rt-2"
+    );
+    assert_eq!(rig.manager.status().last_error, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_token_expired_during_a_suspend_is_refreshed_on_waking() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(rig.requests(), 1);
+    rig.clock.jump(Duration::from_secs(8 * 3600));
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    assert_eq!(
+        rig.requests(),
+        2,
+        "refreshed within one 30 s step of waking"
+    );
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn missing_token_is_a_state_not_a_request() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    let empty = Arc::new(MemoryStore::new());
+    let m = TokenManager::new(
+        rig.manager.account().clone(),
+        rig.endpoint.clone(),
+        empty,
+        rig.clock.clone(),
+        None,
+    );
+    m.load().await.unwrap();
+    assert_eq!(m.status().state, "no_token");
+    assert!(matches!(
+        m.access_token().await.unwrap_err(),
+        TokenError::NoToken { .. }
+    ));
+    assert_eq!(rig.requests(), 0);
+}
+
+#[test]
+fn expiry_warning_starts_fourteen_days_before() {
+    let obtained: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    let life = Duration::from_secs(182 * 86400);
+    assert!(expiry_warning("s", obtained, life, "2026-06-15T00:00:00Z".parse().unwrap()).is_none());
+    let w = expiry_warning("s", obtained, life, "2026-06-18T00:00:00Z".parse().unwrap()).unwrap();
+    assert_eq!(
+        w,
+        "the refresh token was obtained on 2026-01-01 and the provider ends it around 2026-07-02: run `freshd login s` before then"
+    );
+}

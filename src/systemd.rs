@@ -1,0 +1,102 @@
+//! What freshd says to systemd, and how it logs.
+//!
+//! Notifications go to `$NOTIFY_SOCKET` (absent outside a `Type=notify`
+//! unit, in which case they are no-ops). Logs go through journald's native
+//! protocol when stderr is the journal stream systemd gave us
+//! (`$JOURNAL_STREAM` names stderr's device and inode), so that fields such
+//! as `JOB=` and `ACCOUNT=` survive and `journalctl -u freshd JOB=x` works;
+//! otherwise they are plain text on stderr, coloured only on a terminal.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use sd_notify::NotifyState;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Sends `states` to systemd; failures are logged at debug level only,
+/// since a daemon run by hand has no one to tell.
+fn notify(states: &[NotifyState<'_>]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("cannot notify systemd: {e}");
+    }
+}
+
+/// `READY=1` with a status line.
+pub fn ready(status: &str) {
+    notify(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+/// `STATUS=…`: the one-line summary `systemctl status` shows.
+pub fn status(status: &str) {
+    notify(&[NotifyState::Status(status)]);
+}
+
+/// `RELOADING=1` with `MONOTONIC_USEC`, as systemd asks of reloads.
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => notify(&[NotifyState::Reloading, now, NotifyState::Status("reloading configuration")]),
+        Err(_) => notify(&[NotifyState::Reloading]),
+    }
+}
+
+/// `STOPPING=1`
+pub fn stopping(status: &str) {
+    notify(&[NotifyState::Stopping, NotifyState::Status(status)]);
+}
+
+/// `WATCHDOG=1`
+pub fn watchdog() {
+    notify(&[NotifyState::Watchdog]);
+}
+
+/// The watchdog interval systemd expects pings within, if it set one.
+pub fn watchdog_interval() -> Option<Duration> {
+    sd_notify::watchdog_enabled()
+}
+
+/// Whether stderr is the journal stream of `$JOURNAL_STREAM` ("dev:ino").
+fn stderr_is_journal() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
+        return false;
+    };
+    let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::options()
+        .write(true)
+        .open("/proc/self/fd/2")
+        .and_then(|f| f.metadata())
+    else {
+        return false;
+    };
+    dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())
+}
+
+/// Starts logging at `level` (`error` … `trace`) for freshd's own events;
+/// other crates log warnings and errors only, so that no library's trace
+/// output (which may show request details) reaches the journal.
+pub fn init_logging(level: &str) {
+    let filter = EnvFilter::try_new(format!("warn,freshd={level}"))
+        .unwrap_or_else(|_| EnvFilter::new("warn,freshd=info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    if stderr_is_journal() {
+        match tracing_journald::layer() {
+            Ok(layer) => {
+                let layer = layer
+                    .with_field_prefix(None)
+                    .with_syslog_identifier("freshd".to_owned());
+                registry.with(layer).init();
+                return;
+            }
+            Err(e) => eprintln!("freshd: cannot reach journald ({e}); logging to stderr"),
+        }
+    }
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false);
+    registry.with(fmt).init();
+}
