@@ -1,1 +1,294 @@
-fn main() {}
+//! The `freshd` binary: parse the command line, start logging, dispatch.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use freshd::cli::{Cli, Command};
+use freshd::config::{self, Config, ConfigError, SecretsMode};
+use freshd::control::{self, Request};
+use freshd::daemon::{self, ConfigSource, EXIT_CONFIG, Options};
+use freshd::secrets::credentials::CredentialsStore;
+use freshd::secrets::keyring::KeyringStore;
+use freshd::secrets::{self as store, SecretKind, SecretStore};
+use secrecy::{ExposeSecret, SecretString};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemonish = matches!(cli.command, Command::Run | Command::Demo { .. });
+    let level = cli
+        .log_level
+        .clone()
+        .unwrap_or_else(|| if daemonish { "info" } else { "warn" }.to_owned());
+    freshd::systemd::init_logging(&level);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("freshd: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("freshd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<u8> {
+    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    match cli.command {
+        Command::Run => Ok(
+            match daemon::run(Options::new(ConfigSource::File(path))).await {
+                Ok(code) => code,
+                Err(e) => {
+                    tracing::error!("cannot start: {e}");
+                    e.exit_code()
+                }
+            },
+        ),
+        Command::Demo { duration } => freshd::demo::run(duration).await,
+        Command::Check => Ok(check(&path)),
+        Command::ImportToken { account, check } => import_token(&path, &account, check).await,
+        Command::Token { account } => {
+            let answer = ask(&path, &Request::Token { account }).await?;
+            if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
+                println!("{}", token.0);
+                return Ok(0);
+            }
+            Ok(refused(&answer))
+        }
+        Command::Status { json } => {
+            let answer = ask(&path, &Request::Status).await?;
+            let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
+                return Ok(refused(&answer));
+            };
+            if json {
+                println!("{}", serde_json::to_string(report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(0)
+        }
+        Command::RunJob { job } => {
+            let answer = ask(&path, &Request::RunJob { job: job.clone() }).await?;
+            if answer.ok {
+                println!("{job}: ok");
+                return Ok(0);
+            }
+            Ok(refused(&answer))
+        }
+        Command::Reload => {
+            let answer = ask(&path, &Request::Reload).await?;
+            if answer.ok {
+                println!("reloaded");
+                return Ok(0);
+            }
+            Ok(refused(&answer))
+        }
+    }
+}
+
+fn refused(answer: &control::Response) -> u8 {
+    eprintln!(
+        "freshd: {}",
+        answer.error.as_deref().unwrap_or("the daemon refused")
+    );
+    answer.exit_code.unwrap_or(1)
+}
+
+/// Asks the running daemon; the socket path comes from the config when it
+/// can be read, else from the environment (a broken config should not stop
+/// `freshd token` from reaching a daemon that runs an older, good one).
+async fn ask(path: &Path, request: &Request) -> anyhow::Result<control::Response> {
+    let configured = match Config::load(path) {
+        Ok(c) => c.daemon.socket,
+        Err(ConfigError::Read { .. }) => None,
+        Err(e) => {
+            eprintln!("freshd: warning: {e}\nfreshd: looking for the daemon at the default socket");
+            None
+        }
+    };
+    let socket = control::socket_path(configured.as_deref());
+    Ok(control::ask(&socket, request).await?)
+}
+
+fn check(path: &Path) -> u8 {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    println!("{}: ok", path.display());
+    println!(
+        "daemon: time zone {}, secrets {}, state directory {}, control socket {}",
+        config.daemon.timezone_name,
+        config.daemon.secrets,
+        daemon::describe_state_dir(&config),
+        daemon::describe_socket(&config)
+    );
+    println!("accounts:");
+    for a in config.accounts.values() {
+        let provider = a.provider.map_or("custom", |p| p.name());
+        println!(
+            "  {:<16} {provider}, token URL {}, refreshed {} before expiry",
+            a.name,
+            a.token_url,
+            config::format_duration(a.refresh_before_expiry)
+        );
+    }
+    println!("jobs:");
+    let now = jiff::Timestamp::now();
+    for j in config.jobs.values() {
+        println!(
+            "  {:<16} {} on {}, {}",
+            j.name,
+            j.kind.type_name(),
+            j.account,
+            j.trigger
+        );
+        if freshd::jobs::body_for(j).is_none() {
+            println!(
+                "    note: `{}` jobs are not run by this build yet",
+                j.kind.type_name()
+            );
+        }
+        let zone = match &j.trigger {
+            config::Trigger::Cron { timezone, .. } => timezone.clone(),
+            config::Trigger::Every(_) => config.daemon.timezone.clone(),
+        };
+        let next: Vec<String> = j
+            .trigger
+            .upcoming(now, 3)
+            .into_iter()
+            .map(|t| {
+                t.to_zoned(zone.clone())
+                    .strftime("%Y-%m-%d %H:%M:%S %Z")
+                    .to_string()
+            })
+            .collect();
+        println!("    next runs: {}", next.join(", "));
+    }
+    0
+}
+
+fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SecretStore>> {
+    Ok(match config.daemon.secrets {
+        SecretsMode::Keyring => Arc::new(KeyringStore::new()),
+        SecretsMode::Credentials => {
+            let dir: PathBuf =
+                daemon::state_dir(config).context("no state directory: set [daemon] state_dir")?;
+            Arc::new(CredentialsStore::from_env(dir))
+        }
+    })
+}
+
+/// Reads one line from stdin without echo when it is a terminal.
+fn read_secret_line(prompt: &str) -> anyhow::Result<SecretString> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if tty {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let _ = std::process::Command::new("stty")
+            .arg("-echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if tty {
+        let _ = std::process::Command::new("stty")
+            .arg("echo")
+            .stdin(std::process::Stdio::inherit())
+            .status();
+        eprintln!();
+    }
+    read.context("cannot read standard input")?;
+    Ok(SecretString::from(line.trim().to_owned()))
+}
+
+async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result<u8> {
+    let config = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(EXIT_CONFIG);
+        }
+    };
+    let Some(acc) = config.accounts.get(account) else {
+        let known: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
+        eprintln!(
+            "freshd: no account named \"{account}\" in {}; accounts: {}",
+            path.display(),
+            known.join(", ")
+        );
+        return Ok(2);
+    };
+    let mut token = read_secret_line(&format!(
+        "Paste the refresh token for {account} (not shown), then Enter: "
+    ))?;
+    if token.expose_secret().is_empty() {
+        eprintln!(
+            "freshd: no token on standard input; pipe it in, e.g. `freshd import-token {account} < token.txt`"
+        );
+        return Ok(2);
+    }
+    let store = open_store(&config)?;
+    if check {
+        let http = reqwest::Client::new();
+        let mut secret = acc.client_secret.clone();
+        if secret.is_none() {
+            secret = store::get(&store, account, SecretKind::ClientSecret).await?;
+        }
+        let endpoint = freshd::oauth::endpoint::HttpEndpoint::new(
+            http,
+            acc.token_url.clone(),
+            acc.client_id.clone(),
+            secret,
+            acc.scopes.clone(),
+        );
+        use freshd::oauth::endpoint::{GrantRequest, TokenEndpoint};
+        match endpoint.request(GrantRequest::RefreshToken(&token)).await {
+            Ok(tokens) => {
+                if let Some(rotated) = tokens.refresh_token {
+                    token = rotated;
+                }
+                eprintln!("freshd: the provider accepted the token");
+            }
+            Err(e) => {
+                eprintln!("freshd: the provider refused the token ({e}); nothing was stored");
+                return Ok(EXIT_CONFIG);
+            }
+        }
+    }
+    match store::set(&store, account, SecretKind::RefreshToken, token).await {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("freshd: {e}");
+            return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
+        }
+    }
+    if let Some(dir) = daemon::state_dir(&config) {
+        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
+        let _ = freshd::fsutil::write_private(
+            &dir.join(format!("{account}.token-info.json")),
+            info.to_string().as_bytes(),
+        );
+    }
+    eprintln!(
+        "freshd: stored the refresh token of {account} in {}; if freshd is running, `freshd reload` makes it look again",
+        store.hint(account, SecretKind::RefreshToken)
+    );
+    Ok(0)
+}

@@ -36,7 +36,11 @@ pub fn status(status: &str) {
 /// `RELOADING=1` with `MONOTONIC_USEC`, as systemd asks of reloads.
 pub fn reloading() {
     match NotifyState::monotonic_usec_now() {
-        Ok(now) => notify(&[NotifyState::Reloading, now, NotifyState::Status("reloading configuration")]),
+        Ok(now) => notify(&[
+            NotifyState::Reloading,
+            now,
+            NotifyState::Status("reloading configuration"),
+        ]),
         Err(_) => notify(&[NotifyState::Reloading]),
     }
 }

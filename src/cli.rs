@@ -1,0 +1,57 @@
+//! The command line (DESIGN §2).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Keeps OAuth 2.0 access tokens fresh and runs scheduled jobs with them.
+#[derive(Debug, Parser)]
+#[command(name = "freshd", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The config file [default: $FRESHD_CONFIG, else
+    /// $XDG_CONFIG_HOME/freshd/config.toml, else /etc/freshd/config.toml]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// error, warn, info, debug or trace [default: info for `run` and `demo`, warn otherwise]
+    #[arg(long, global = true, value_name = "LEVEL", value_parser = ["error", "warn", "info", "debug", "trace"])]
+    pub log_level: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground (what systemd's ExecStart= runs)
+    Run,
+    /// Check the config; print accounts, jobs and each job's next 3 runs
+    Check,
+    /// Read a refresh token from standard input and store it
+    ImportToken {
+        account: String,
+        /// Refresh once with it first, and store only if the provider accepts it
+        #[arg(long)]
+        check: bool,
+    },
+    /// Print a valid access token, asked of the running daemon
+    Token { account: String },
+    /// Show accounts and jobs of the running daemon
+    Status {
+        /// One JSON object, as DESIGN.md describes
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run one job now in the running daemon; the exit code says how it went
+    RunJob { job: String },
+    /// Reload the config of the running daemon (as SIGHUP does)
+    Reload,
+    /// Run the daemon against a built-in simulated provider
+    Demo {
+        /// Stop after this long, e.g. 30s [default: until Ctrl-C]
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::config::parse_duration(s)
+}

@@ -1,0 +1,268 @@
+//! The control socket that `freshd status`, `token`, `run-job` and `reload`
+//! talk to: one JSON request line, one JSON answer line, then the
+//! connection closes.
+//!
+//! Invariants: the socket is mode 0600 in a directory freshd made 0700;
+//! a peer whose uid is neither ours nor root's is refused before anything
+//! is read; a request longer than [`MAX_REQUEST`] or slower than
+//! [`READ_TIMEOUT`] is refused. The only secret that crosses it is the
+//! access token `freshd token` asked for.
+
+use std::fmt;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::status::StatusReport;
+
+/// The longest request line; real ones are under 200 bytes.
+const MAX_REQUEST: u64 = 64 * 1024;
+/// How long a client may take to send its request.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a client asks.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    Status,
+    Reload,
+    RunJob { job: String },
+    Token { account: String },
+}
+
+/// An access token on its way to `freshd token`; never printed by `Debug`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct TokenText(pub String);
+
+impl fmt::Debug for TokenText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+/// The daemon's answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Response {
+    pub ok: bool,
+    /// What went wrong, for the client to print.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The exit code the client should end with (DESIGN §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReportBox>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenText>,
+    /// A job's outcome word (`ok`, `error`, `skipped`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<String>,
+}
+
+/// [`StatusReport`] boxed, to keep [`Response`] small.
+pub type StatusReportBox = Box<StatusReport>;
+
+impl Eq for StatusReport {}
+
+impl Response {
+    pub fn ok() -> Self {
+        Self {
+            ok: true,
+            ..Self::default()
+        }
+    }
+
+    pub fn error(message: impl Into<String>, exit_code: u8) -> Self {
+        Self {
+            ok: false,
+            error: Some(message.into()),
+            exit_code: Some(exit_code),
+            ..Self::default()
+        }
+    }
+}
+
+/// Answers requests; implemented by the daemon.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Response> + Send + '_>>;
+}
+
+/// Where the socket is: `[daemon] socket`, else `$RUNTIME_DIRECTORY`, else
+/// `$XDG_RUNTIME_DIR/freshd`, else `/run/freshd` (the system unit's).
+pub fn socket_path(configured: Option<&Path>) -> PathBuf {
+    if let Some(p) = configured {
+        return p.to_owned();
+    }
+    if let Some(dir) = std::env::var_os("RUNTIME_DIRECTORY").filter(|d| !d.is_empty()) {
+        // systemd may list several directories, separated by ':'.
+        let first = dir
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        return PathBuf::from(first).join("control.sock");
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("freshd/control.sock");
+    }
+    PathBuf::from("/run/freshd/control.sock")
+}
+
+/// Why the socket could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(
+        "another freshd is already answering on {0}; stop it first (systemctl --user stop freshd)"
+    )]
+    InUse(PathBuf),
+    #[error("cannot create the control socket {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds the socket at `path` (0600, parent 0700), replacing a stale one.
+pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| BindError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    if let Some(dir) = path.parent() {
+        crate::fsutil::ensure_private_dir(dir).map_err(io)?;
+    }
+    if path.exists() {
+        if UnixStream::connect(path).await.is_ok() {
+            return Err(BindError::InUse(path.to_owned()));
+        }
+        std::fs::remove_file(path).map_err(io)?;
+    }
+    let listener = UnixListener::bind(path).map_err(io)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+    Ok(listener)
+}
+
+/// Serves connections until `cancel`; each one in its own task.
+pub async fn serve(
+    listener: UnixListener,
+    handler: Arc<dyn Handler>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+) {
+    // SAFETY-free: getuid cannot fail.
+    let me = rustix_uid();
+    loop {
+        let accepted = tokio::select! {
+            () = cancel.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!("control socket: cannot accept a connection: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let peer = stream.peer_cred().map(|c| c.uid()).ok();
+        if !peer.is_some_and(|uid| uid == me || uid == 0) {
+            tracing::warn!("control socket: refused a connection from uid {peer:?}");
+            continue;
+        }
+        let handler = Arc::clone(&handler);
+        tracker.spawn(async move {
+            if let Err(e) = connection(stream, handler.as_ref()).await {
+                tracing::debug!("control socket: {e}");
+            }
+        });
+    }
+}
+
+fn rustix_uid() -> u32 {
+    // std offers no getuid; the socket's own owner is our uid.
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
+}
+
+async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    let mut reader = BufReader::new(read.take(MAX_REQUEST + 1));
+    let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
+    let response = match read {
+        Err(_) => Response::error("no request within 5 s", 2),
+        Ok(Err(e)) => Response::error(format!("unreadable request: {e}"), 2),
+        Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Response::error("request too long", 2),
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
+            Ok(request) => handler.handle(request).await,
+            Err(e) => Response::error(format!("not a request freshd knows: {e}"), 2),
+        },
+    };
+    let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    out.push(b'\n');
+    write.write_all(&out).await?;
+    write.shutdown().await
+}
+
+/// Why a client could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "freshd is not running, or not for this user: nothing answers on {path} ({source}); start it with `systemctl --user start freshd` or `freshd run`"
+    )]
+    NotRunning {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the control socket {path} failed: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("freshd answered something unreadable on {path}: {detail}")]
+    BadAnswer { path: PathBuf, detail: String },
+}
+
+/// Sends `request` to the daemon at `path` and reads its answer. `run-job`
+/// may take as long as the job, so there is no deadline here.
+pub async fn ask(path: &Path, request: &Request) -> Result<Response, ClientError> {
+    let io = |source| ClientError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut stream = UnixStream::connect(path)
+        .await
+        .map_err(|source| ClientError::NotRunning {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut line = serde_json::to_vec(request).map_err(|e| ClientError::BadAnswer {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
+    line.push(b'\n');
+    stream.write_all(&line).await.map_err(io)?;
+    let mut answer = String::new();
+    BufReader::new(stream)
+        .read_line(&mut answer)
+        .await
+        .map_err(io)?;
+    serde_json::from_str(answer.trim()).map_err(|e| ClientError::BadAnswer {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}

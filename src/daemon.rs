@@ -1,0 +1,723 @@
+//! The daemon: start, reload, shut down, answer the control socket.
+//!
+//! Start-up order: config, state directory, secret store, each account's
+//! refresh token (a store that cannot be read is exit 78), the control
+//! socket, the first refresh of every account, then `READY=1`, and only then
+//! the job loops. SIGHUP validates the whole new config before anything
+//! changes; accounts whose settings did not change keep their token manager
+//! (and so their tokens), jobs that did not change keep their loop. SIGTERM
+//! stops the loops between runs, gives running jobs `shutdown_grace`, and
+//! exits 0.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
+use crate::control::{self, Handler, Request, Response, TokenText};
+use crate::jobs::{self, JobContext};
+use crate::oauth::endpoint::HttpEndpoint;
+use crate::oauth::{TokenError, TokenManager};
+use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemClock};
+use crate::secrets::credentials::CredentialsStore;
+use crate::secrets::keyring::KeyringStore;
+use crate::secrets::{SecretError, SecretKind, SecretStore};
+use crate::status::{JobReport, StatusReport};
+use crate::systemd;
+
+/// Exit code for "a person must fix the configuration or credentials".
+pub const EXIT_CONFIG: u8 = 78;
+
+/// Where the config comes from: a file (reloadable) or fixed (the demo).
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Fixed(Box<Config>),
+}
+
+impl ConfigSource {
+    fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(p) => Config::load(p),
+            ConfigSource::Fixed(c) => Ok((**c).clone()),
+        }
+    }
+}
+
+/// How to run the daemon; the demo and tests replace parts.
+#[derive(Debug)]
+pub struct Options {
+    pub config: ConfigSource,
+    /// A store to use instead of the one the config names.
+    pub store: Option<Arc<dyn SecretStore>>,
+    pub clock: Arc<dyn Clock>,
+    /// Stops the daemon as SIGTERM would (the demo's `--for`).
+    pub stop: CancellationToken,
+}
+
+impl Options {
+    pub fn new(config: ConfigSource) -> Self {
+        Self {
+            config,
+            store: None,
+            clock: Arc::new(SystemClock),
+            stop: CancellationToken::new(),
+        }
+    }
+}
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("account {account}: {source}")]
+    Secrets {
+        account: String,
+        #[source]
+        source: SecretError,
+    },
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "no state directory: set [daemon] state_dir, or run under systemd (StateDirectory=), or set $XDG_STATE_HOME or $HOME"
+    )]
+    NoStateDir,
+    #[error(transparent)]
+    Socket(#[from] control::BindError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl StartError {
+    /// The exit code: 78 when a person must act.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            StartError::Config(_) | StartError::NoStateDir => EXIT_CONFIG,
+            StartError::Secrets { source, .. } if source.needs_person() => EXIT_CONFIG,
+            _ => 1,
+        }
+    }
+}
+
+/// `[daemon] state_dir`, else `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/freshd`.
+pub fn state_dir(config: &Config) -> Option<PathBuf> {
+    if let Some(d) = &config.daemon.state_dir {
+        return Some(d.clone());
+    }
+    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
+        let first = d
+            .to_string_lossy()
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        return Some(PathBuf::from(first));
+    }
+    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("freshd"))
+}
+
+/// A running job loop.
+#[derive(Debug)]
+struct JobHandle {
+    job: Arc<Job>,
+    tokens: Arc<TokenManager>,
+    cancel: CancellationToken,
+    manual: mpsc::Sender<RunNow>,
+    status: Arc<JobStatus>,
+}
+
+/// A running account.
+#[derive(Debug)]
+struct AccountHandle {
+    tokens: Arc<TokenManager>,
+    cancel: CancellationToken,
+}
+
+#[derive(Debug)]
+struct State {
+    config: Arc<Config>,
+    accounts: BTreeMap<String, AccountHandle>,
+    jobs: BTreeMap<String, JobHandle>,
+    /// Jobs whose type this build does not run, with the reason.
+    idle_jobs: BTreeMap<String, Arc<Job>>,
+}
+
+/// What every task shares.
+#[derive(Debug)]
+struct Shared {
+    state: RwLock<State>,
+    store: Arc<dyn SecretStore>,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    state_dir: PathBuf,
+    source: ConfigSource,
+    tracker: TaskTracker,
+    root: CancellationToken,
+    reloads: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
+    /// Something `STATUS=` shows changed.
+    changed: Arc<Notify>,
+}
+
+impl Shared {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn report(&self) -> StatusReport {
+        let state = self.read();
+        let accounts = state.accounts.values().map(|a| a.tokens.status()).collect();
+        let mut jobs: Vec<JobReport> = state
+            .jobs
+            .values()
+            .map(|j| {
+                let s = j.status.get();
+                let last_error = match &s.last_outcome {
+                    Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
+                    _ => None,
+                };
+                JobReport {
+                    name: j.job.name.clone(),
+                    account: j.job.account.clone(),
+                    next_run: s.next_run,
+                    last_run: s.last_run,
+                    last_result: s.last_outcome.as_ref().map(|o| o.word().to_owned()),
+                    last_error,
+                }
+            })
+            .collect();
+        jobs.extend(state.idle_jobs.values().map(|j| JobReport {
+            name: j.name.clone(),
+            account: j.account.clone(),
+            next_run: None,
+            last_run: None,
+            last_result: None,
+            last_error: Some(not_built(j)),
+        }));
+        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        StatusReport { accounts, jobs }
+    }
+
+    fn new_manager(&self, config: &Config, name: &str) -> Arc<TokenManager> {
+        let account = Arc::clone(&config.accounts[name]);
+        let endpoint = HttpEndpoint::new(
+            self.http.clone(),
+            account.token_url.clone(),
+            account.client_id.clone(),
+            account.client_secret.clone(),
+            account.scopes.clone(),
+        );
+        TokenManager::new(
+            account,
+            Arc::new(endpoint),
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            Some(self.state_dir.clone()),
+        )
+    }
+
+    /// Reads a client secret from the store for accounts that have none in
+    /// the file, so the token endpoint gets it.
+    async fn with_stored_client_secret(&self, config: &mut Config) -> Result<(), StartError> {
+        for (name, account) in config.accounts.iter_mut() {
+            if account.client_secret.is_some() {
+                continue;
+            }
+            let secret = crate::secrets::get(&self.store, name, SecretKind::ClientSecret)
+                .await
+                .map_err(|source| StartError::Secrets {
+                    account: name.clone(),
+                    source,
+                })?;
+            if let Some(secret) = secret {
+                let mut a = (**account).clone();
+                a.client_secret = Some(secret);
+                *account = Arc::new(a);
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn_account(&self, tokens: &Arc<TokenManager>) -> AccountHandle {
+        let cancel = self.root.child_token();
+        let t = Arc::clone(tokens);
+        let c = cancel.clone();
+        let changed = Arc::clone(&self.changed);
+        self.tracker.spawn(async move {
+            t.run(c).await;
+            changed.notify_one();
+        });
+        AccountHandle {
+            tokens: Arc::clone(tokens),
+            cancel,
+        }
+    }
+
+    fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> Option<JobHandle> {
+        let body = jobs::body_for(job)?;
+        let cancel = self.root.child_token();
+        let (tx, rx) = mpsc::channel(4);
+        let status = Arc::new(JobStatus::default());
+        let job_loop = JobLoop {
+            name: job.name.clone(),
+            trigger: job.trigger.clone(),
+            timeout: job.timeout,
+            clock: Arc::clone(&self.clock),
+            status: Arc::clone(&status),
+            cancel: cancel.clone(),
+            manual: rx,
+        };
+        let cx = JobContext {
+            job: Arc::clone(job),
+            tokens: Arc::clone(tokens),
+            http: self.http.clone(),
+            state_dir: self.state_dir.clone(),
+        };
+        let changed = Arc::clone(&self.changed);
+        self.tracker.spawn(job_loop.run(move || {
+            let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
+            async move {
+                let outcome = body.run(&cx).await;
+                changed.notify_one();
+                outcome
+            }
+        }));
+        Some(JobHandle {
+            job: Arc::clone(job),
+            tokens: Arc::clone(tokens),
+            cancel,
+            manual: tx,
+            status,
+        })
+    }
+
+    /// Starts the loops for every job of `config`, keeping those in `keep`.
+    fn start_jobs(
+        &self,
+        config: &Config,
+        accounts: &BTreeMap<String, AccountHandle>,
+        mut keep: BTreeMap<String, JobHandle>,
+    ) -> (BTreeMap<String, JobHandle>, BTreeMap<String, Arc<Job>>) {
+        let mut running = BTreeMap::new();
+        let mut idle = BTreeMap::new();
+        for (name, job) in &config.jobs {
+            let tokens = &accounts[&job.account].tokens;
+            if let Some(old) = keep.remove(name) {
+                if *old.job == **job && Arc::ptr_eq(&old.tokens, tokens) {
+                    running.insert(name.clone(), old);
+                    continue;
+                }
+                tracing::info!(JOB = %name, "job restarted: the reload changed it or its account");
+                old.cancel.cancel();
+            }
+            match self.spawn_job(job, tokens) {
+                Some(handle) => {
+                    running.insert(name.clone(), handle);
+                }
+                None => {
+                    tracing::warn!(JOB = %name, "{}", not_built(job));
+                    idle.insert(name.clone(), Arc::clone(job));
+                }
+            }
+        }
+        for (name, old) in keep {
+            tracing::info!(JOB = %name, "job stopped (changed or removed by the reload)");
+            old.cancel.cancel();
+        }
+        (running, idle)
+    }
+
+    /// SIGHUP: the new config is loaded and validated (secrets included)
+    /// before anything changes; on any error the running config stays.
+    async fn reload(&self) -> Result<(), String> {
+        let mut config = self.source.load().map_err(|e| e.to_string())?;
+        let old = Arc::clone(&self.read().config);
+        if config.daemon.secrets != old.daemon.secrets
+            || config.daemon.socket != old.daemon.socket
+            || config.daemon.state_dir != old.daemon.state_dir
+        {
+            return Err("[daemon] secrets, socket and state_dir take effect only on a restart (systemctl restart freshd); nothing was changed".into());
+        }
+        self.with_stored_client_secret(&mut config)
+            .await
+            .map_err(|e| e.to_string())?;
+        // New or changed accounts get a new manager, loaded before the swap.
+        let mut fresh = BTreeMap::new();
+        for (name, account) in &config.accounts {
+            let unchanged = self
+                .read()
+                .accounts
+                .get(name)
+                .is_some_and(|h| h.tokens.account().same_as(account));
+            if unchanged {
+                continue;
+            }
+            let manager = self.new_manager(&config, name);
+            manager
+                .load()
+                .await
+                .map_err(|e| format!("account {name}: {e}"))?;
+            fresh.insert(name.clone(), manager);
+        }
+        let (old_accounts, old_jobs) = {
+            let mut state = self.write();
+            (
+                std::mem::take(&mut state.accounts),
+                std::mem::take(&mut state.jobs),
+            )
+        };
+        let mut accounts = BTreeMap::new();
+        let mut kept = Vec::new();
+        let mut old_accounts = old_accounts;
+        for name in config.accounts.keys() {
+            if let Some(manager) = fresh.remove(name) {
+                tracing::info!(ACCOUNT = %name, "account (re)started by the reload");
+                if let Some(old) = old_accounts.remove(name) {
+                    old.cancel.cancel();
+                }
+                accounts.insert(name.clone(), self.spawn_account(&manager));
+            } else if let Some(handle) = old_accounts.remove(name) {
+                kept.push(Arc::clone(&handle.tokens));
+                accounts.insert(name.clone(), handle);
+            }
+        }
+        for (name, gone) in old_accounts {
+            tracing::info!(ACCOUNT = %name, "account removed by the reload");
+            gone.cancel.cancel();
+        }
+        let (jobs, idle) = self.start_jobs(&config, &accounts, old_jobs);
+        {
+            let mut state = self.write();
+            state.config = Arc::new(config);
+            state.accounts = accounts;
+            state.jobs = jobs;
+            state.idle_jobs = idle;
+        }
+        // Accounts that were waiting for a token look in the store again.
+        for tokens in kept {
+            if let Err(e) = tokens.reload_secret().await {
+                tracing::error!(ACCOUNT = %tokens.account().name, "{e}");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn not_built(job: &Job) -> String {
+    format!(
+        "`{}` jobs are not run by this build of freshd yet; the job is checked but not scheduled",
+        job.kind.type_name()
+    )
+}
+
+struct ControlHandler(Arc<Shared>);
+
+impl Handler for ControlHandler {
+    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Response> + Send + '_>> {
+        Box::pin(async move {
+            let shared = &self.0;
+            match request {
+                Request::Status => Response {
+                    ok: true,
+                    status: Some(Box::new(shared.report())),
+                    ..Response::default()
+                },
+                Request::Reload => {
+                    let (tx, rx) = oneshot::channel();
+                    if shared.reloads.send(tx).await.is_err() {
+                        return Response::error("freshd is shutting down", 1);
+                    }
+                    match rx.await {
+                        Ok(Ok(())) => Response::ok(),
+                        Ok(Err(e)) => Response::error(e, EXIT_CONFIG),
+                        Err(_) => Response::error("freshd is shutting down", 1),
+                    }
+                }
+                Request::RunJob { job } => run_job(shared, &job).await,
+                Request::Token { account } => token(shared, &account).await,
+            }
+        })
+    }
+}
+
+async fn run_job(shared: &Shared, name: &str) -> Response {
+    let sender = {
+        let state = shared.read();
+        match state.jobs.get(name) {
+            Some(j) => j.manual.clone(),
+            None if state.idle_jobs.contains_key(name) => {
+                return Response::error(not_built(&state.idle_jobs[name]), 1);
+            }
+            None => {
+                let known: Vec<&str> = state.jobs.keys().map(String::as_str).collect();
+                return Response::error(
+                    format!("no job named \"{name}\"; jobs: {}", known.join(", ")),
+                    2,
+                );
+            }
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if sender.send(tx).await.is_err() {
+        return Response::error("the job was stopped (reload or shutdown)", 1);
+    }
+    match rx.await {
+        Ok(RunOutcome::Ok) => Response {
+            ok: true,
+            result: Some("ok".into()),
+            ..Response::default()
+        },
+        Ok(outcome @ (RunOutcome::Error(_) | RunOutcome::Skipped(_))) => {
+            let (RunOutcome::Error(msg) | RunOutcome::Skipped(msg)) = &outcome else {
+                unreachable!("matched above")
+            };
+            Response {
+                result: Some(outcome.word().into()),
+                ..Response::error(format!("{}: {msg}", outcome.word()), 1)
+            }
+        }
+        Err(_) => Response::error("the job was stopped before it ran", 1),
+    }
+}
+
+async fn token(shared: &Shared, account: &str) -> Response {
+    let tokens = {
+        let state = shared.read();
+        match state.accounts.get(account) {
+            Some(a) => Arc::clone(&a.tokens),
+            None => {
+                let known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+                return Response::error(
+                    format!(
+                        "no account named \"{account}\"; accounts: {}",
+                        known.join(", ")
+                    ),
+                    2,
+                );
+            }
+        }
+    };
+    match tokens.access_token().await {
+        Ok(t) => Response {
+            ok: true,
+            token: Some(TokenText(
+                secrecy::ExposeSecret::expose_secret(&t).to_owned(),
+            )),
+            ..Response::default()
+        },
+        Err(e @ (TokenError::NoToken { .. } | TokenError::NeedsLogin { .. })) => {
+            Response::error(e.to_string(), EXIT_CONFIG)
+        }
+        Err(e) => Response::error(e.to_string(), 1),
+    }
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (or `options.stop`); returns the
+/// exit code.
+pub async fn run(options: Options) -> Result<u8, StartError> {
+    let mut config = options.config.load()?;
+    let Some(state_dir) = state_dir(&config) else {
+        return Err(StartError::NoStateDir);
+    };
+    crate::fsutil::ensure_private_dir(&state_dir).map_err(|source| StartError::StateDir {
+        path: state_dir.clone(),
+        source,
+    })?;
+    let store: Arc<dyn SecretStore> = match (&options.store, config.daemon.secrets) {
+        (Some(s), _) => Arc::clone(s),
+        (None, SecretsMode::Keyring) => Arc::new(KeyringStore::new()),
+        (None, SecretsMode::Credentials) => Arc::new(CredentialsStore::from_env(state_dir.clone())),
+    };
+    let http = reqwest::Client::builder()
+        .user_agent(concat!("freshd/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(60))
+        .build()
+        .map_err(|e| StartError::Http(e.to_string()))?;
+    let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let shared = Arc::new(Shared {
+        state: RwLock::new(State {
+            config: Arc::new(config.clone()),
+            accounts: BTreeMap::new(),
+            jobs: BTreeMap::new(),
+            idle_jobs: BTreeMap::new(),
+        }),
+        store,
+        clock: Arc::clone(&options.clock),
+        http,
+        state_dir,
+        source: options.config.clone(),
+        tracker: TaskTracker::new(),
+        root: CancellationToken::new(),
+        reloads: reload_tx,
+        changed: Arc::new(Notify::new()),
+    });
+    shared.with_stored_client_secret(&mut config).await?;
+    let mut managers = BTreeMap::new();
+    for name in config.accounts.keys() {
+        let m = shared.new_manager(&config, name);
+        m.load().await.map_err(|source| StartError::Secrets {
+            account: name.clone(),
+            source,
+        })?;
+        managers.insert(name.clone(), m);
+    }
+    let socket = control::socket_path(config.daemon.socket.as_deref());
+    let listener = control::bind(&socket).await?;
+    // The first refresh of every account, together, before READY=1.
+    let mut first = tokio::task::JoinSet::new();
+    for m in managers.values() {
+        let m = Arc::clone(m);
+        first.spawn(async move { m.initial_refresh().await });
+    }
+    first.join_all().await;
+    let accounts: BTreeMap<String, AccountHandle> = managers
+        .iter()
+        .map(|(n, m)| (n.clone(), shared.spawn_account(m)))
+        .collect();
+    let (jobs, idle) = shared.start_jobs(&config, &accounts, BTreeMap::new());
+    {
+        let mut state = shared.write();
+        state.config = Arc::new(config);
+        state.accounts = accounts;
+        state.jobs = jobs;
+        state.idle_jobs = idle;
+    }
+    let control_cancel = CancellationToken::new();
+    tokio::spawn(control::serve(
+        listener,
+        Arc::new(ControlHandler(Arc::clone(&shared))),
+        control_cancel.clone(),
+        TaskTracker::new(),
+    ));
+    let summary = shared.report().summary();
+    tracing::info!("ready: {summary}; control socket {}", socket.display());
+    systemd::ready(&summary);
+    let heartbeat = spawn_heartbeat(&shared);
+
+    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartError::Http(e.to_string()))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| StartError::Http(e.to_string()))?;
+    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartError::Http(e.to_string()))?;
+    loop {
+        let reply = tokio::select! {
+            _ = hup.recv() => None,
+            Some(reply) = reload_rx.recv() => Some(reply),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            () = options.stop.cancelled() => break,
+        };
+        tracing::info!("reloading {}", describe(&shared.source));
+        systemd::reloading();
+        let result = shared.reload().await;
+        match &result {
+            Ok(()) => tracing::info!("reload done: {}", shared.report().summary()),
+            Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
+        }
+        systemd::ready(&shared.report().summary());
+        if let Some(reply) = reply {
+            let _ = reply.send(result);
+        }
+    }
+
+    // Shutdown: loops stop between runs; running jobs get the grace period.
+    let grace = shared.read().config.daemon.shutdown_grace;
+    let running: Vec<String> = shared
+        .read()
+        .jobs
+        .values()
+        .filter(|j| j.status.get().running)
+        .map(|j| j.job.name.clone())
+        .collect();
+    let note = if running.is_empty() {
+        "stopping".to_owned()
+    } else {
+        format!(
+            "stopping; waiting up to {} for {}",
+            crate::config::format_duration(grace),
+            running.join(", ")
+        )
+    };
+    tracing::info!("{note}");
+    systemd::stopping(&note);
+    control_cancel.cancel();
+    shared.root.cancel();
+    shared.tracker.close();
+    tokio::select! {
+        () = shared.tracker.wait() => tracing::info!("stopped"),
+        () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
+        _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
+    }
+    heartbeat.abort();
+    let _ = std::fs::remove_file(&socket);
+    Ok(0)
+}
+
+fn describe(source: &ConfigSource) -> String {
+    match source {
+        ConfigSource::File(p) => p.display().to_string(),
+        ConfigSource::Fixed(_) => "the built-in configuration".into(),
+    }
+}
+
+/// The heartbeat: `WATCHDOG=1` when systemd asks for it, and `STATUS=`
+/// whenever an account or job changed. It runs on the same runtime as the
+/// scheduler, so a stuck runtime stops the pings and systemd restarts us.
+fn spawn_heartbeat(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        let interval = systemd::watchdog_interval().map(|i| i / 2);
+        let mut last = String::new();
+        loop {
+            let tick = async {
+                match interval {
+                    Some(i) => tokio::time::sleep(i).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = tick => systemd::watchdog(),
+                () = shared.changed.notified() => {}
+            }
+            let summary = shared.report().summary();
+            if summary != last {
+                systemd::status(&summary);
+                last = summary;
+            }
+        }
+    })
+}
+
+/// For `freshd check`: the state directory as the daemon would use it.
+pub fn describe_state_dir(config: &Config) -> String {
+    state_dir(config).map_or_else(
+        || "(none: set [daemon] state_dir)".into(),
+        |p| p.display().to_string(),
+    )
+}
+
+/// The socket path as the daemon would use it.
+pub fn describe_socket(config: &Config) -> String {
+    control::socket_path(config.daemon.socket.as_deref())
+        .display()
+        .to_string()
+}

@@ -1,0 +1,306 @@
+//! A stateful fake OAuth 2.0 provider on 127.0.0.1, for `freshd demo` and
+//! the tests: a token endpoint that issues short-lived access tokens and
+//! rotating, single-use refresh tokens, and a sliver of an API (`/v1/me`)
+//! that checks them. Faults can be queued: 503s, garbage, hangs, 429 with
+//! `Retry-After`, `invalid_grant`, `invalid_client`.
+//!
+//! It counts every request and remembers every secret it issued, so a test
+//! can search freshd's output for all of them.
+
+pub mod http;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+use http::{HttpRequest, HttpResponse};
+
+/// A fault to answer the next token request with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// 503 with an HTML body.
+    Unavailable,
+    /// 200 with a body that is not a token.
+    Garbage,
+    /// No answer for this long.
+    Hang(Duration),
+    /// 429 with `Retry-After` in seconds.
+    RateLimited(u64),
+    /// 400 `invalid_grant`.
+    InvalidGrant,
+    /// 401 `invalid_client`.
+    InvalidClient,
+}
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct FakeOptions {
+    /// `expires_in` of each access token.
+    pub token_lifetime: Duration,
+    /// Whether each refresh issues a new refresh token (and ends the old).
+    pub rotate: bool,
+    /// The client id it accepts.
+    pub client_id: String,
+}
+
+impl Default for FakeOptions {
+    fn default() -> Self {
+        Self {
+            token_lifetime: Duration::from_secs(3600),
+            rotate: true,
+            client_id: "freshd-test-client".into(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    /// Valid refresh tokens → the account ("user") they belong to.
+    refresh_tokens: HashMap<String, String>,
+    /// Valid access tokens → their expiry.
+    access_tokens: HashMap<String, Timestamp>,
+    /// Every secret ever issued.
+    issued: HashSet<String>,
+    faults: VecDeque<Fault>,
+    /// Faults that apply to every request until cleared.
+    down: Option<Fault>,
+    token_requests: u64,
+    api_requests: u64,
+    serial: u64,
+}
+
+/// The running fake.
+#[derive(Debug, Clone)]
+pub struct FakeProvider {
+    pub addr: SocketAddr,
+    options: FakeOptions,
+    state: Arc<Mutex<FakeState>>,
+    cancel: CancellationToken,
+}
+
+impl FakeProvider {
+    /// Starts on `127.0.0.1:0`.
+    pub async fn start(options: FakeOptions) -> std::io::Result<Self> {
+        Self::start_on(0, options).await
+    }
+
+    /// Starts on `127.0.0.1:port`.
+    pub async fn start_on(port: u16, options: FakeOptions) -> std::io::Result<Self> {
+        let state = Arc::new(Mutex::new(FakeState::default()));
+        let cancel = CancellationToken::new();
+        let mut fake = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            options,
+            state,
+            cancel: cancel.clone(),
+        };
+        let handler_fake = fake.clone();
+        let handler: http::Handler = Arc::new(move |req| {
+            let f = handler_fake.clone();
+            Box::pin(async move { f.handle(&req) })
+        });
+        fake.addr = http::serve(port, handler, cancel).await?;
+        Ok(fake)
+    }
+
+    pub fn stop(&self) {
+        self.cancel.cancel();
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/api/token", self.base_url())
+    }
+
+    pub fn api_base_url(&self) -> String {
+        format!("{}/v1", self.base_url())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Issues a refresh token for `user`, as an authorization would.
+    pub fn issue_refresh_token(&self, user: &str) -> String {
+        let mut s = self.lock();
+        s.serial += 1;
+        let token = format!("rt-{user}-{}-{:016x}", s.serial, fastrand::u64(..));
+        s.refresh_tokens.insert(token.clone(), user.to_owned());
+        s.issued.insert(token.clone());
+        token
+    }
+
+    /// Ends every refresh token of `user`, as a revocation would.
+    pub fn revoke(&self, user: &str) {
+        self.lock().refresh_tokens.retain(|_, u| u != user);
+    }
+
+    /// Answers the next token request with `fault`.
+    pub fn push_fault(&self, fault: Fault) {
+        self.lock().faults.push_back(fault);
+    }
+
+    /// Answers every token request with `fault` until `set_down(None)`.
+    pub fn set_down(&self, fault: Option<Fault>) {
+        self.lock().down = fault;
+    }
+
+    pub fn token_requests(&self) -> u64 {
+        self.lock().token_requests
+    }
+
+    pub fn api_requests(&self) -> u64 {
+        self.lock().api_requests
+    }
+
+    /// Every secret the fake ever issued.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.lock().issued.iter().cloned().collect()
+    }
+
+    /// The currently valid refresh tokens of `user`.
+    pub fn valid_refresh_tokens(&self, user: &str) -> Vec<String> {
+        self.lock()
+            .refresh_tokens
+            .iter()
+            .filter(|(_, u)| *u == user)
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    fn handle(&self, req: &HttpRequest) -> HttpResponse {
+        match (req.method.as_str(), req.path.as_str()) {
+            ("POST", "/api/token") => self.token(req),
+            ("GET", "/v1/me") => self.me(req),
+            _ => HttpResponse::json(
+                404,
+                &json!({"error": {"status": 404, "message": "Service not found"}}),
+            ),
+        }
+    }
+
+    fn token(&self, req: &HttpRequest) -> HttpResponse {
+        let mut s = self.lock();
+        s.token_requests += 1;
+        let fault = s.faults.pop_front().or_else(|| s.down.clone());
+        if let Some(fault) = fault {
+            return fault_response(&fault);
+        }
+        let form = req.form();
+        let client_ok = form.get("client_id").map(String::as_str)
+            == Some(self.options.client_id.as_str())
+            || req
+                .header("authorization")
+                .is_some_and(|a| a.starts_with("Basic "));
+        if !client_ok {
+            return HttpResponse::json(
+                401,
+                &json!({"error": "invalid_client", "error_description": "Invalid client"}),
+            );
+        }
+        let user = match form.get("grant_type").map(String::as_str) {
+            Some("refresh_token") => {
+                let Some(rt) = form.get("refresh_token") else {
+                    return HttpResponse::json(
+                        400,
+                        &json!({"error": "invalid_request", "error_description": "refresh_token must be supplied"}),
+                    );
+                };
+                let Some(user) = s.refresh_tokens.get(rt).cloned() else {
+                    return HttpResponse::json(
+                        400,
+                        &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
+                    );
+                };
+                if self.options.rotate {
+                    s.refresh_tokens.remove(rt);
+                }
+                user
+            }
+            Some("client_credentials") => "client".to_owned(),
+            _ => return HttpResponse::json(400, &json!({"error": "unsupported_grant_type"})),
+        };
+        s.serial += 1;
+        let serial = s.serial;
+        let access = format!("at-{user}-{serial}-{:016x}", fastrand::u64(..));
+        let lifetime = self.options.token_lifetime;
+        let expires = Timestamp::now()
+            .checked_add(
+                jiff::SignedDuration::try_from(lifetime).unwrap_or(jiff::SignedDuration::ZERO),
+            )
+            .unwrap_or(Timestamp::MAX);
+        s.access_tokens.insert(access.clone(), expires);
+        s.issued.insert(access.clone());
+        let mut body = json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": lifetime.as_secs(),
+            "scope": "user-read-currently-playing playlist-modify-private",
+        });
+        if self.options.rotate && user != "client" {
+            let rt = format!("rt-{user}-{serial}-{:016x}", fastrand::u64(..));
+            s.refresh_tokens.insert(rt.clone(), user.clone());
+            s.issued.insert(rt.clone());
+            body["refresh_token"] = json!(rt);
+        }
+        HttpResponse::json(200, &body)
+    }
+
+    /// Whether `req` carries an access token that is valid now.
+    pub fn authorized(&self, req: &HttpRequest) -> bool {
+        let s = self.lock();
+        req.bearer()
+            .and_then(|t| s.access_tokens.get(t))
+            .is_some_and(|exp| *exp > Timestamp::now())
+    }
+
+    fn me(&self, req: &HttpRequest) -> HttpResponse {
+        self.lock().api_requests += 1;
+        if !self.authorized(req) {
+            return HttpResponse::json(
+                401,
+                &json!({"error": {"status": 401, "message": "The access token expired"}}),
+            );
+        }
+        HttpResponse::json(
+            200,
+            &json!({"id": "demo-user", "display_name": "Demo User", "product": "premium"}),
+        )
+    }
+}
+
+fn fault_response(fault: &Fault) -> HttpResponse {
+    match fault {
+        Fault::Unavailable => HttpResponse::text(
+            503,
+            "text/html",
+            "<html><body><h1>503 Service Unavailable</h1></body></html>",
+        ),
+        Fault::Garbage => HttpResponse::text(200, "application/json", "{\"acc\u{0}ess_tok"),
+        Fault::Hang(d) => HttpResponse {
+            delay: Some(*d),
+            ..HttpResponse::empty(504)
+        },
+        Fault::RateLimited(secs) => HttpResponse::json(429, &json!({"error": "rate_limited"}))
+            .with_header("Retry-After", &secs.to_string()),
+        Fault::InvalidGrant => HttpResponse::json(
+            400,
+            &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
+        ),
+        Fault::InvalidClient => HttpResponse::json(
+            401,
+            &json!({"error": "invalid_client", "error_description": "Invalid client secret"}),
+        ),
+    }
+}
