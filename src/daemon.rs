@@ -99,6 +99,8 @@ pub enum StartError {
     Socket(#[from] control::BindError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
 impl StartError {
@@ -535,6 +537,12 @@ async fn token(shared: &Shared, account: &str) -> Response {
 /// Runs the daemon until SIGTERM/SIGINT (or `options.stop`); returns the
 /// exit code.
 pub async fn run(options: Options) -> Result<u8, StartError> {
+    // Handlers first: a SIGHUP that arrives right after READY=1 must reload,
+    // not kill us with the default action.
+    let signals = |kind| signal(kind).map_err(StartError::Signals);
+    let mut hup = signals(SignalKind::hangup())?;
+    let mut term = signals(SignalKind::terminate())?;
+    let mut int = signals(SignalKind::interrupt())?;
     let mut config = options.config.load()?;
     let Some(state_dir) = state_dir(&config) else {
         return Err(StartError::NoStateDir);
@@ -615,9 +623,6 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     systemd::ready(&summary);
     let heartbeat = spawn_heartbeat(&shared);
 
-    let mut hup = signal(SignalKind::hangup()).map_err(|e| StartError::Http(e.to_string()))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| StartError::Http(e.to_string()))?;
-    let mut int = signal(SignalKind::interrupt()).map_err(|e| StartError::Http(e.to_string()))?;
     loop {
         let reply = tokio::select! {
             _ = hup.recv() => None,

@@ -1,0 +1,212 @@
+//! Helpers for end-to-end tests: the real `freshd` binary, started with a
+//! `NOTIFY_SOCKET` of the test's own, against the fake provider on
+//! 127.0.0.1:0, in `credentials` mode with a temporary state directory.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use freshd::fake::{FakeOptions, FakeProvider};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::UnixDatagram;
+use tokio::process::{Child, Command};
+
+/// Long enough for anything a test waits for on a loaded 2-core machine.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_freshd")
+}
+
+/// A test's directory, fake provider and config.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub fake: FakeProvider,
+    pub config: PathBuf,
+}
+
+impl Setup {
+    /// A fake with `lifetime`-second tokens and a config with one account
+    /// `spotify` whose refresh token is in the credentials directory, plus
+    /// `extra` TOML appended.
+    pub async fn new(lifetime: u64, extra: &str) -> Setup {
+        let fake = FakeProvider::start(FakeOptions {
+            token_lifetime: Duration::from_secs(lifetime),
+            ..FakeOptions::default()
+        })
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let creds = dir.path().join("creds");
+        std::fs::create_dir_all(&creds).unwrap();
+        std::fs::write(
+            creds.join("spotify.refresh_token"),
+            fake.issue_refresh_token("spotify"),
+        )
+        .unwrap();
+        let config = dir.path().join("config.toml");
+        let setup = Setup { dir, fake, config };
+        setup.write_config(extra);
+        setup
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.path().join("run/control.sock")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join("state")
+    }
+
+    /// Writes the config with `extra` appended.
+    pub fn write_config(&self, extra: &str) {
+        let text = format!(
+            r#"[daemon]
+secrets = "credentials"
+state_dir = "{state}"
+socket = "{socket}"
+shutdown_grace = "3s"
+timezone = "UTC"
+
+[accounts.spotify]
+provider = "spotify"
+client_id = "freshd-test-client"
+token_url = "{base}/api/token"
+api_base_url = "{base}/v1"
+refresh_before_expiry = "2s"
+{extra}
+"#,
+            state = self.state_dir().display(),
+            socket = self.socket().display(),
+            base = self.fake.base_url(),
+        );
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    /// Starts `freshd run` at `level`.
+    pub async fn start(&self, level: &str) -> Daemon {
+        let notify_path = self
+            .path()
+            .join(format!("notify-{}.sock", fastrand::u32(..)));
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        let mut child = Command::new(bin())
+            .args(["run", "--log-level", level, "--config"])
+            .arg(&self.config)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("NOTIFY_SOCKET", &notify_path)
+            .env("CREDENTIALS_DIRECTORY", self.path().join("creds"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = Arc::clone(&log);
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        Daemon { child, notify, log }
+    }
+
+    /// Runs `freshd ARGS --config …` as a client; returns (exit code, stdout, stderr).
+    pub async fn cli(&self, args: &[&str]) -> (i32, String, String) {
+        let out = Command::new(bin())
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .env("HOME", self.path())
+            .output()
+            .await
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+/// A running `freshd run`.
+pub struct Daemon {
+    pub child: Child,
+    pub notify: UnixDatagram,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// The next datagram sent to NOTIFY_SOCKET.
+    pub async fn next_notify(&self) -> String {
+        let mut buf = vec![0; 4096];
+        let n = tokio::time::timeout(PATIENCE, self.notify.recv(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no notification; log:\n{}", self.log_text()))
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Skips notifications until one contains `needle`; returns it.
+    pub async fn notify_containing(&self, needle: &str) -> String {
+        loop {
+            let msg = self.next_notify().await;
+            if msg.contains(needle) {
+                return msg;
+            }
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until a log line contains `needle`.
+    pub async fn wait_for_log(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.log_text().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id().unwrap() as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; returns its exit code.
+    pub async fn exit_code(&mut self) -> i32 {
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("freshd did not exit; log:\n{}", self.log_text()))
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
