@@ -904,11 +904,15 @@ fn source(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>) -> Option<Source>
         },
         _ => {
             let lines = lines(cx, n, raw, "uris")?;
-            if let (Lines::List(uris), Some(span)) = (&lines, r.uris.as_ref().map(Spanned::span)) {
-                if let Some(bad) = uris.iter().find(|u| !valid_item_uri(u)) {
-                    cx.problem(span, &key("uris"), format!("\"{bad}\" is not a track or episode URI; write e.g. \"spotify:track:4uLU6hMCjMI75M1A2tKUQC\""));
-                    return None;
-                }
+            if let (Lines::List(uris), Some(span)) = (&lines, r.uris.as_ref().map(Spanned::span))
+                && let Some(bad) = uris.iter().find(|u| !valid_item_uri(u))
+            {
+                cx.problem(
+                    span,
+                    &key("uris"),
+                    format!("\"{bad}\" is not a track or episode URI; write e.g. \"spotify:track:4uLU6hMCjMI75M1A2tKUQC\""),
+                );
+                return None;
             }
             Source::Uris { lines }
         }

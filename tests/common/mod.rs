@@ -2,7 +2,8 @@
 //! `NOTIFY_SOCKET` of the test's own, against the fake provider on
 //! 127.0.0.1:0, in `credentials` mode with a temporary state directory.
 
-#![allow(dead_code)]
+#![allow(dead_code)] // each test binary uses a different part
+#![allow(clippy::unwrap_used)] // test helpers: a failure here is a test failure
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
