@@ -1,6 +1,8 @@
 //! End-to-end: the real binary under a NOTIFY_SOCKET of ours, against the
 //! fake provider.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
+
 mod common;
 
 use std::time::Duration;

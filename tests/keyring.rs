@@ -6,6 +6,8 @@
 //! Skipped, with the reason printed, when the programs are missing, unless
 //! `CI` is set: then it fails, since `.ci/run` installs them.
 
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
+
 mod common;
 
 use std::path::Path;
