@@ -25,6 +25,16 @@ pub enum Command {
     Run,
     /// Check the config; print accounts, jobs and each job's next 3 runs
     Check,
+    /// Authorize freshd in a browser (code + PKCE) and store the refresh token
+    Login {
+        account: String,
+        /// Print the URL instead of opening a browser
+        #[arg(long)]
+        no_browser: bool,
+        /// Paste the redirected URL instead of listening for it (headless machines)
+        #[arg(long)]
+        paste: bool,
+    },
     /// Read a refresh token from standard input and store it
     ImportToken {
         account: String,

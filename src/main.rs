@@ -11,6 +11,7 @@ use freshd::cli::{Cli, Command};
 use freshd::config::{self, Config, ConfigError, SecretsMode};
 use freshd::control::{self, Request};
 use freshd::daemon::{self, ConfigSource, EXIT_CONFIG, Options};
+use freshd::oauth::login::{LOGIN_TIMEOUT, LoginOptions};
 use freshd::secrets::credentials::CredentialsStore;
 use freshd::secrets::keyring::KeyringStore;
 use freshd::secrets::{self as store, SecretKind, SecretStore};
@@ -58,6 +59,22 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Demo { duration } => freshd::demo::run(duration).await,
         Command::Check => Ok(check(&path)),
         Command::ImportToken { account, check } => import_token(&path, &account, check).await,
+        Command::Login {
+            account,
+            no_browser,
+            paste,
+        } => {
+            login(
+                &path,
+                &account,
+                LoginOptions {
+                    no_browser,
+                    paste,
+                    timeout: LOGIN_TIMEOUT,
+                },
+            )
+            .await
+        }
         Command::Token { account } => {
             let answer = ask(&path, &Request::Token { account }).await?;
             if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
@@ -218,22 +235,92 @@ fn read_secret_line(prompt: &str) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(line.trim().to_owned()))
 }
 
-async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result<u8> {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return Ok(EXIT_CONFIG);
-        }
-    };
-    let Some(acc) = config.accounts.get(account) else {
+/// The config and the account named on the command line, or the exit code.
+fn config_and_account(path: &Path, account: &str) -> Result<(Config, Arc<config::Account>), u8> {
+    let config = Config::load(path).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_CONFIG
+    })?;
+    let Some(acc) = config.accounts.get(account).cloned() else {
         let known: Vec<&str> = config.accounts.keys().map(String::as_str).collect();
         eprintln!(
             "freshd: no account named \"{account}\" in {}; accounts: {}",
             path.display(),
             known.join(", ")
         );
-        return Ok(2);
+        return Err(2);
+    };
+    Ok((config, acc))
+}
+
+/// The account's client secret: from the file, else from the store.
+async fn client_secret(
+    store: &Arc<dyn SecretStore>,
+    acc: &config::Account,
+) -> anyhow::Result<Option<SecretString>> {
+    if acc.client_secret.is_some() {
+        return Ok(acc.client_secret.clone());
+    }
+    Ok(store::get(store, &acc.name, SecretKind::ClientSecret).await?)
+}
+
+/// Stores a refresh token a person just obtained, remembers when, and asks
+/// a running daemon to look again.
+async fn save_refresh_token(
+    config: &Config,
+    store: &Arc<dyn SecretStore>,
+    account: &str,
+    token: SecretString,
+) -> u8 {
+    if let Err(e) = store::set(store, account, SecretKind::RefreshToken, token).await {
+        eprintln!("freshd: {e}");
+        return if e.needs_person() { EXIT_CONFIG } else { 1 };
+    }
+    if let Some(dir) = daemon::state_dir(config) {
+        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
+        let _ = freshd::fsutil::write_private(
+            &dir.join(format!("{account}.token-info.json")),
+            info.to_string().as_bytes(),
+        );
+    }
+    eprintln!(
+        "freshd: stored the refresh token of {account} in {}",
+        store.hint(account, SecretKind::RefreshToken)
+    );
+    let socket = control::socket_path(config.daemon.socket.as_deref());
+    match control::ask(&socket, &Request::Reload).await {
+        Ok(r) if r.ok => eprintln!("freshd: the running daemon reloaded and uses it now"),
+        Ok(r) => eprintln!(
+            "freshd: the running daemon did not reload: {}",
+            r.error.unwrap_or_default()
+        ),
+        Err(_) => eprintln!(
+            "freshd: no daemon is running; `freshd run` (or systemctl --user start freshd) will use it"
+        ),
+    }
+    0
+}
+
+async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Result<u8> {
+    let (config, acc) = match config_and_account(path, account) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let secret = client_secret(&store, &acc).await?;
+    match freshd::oauth::login::login(&acc, secret, reqwest::Client::new(), options).await {
+        Ok(token) => Ok(save_refresh_token(&config, &store, account, token).await),
+        Err(e) => {
+            eprintln!("freshd: login failed: {e}");
+            Ok(e.exit_code())
+        }
+    }
+}
+
+async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result<u8> {
+    let (config, acc) = match config_and_account(path, account) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
     };
     let mut token = read_secret_line(&format!(
         "Paste the refresh token for {account} (not shown), then Enter: "
@@ -246,19 +333,15 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
     }
     let store = open_store(&config)?;
     if check {
-        let http = reqwest::Client::new();
-        let mut secret = acc.client_secret.clone();
-        if secret.is_none() {
-            secret = store::get(&store, account, SecretKind::ClientSecret).await?;
-        }
-        let endpoint = freshd::oauth::endpoint::HttpEndpoint::new(
-            http,
+        use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
+        let secret = client_secret(&store, &acc).await?;
+        let endpoint = HttpEndpoint::new(
+            reqwest::Client::new(),
             acc.token_url.clone(),
             acc.client_id.clone(),
             secret,
             acc.scopes.clone(),
         );
-        use freshd::oauth::endpoint::{GrantRequest, TokenEndpoint};
         match endpoint.request(GrantRequest::RefreshToken(&token)).await {
             Ok(tokens) => {
                 if let Some(rotated) = tokens.refresh_token {
@@ -272,23 +355,5 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
             }
         }
     }
-    match store::set(&store, account, SecretKind::RefreshToken, token).await {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("freshd: {e}");
-            return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
-        }
-    }
-    if let Some(dir) = daemon::state_dir(&config) {
-        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
-        let _ = freshd::fsutil::write_private(
-            &dir.join(format!("{account}.token-info.json")),
-            info.to_string().as_bytes(),
-        );
-    }
-    eprintln!(
-        "freshd: stored the refresh token of {account} in {}; if freshd is running, `freshd reload` makes it look again",
-        store.hint(account, SecretKind::RefreshToken)
-    );
-    Ok(0)
+    Ok(save_refresh_token(&config, &store, account, token).await)
 }

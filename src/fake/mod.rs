@@ -69,6 +69,10 @@ struct FakeState {
     faults: VecDeque<Fault>,
     /// Faults that apply to every request until cleared.
     down: Option<Fault>,
+    /// Authorization codes → (user, PKCE challenge, redirect URI).
+    codes: HashMap<String, (String, String, String)>,
+    /// Whether /authorize answers `access_denied`.
+    deny: bool,
     token_requests: u64,
     api_requests: u64,
     serial: u64,
@@ -146,6 +150,11 @@ impl FakeProvider {
         self.lock().refresh_tokens.retain(|_, u| u != user);
     }
 
+    /// Makes `/authorize` deny (or grant again).
+    pub fn deny_authorization(&self, deny: bool) {
+        self.lock().deny = deny;
+    }
+
     /// Answers the next token request with `fault`.
     pub fn push_fault(&self, fault: Fault) {
         self.lock().faults.push_back(fault);
@@ -182,6 +191,7 @@ impl FakeProvider {
     fn handle(&self, req: &HttpRequest) -> HttpResponse {
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/api/token") => self.token(req),
+            ("GET", "/authorize") => self.authorize(req),
             ("GET", "/v1/me") => self.me(req),
             _ => HttpResponse::json(
                 404,
@@ -209,6 +219,7 @@ impl FakeProvider {
                 &json!({"error": "invalid_client", "error_description": "Invalid client"}),
             );
         }
+        let by_code = form.get("grant_type").map(String::as_str) == Some("authorization_code");
         let user = match form.get("grant_type").map(String::as_str) {
             Some("refresh_token") => {
                 let Some(rt) = form.get("refresh_token") else {
@@ -229,6 +240,10 @@ impl FakeProvider {
                 user
             }
             Some("client_credentials") => "client".to_owned(),
+            Some("authorization_code") => match self.redeem(&mut s, &form) {
+                Ok(user) => user,
+                Err(response) => return response,
+            },
             _ => return HttpResponse::json(400, &json!({"error": "unsupported_grant_type"})),
         };
         s.serial += 1;
@@ -248,13 +263,78 @@ impl FakeProvider {
             "expires_in": lifetime.as_secs(),
             "scope": "user-read-currently-playing playlist-modify-private",
         });
-        if self.options.rotate && user != "client" {
+        if (self.options.rotate || by_code) && user != "client" {
             let rt = format!("rt-{user}-{serial}-{:016x}", fastrand::u64(..));
             s.refresh_tokens.insert(rt.clone(), user.clone());
             s.issued.insert(rt.clone());
             body["refresh_token"] = json!(rt);
         }
         HttpResponse::json(200, &body)
+    }
+
+    /// `/authorize`: the user "logs in" at once; the browser is sent back
+    /// to `redirect_uri` with a code bound to the PKCE challenge, or with
+    /// `access_denied`.
+    fn authorize(&self, req: &HttpRequest) -> HttpResponse {
+        let q = &req.query;
+        let (Some(redirect), Some(state)) = (q.get("redirect_uri"), q.get("state")) else {
+            return HttpResponse::text(400, "text/plain", "redirect_uri and state are required");
+        };
+        if q.get("client_id") != Some(&self.options.client_id)
+            || q.get("response_type").map(String::as_str) != Some("code")
+            || q.get("code_challenge_method").map(String::as_str) != Some("S256")
+        {
+            return HttpResponse::text(400, "text/plain", "INVALID_CLIENT or missing S256 PKCE");
+        }
+        let mut s = self.lock();
+        let params = if s.deny {
+            serde_urlencoded::to_string([("error", "access_denied"), ("state", state)])
+        } else {
+            s.serial += 1;
+            let code = format!("code-{}-{:016x}", s.serial, fastrand::u64(..));
+            let challenge = q.get("code_challenge").cloned().unwrap_or_default();
+            s.codes.insert(
+                code.clone(),
+                ("spotify".into(), challenge, redirect.clone()),
+            );
+            s.issued.insert(code.clone());
+            serde_urlencoded::to_string([("code", code.as_str()), ("state", state)])
+        };
+        let location = format!("{redirect}?{}", params.unwrap_or_default());
+        HttpResponse::empty(302).with_header("Location", &location)
+    }
+
+    /// The authorization_code grant: single-use code, same redirect URI,
+    /// and a verifier whose S256 hash is the challenge.
+    fn redeem(
+        &self,
+        s: &mut FakeState,
+        form: &HashMap<String, String>,
+    ) -> Result<String, HttpResponse> {
+        use base64::Engine;
+        use sha2::Digest;
+        let invalid = |why: &str| {
+            HttpResponse::json(
+                400,
+                &json!({"error": "invalid_grant", "error_description": why}),
+            )
+        };
+        let code = form.get("code").ok_or_else(|| invalid("code missing"))?;
+        let (user, challenge, redirect) = s
+            .codes
+            .remove(code)
+            .ok_or_else(|| invalid("Invalid authorization code"))?;
+        if form.get("redirect_uri") != Some(&redirect) {
+            return Err(invalid("Invalid redirect URI"));
+        }
+        let verifier = form
+            .get("code_verifier")
+            .ok_or_else(|| invalid("code_verifier required"))?;
+        let hash = sha2::Sha256::digest(verifier.as_bytes());
+        if base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(hash) != challenge {
+            return Err(invalid("code_verifier was incorrect"));
+        }
+        Ok(user)
     }
 
     /// Whether `req` carries an access token that is valid now.

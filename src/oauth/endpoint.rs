@@ -13,6 +13,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -249,12 +250,6 @@ struct RawTokens {
     refresh_token: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct RawError {
-    error: Option<String>,
-    error_description: Option<String>,
-}
-
 /// What a token endpoint's answer means. Public for the fuzz and unit tests.
 pub fn classify(
     status: u16,
@@ -277,29 +272,26 @@ pub fn classify(
         };
         return Err(transient(what));
     }
-    let parsed: Option<RawError> = serde_json::from_slice(body).ok();
-    let Some(RawError {
-        error: Some(code),
-        error_description,
-    }) = parsed
-    else {
+    // RFC 6749 §5.2 errors, typed by the oauth2 crate.
+    let Ok(parsed) = serde_json::from_slice::<BasicErrorResponse>(body) else {
         return Err(transient(format!(
             "the token endpoint answered {status} without an OAuth error"
         )));
     };
-    let code = scrub(&code, sent);
-    let description = error_description
-        .map(|d| format!(": {}", scrub(&d, sent)))
+    let code = scrub(parsed.error().as_ref(), sent);
+    let description = parsed
+        .error_description()
+        .map(|d| format!(": {}", scrub(d, sent)))
         .unwrap_or_default();
     let reason = format!("{code}{description}");
-    match code.as_str() {
-        "invalid_grant" => Err(RefreshError::Revoked { reason }),
-        "invalid_client"
-        | "unauthorized_client"
-        | "unsupported_grant_type"
-        | "invalid_scope"
-        | "invalid_request" => Err(RefreshError::Rejected { reason }),
-        _ => Err(transient(format!(
+    match parsed.error() {
+        BasicErrorResponseType::InvalidGrant => Err(RefreshError::Revoked { reason }),
+        BasicErrorResponseType::InvalidClient
+        | BasicErrorResponseType::UnauthorizedClient
+        | BasicErrorResponseType::UnsupportedGrantType
+        | BasicErrorResponseType::InvalidScope
+        | BasicErrorResponseType::InvalidRequest => Err(RefreshError::Rejected { reason }),
+        BasicErrorResponseType::Extension(_) => Err(transient(format!(
             "the token endpoint answered {status} {reason}"
         ))),
     }

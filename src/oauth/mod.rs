@@ -15,6 +15,7 @@
 //!   a suspend is refreshed right after waking.
 
 pub mod endpoint;
+pub mod login;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
