@@ -1,4 +1,25 @@
-//! freshd keeps OAuth 2.0 access tokens fresh and runs scheduled jobs with them.
+//! freshd keeps OAuth 2.0 access tokens fresh and runs scheduled jobs with
+//! them, as a systemd service.
+//!
+//! # Layout
+//!
+//! - [`config`]: the TOML file in two stages (raw serde types, then a
+//!   validated [`config::Config`] whose errors name line, column and key).
+//! - [`secrets`]: where refresh tokens live: the Secret Service, systemd
+//!   credentials, or memory; every call off the async workers with a deadline.
+//! - [`oauth`]: one [`oauth::TokenManager`] per account (refresh ahead of
+//!   expiry, backoff, rotation), the token endpoint client, and `login`.
+//! - [`scheduler`]: cron and intervals on the wall clock; one loop per job.
+//! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`].
+//! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
+//! - [`control`]: the control socket's protocol, server and client.
+//! - [`status`]: the `status` report.
+//! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
+//! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
+//! - [`demo`]: `freshd demo`.
+//! - [`fsutil`]: atomic, private file writes.
+//! - [`cli`]: the command line.
+
 pub mod cli;
 pub mod config;
 pub mod control;
