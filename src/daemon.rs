@@ -261,6 +261,7 @@ impl Shared {
     }
 
     fn spawn_account(&self, tokens: &Arc<TokenManager>) -> AccountHandle {
+        tokens.set_observer(Arc::clone(&self.changed));
         let cancel = self.root.child_token();
         let t = Arc::clone(tokens);
         let c = cancel.clone();

@@ -299,3 +299,101 @@ path = "/me"
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watchdog_is_fed_when_systemd_asks() {
+    let setup = Setup::new(3600, "").await;
+    let mut daemon = setup
+        .start_with("info", &[("WATCHDOG_USEC", "400000")])
+        .await;
+    daemon.notify_containing("READY=1").await;
+    for _ in 0..3 {
+        daemon.notify_containing("WATCHDOG=1").await;
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
+}
+
+const SLOW_JOB: &str = r#"
+[jobs.slow]
+account = "spotify"
+type = "command"
+schedule = "0 0 1 1 *"
+command = ["sh", "-c", "echo started; sleep 60; echo never"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_a_running_job_its_grace_then_exits_0() {
+    let setup = Setup::new(3600, SLOW_JOB).await;
+    let mut daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    let run = tokio::spawn({
+        let config = setup.config.clone();
+        async move {
+            tokio::process::Command::new(common::bin())
+                .args(["run-job", "slow", "--config"])
+                .arg(config)
+                .output()
+                .await
+        }
+    });
+    daemon.wait_for_log("started").await;
+    let stopping_at = std::time::Instant::now();
+    daemon.signal("TERM");
+    let stopping = daemon.notify_containing("STOPPING=1").await;
+    assert!(stopping.contains("waiting up to 3s for slow"), "{stopping}");
+    assert_eq!(daemon.exit_code().await, 0);
+    // The grace period (3 s) passed, not the job's 60 s.
+    assert!(stopping_at.elapsed() < Duration::from_secs(20));
+    daemon
+        .wait_for_log("still running after the grace period")
+        .await;
+    assert!(!daemon.log_text().contains("never"));
+    let _ = run.await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_interrupt_stops_at_once() {
+    let setup = Setup::new(3600, &SLOW_JOB.replace("0 0 1 1 *", "* * * * * *")).await;
+    let text = std::fs::read_to_string(&setup.config)
+        .unwrap()
+        .replace("shutdown_grace = \"3s\"", "shutdown_grace = \"1h\"");
+    std::fs::write(&setup.config, text).unwrap();
+    let mut daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    daemon.wait_for_log("started").await;
+    daemon.signal("INT");
+    daemon.notify_containing("STOPPING=1").await;
+    daemon.signal("INT");
+    assert_eq!(daemon.exit_code().await, 0);
+    daemon
+        .wait_for_log("second interrupt: stopping at once")
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_credentials_accounts_need_no_refresh_token() {
+    let setup = Setup::new(3600, "").await;
+    let text = std::fs::read_to_string(&setup.config).unwrap().replace(
+        "refresh_before_expiry = \"2s\"",
+        "refresh_before_expiry = \"2s\"\ngrant = \"client_credentials\"\nclient_secret = \"app-secret\"",
+    );
+    std::fs::write(&setup.config, text).unwrap();
+    std::fs::remove_file(setup.path().join("creds/spotify.refresh_token")).unwrap();
+    // A literal secret needs a private file.
+    let (code, _, err) = setup.cli(&["check"]).await;
+    assert_eq!(code, 78, "{err}");
+    std::fs::set_permissions(
+        &setup.config,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let mut daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    let (code, token, err) = setup.cli(&["token", "spotify"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(token.starts_with("at-client-"), "{token}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
+    assert!(!daemon.log_text().contains("app-secret"));
+}

@@ -135,6 +135,8 @@ pub struct TokenManager {
     wake: Notify,
     /// This account's share of [`JITTER_SHARE`], fixed for its lifetime.
     jitter: f64,
+    /// Told after every refresh attempt (the daemon's `STATUS=` line).
+    observer: std::sync::OnceLock<Arc<Notify>>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -179,7 +181,13 @@ impl TokenManager {
             refresh_lock: tokio::sync::Mutex::new(()),
             wake: Notify::new(),
             jitter: fastrand::f64(),
+            observer: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets who is told after each refresh attempt (once).
+    pub fn set_observer(&self, observer: Arc<Notify>) {
+        let _ = self.observer.set(observer);
     }
 
     pub fn account(&self) -> &Arc<Account> {
@@ -371,6 +379,9 @@ impl TokenManager {
             Err(e) => Err(self.fail(e)),
         };
         self.wake.notify_one();
+        if let Some(o) = self.observer.get() {
+            o.notify_one();
+        }
         outcome
     }
 

@@ -93,6 +93,11 @@ refresh_before_expiry = "2s"
 
     /// Starts `freshd run` at `level`.
     pub async fn start(&self, level: &str) -> Daemon {
+        self.start_with(level, &[]).await
+    }
+
+    /// Starts `freshd run` at `level` with `env` added.
+    pub async fn start_with(&self, level: &str, env: &[(&str, &str)]) -> Daemon {
         let notify_path = self
             .path()
             .join(format!("notify-{}.sock", fastrand::u32(..)));
@@ -105,6 +110,7 @@ refresh_before_expiry = "2s"
             .env("HOME", self.path())
             .env("NOTIFY_SOCKET", &notify_path)
             .env("CREDENTIALS_DIRECTORY", self.path().join("creds"))
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
