@@ -300,9 +300,9 @@ impl Shared {
         self.tracker.spawn(job_loop.run(move || {
             let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
             async move {
-                let outcome = body.run(&cx).await;
+                let ran = body.run(&cx).await;
                 changed.notify_one();
-                outcome
+                ran
             }
         }));
         Some(JobHandle {

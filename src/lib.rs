@@ -33,3 +33,4 @@ pub mod scheduler;
 pub mod secrets;
 pub mod status;
 pub mod systemd;
+pub mod spotify;

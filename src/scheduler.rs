@@ -187,6 +187,24 @@ impl RunOutcome {
     }
 }
 
+/// A run's outcome, and how soon the job wants to run again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub outcome: RunOutcome,
+    /// For `every` jobs: run again after this long if that is sooner than
+    /// the interval (a poller that knows when the track ends).
+    pub again_within: Option<Duration>,
+}
+
+impl From<RunOutcome> for Ran {
+    fn from(outcome: RunOutcome) -> Self {
+        Ran {
+            outcome,
+            again_within: None,
+        }
+    }
+}
+
 /// What `status` shows of a job, updated by its loop.
 #[derive(Debug, Default, Clone)]
 pub struct JobState {
@@ -238,7 +256,7 @@ impl JobLoop {
     pub async fn run<F, Fut>(mut self, mut body: F)
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = RunOutcome>,
+        Fut: Future<Output = Ran>,
     {
         let clock = Arc::clone(&self.clock);
         let Some(mut due) = self.trigger.first_run(clock.now()) else {
@@ -253,8 +271,8 @@ impl JobLoop {
                 () = self.cancel.cancelled() => return,
                 () = sleep_until_wall(clock.as_ref(), due) => {}
                 Some(reply) = self.manual.recv() => {
-                    let outcome = self.run_once(&mut body, "on request").await;
-                    let _ = reply.send(outcome);
+                    let ran = self.run_once(&mut body, "on request").await;
+                    let _ = reply.send(ran.outcome);
                     continue;
                 }
             }
@@ -267,8 +285,14 @@ impl JobLoop {
                     if late >= MAX_COUNTED { "+" } else { "" },
                 );
             }
-            self.run_once(&mut body, "on schedule").await;
+            let ran = self.run_once(&mut body, "on schedule").await;
             let finished = clock.now();
+            if let (Some(within), Trigger::Every(every)) = (ran.again_within, &self.trigger) {
+                let wait = SignedDuration::try_from(within.min(*every)).unwrap_or(SignedDuration::ZERO);
+                due = finished.checked_add(wait).unwrap_or(finished);
+                anchor = due;
+                continue;
+            }
             let overrun = self.trigger.count_between(anchor, started, finished);
             if overrun > 0 {
                 tracing::warn!(
@@ -296,23 +320,23 @@ impl JobLoop {
     async fn serve_manual_only<F, Fut>(mut self, mut body: F)
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = RunOutcome>,
+        Fut: Future<Output = Ran>,
     {
         loop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 Some(reply) = self.manual.recv() => {
-                    let outcome = self.run_once(&mut body, "on request").await;
-                    let _ = reply.send(outcome);
+                    let ran = self.run_once(&mut body, "on request").await;
+                    let _ = reply.send(ran.outcome);
                 }
             }
         }
     }
 
-    async fn run_once<F, Fut>(&mut self, body: &mut F, why: &str) -> RunOutcome
+    async fn run_once<F, Fut>(&mut self, body: &mut F, why: &str) -> Ran
     where
         F: FnMut() -> Fut,
-        Fut: Future<Output = RunOutcome>,
+        Fut: Future<Output = Ran>,
     {
         let started = self.clock.now();
         self.status.update(|s| {
@@ -320,13 +344,14 @@ impl JobLoop {
             s.last_run = Some(started);
         });
         tracing::debug!(JOB = %self.name, "run starts ({why})");
-        let outcome = match tokio::time::timeout(self.timeout, body()).await {
-            Ok(outcome) => outcome,
-            Err(_) => RunOutcome::Error(format!(
+        let ran = match tokio::time::timeout(self.timeout, body()).await {
+            Ok(ran) => ran,
+            Err(_) => Ran::from(RunOutcome::Error(format!(
                 "stopped after its timeout of {}",
                 crate::config::format_duration(self.timeout)
-            )),
+            ))),
         };
+        let outcome = ran.outcome.clone();
         match &outcome {
             RunOutcome::Ok => tracing::info!(JOB = %self.name, "run finished: ok"),
             RunOutcome::Skipped(why) => tracing::info!(JOB = %self.name, "run skipped: {why}"),
@@ -334,9 +359,9 @@ impl JobLoop {
         }
         self.status.update(|s| {
             s.running = false;
-            s.last_outcome = Some(outcome.clone());
+            s.last_outcome = Some(outcome);
         });
-        outcome
+        ran
     }
 }
 

@@ -12,7 +12,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{JobBody, JobContext, redact};
 use crate::config::CommandJob;
-use crate::scheduler::RunOutcome;
+use crate::scheduler::{Ran, RunOutcome};
 
 /// The longest output line logged; longer ones are cut.
 const MAX_LINE: usize = 4096;
@@ -24,13 +24,13 @@ impl JobBody for Command {
     fn run<'a>(
         &'a self,
         cx: &'a JobContext,
-    ) -> Pin<Box<dyn Future<Output = RunOutcome> + Send + 'a>> {
+    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
         Box::pin(async move {
             let token = match cx.token().await {
                 Ok(t) => t,
-                Err(outcome) => return outcome,
+                Err(outcome) => return outcome.into(),
             };
-            run_argv(&self.0.argv, cx, &token, &[]).await
+            run_argv(&self.0.argv, cx, Some(&token), &[]).await.into()
         })
     }
 }
@@ -39,7 +39,7 @@ impl JobBody for Command {
 pub async fn run_argv(
     argv: &[String],
     cx: &JobContext,
-    token: &SecretString,
+    token: Option<&SecretString>,
     extra: &[(String, String)],
 ) -> RunOutcome {
     let Some((program, args)) = argv.split_first() else {
@@ -54,7 +54,6 @@ pub async fn run_argv(
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&cx.state_dir)
-        .env("FRESHD_ACCESS_TOKEN", token.expose_secret())
         .env("FRESHD_ACCOUNT", &cx.job.account)
         .env("FRESHD_JOB", &cx.job.name)
         .envs(extra.iter().map(|(k, v)| (k, v)))
@@ -62,6 +61,9 @@ pub async fn run_argv(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(t) = token {
+        cmd.env("FRESHD_ACCESS_TOKEN", t.expose_secret());
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => return RunOutcome::Error(format!("cannot start {program}: {e}")),
@@ -92,7 +94,7 @@ pub async fn run_argv(
     }
 }
 
-async fn log_lines(stream: impl AsyncRead + Unpin, job: &str, token: &SecretString, stderr: bool) {
+async fn log_lines(stream: impl AsyncRead + Unpin, job: &str, token: Option<&SecretString>, stderr: bool) {
     let mut lines = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
@@ -102,7 +104,10 @@ async fn log_lines(stream: impl AsyncRead + Unpin, job: &str, token: &SecretStri
             Ok(_) => {}
         }
         let text = String::from_utf8_lossy(&buf[..buf.len().min(MAX_LINE)]);
-        let line = redact(text.trim_end(), token);
+        let line = match token {
+            Some(t) => redact(text.trim_end(), t),
+            None => text.trim_end().to_owned(),
+        };
         if stderr {
             tracing::warn!(JOB = %job, "stderr: {line}");
         } else {

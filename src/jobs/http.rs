@@ -12,7 +12,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{JobBody, JobContext, redact};
 use crate::config::{HttpJob, HttpTarget};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
-use crate::scheduler::RunOutcome;
+use crate::scheduler::{Ran, RunOutcome};
 
 /// The most of a body that goes to the log when there is no `output`.
 const MAX_LOGGED_BODY: usize = 2048;
@@ -24,8 +24,8 @@ impl JobBody for Http {
     fn run<'a>(
         &'a self,
         cx: &'a JobContext,
-    ) -> Pin<Box<dyn Future<Output = RunOutcome> + Send + 'a>> {
-        Box::pin(self.run_once(cx))
+    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+        Box::pin(async move { self.run_once(cx).await.into() })
     }
 }
 

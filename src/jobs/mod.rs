@@ -17,7 +17,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Job, JobKind};
 use crate::oauth::TokenManager;
-use crate::scheduler::RunOutcome;
+use crate::scheduler::{Ran, RunOutcome};
 
 /// Everything one run may use.
 #[derive(Debug, Clone)]
@@ -52,7 +52,7 @@ pub trait JobBody: Send + Sync + std::fmt::Debug {
     fn run<'a>(
         &'a self,
         cx: &'a JobContext,
-    ) -> Pin<Box<dyn Future<Output = RunOutcome> + Send + 'a>>;
+    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
 }
 
 /// The body for a job, or `None` for the types this build does not run yet.

@@ -45,7 +45,7 @@ async fn starts(
         let d = took(n);
         async move {
             tokio::time::sleep(d).await;
-            RunOutcome::Ok
+            Ran::from(RunOutcome::Ok)
         }
     }));
     tokio::time::sleep(span).await;
@@ -174,7 +174,7 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     let c = count.clone();
     let handle = tokio::spawn(job.run(move || {
         c.fetch_add(1, Ordering::SeqCst);
-        async { RunOutcome::Ok }
+        async { Ran::from(RunOutcome::Ok) }
     }));
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(count.load(Ordering::SeqCst), 0);
@@ -208,7 +208,7 @@ async fn manual_run_reports_its_outcome_and_keeps_the_schedule() {
         cancel: cancel.clone(),
         manual,
     };
-    let handle = tokio::spawn(job.run(|| async { RunOutcome::Error("boom".into()) }));
+    let handle = tokio::spawn(job.run(|| async { RunOutcome::Error("boom".into()).into() }));
     let (reply, outcome) = oneshot::channel();
     tx.send(reply).await.unwrap();
     assert_eq!(outcome.await.unwrap(), RunOutcome::Error("boom".into()));
@@ -238,7 +238,7 @@ async fn timeout_ends_a_run_as_an_error() {
     };
     let handle = tokio::spawn(job.run(|| async {
         tokio::time::sleep(Duration::from_secs(3600)).await;
-        RunOutcome::Ok
+        Ran::from(RunOutcome::Ok)
     }));
     let (reply, outcome) = oneshot::channel();
     tx.send(reply).await.unwrap();
@@ -248,4 +248,43 @@ async fn timeout_ends_a_run_as_an_error() {
     );
     cancel.cancel();
     handle.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
+    let start = ts("2026-01-01T00:00:00Z");
+    let clock = Arc::new(TokioClock::new(start));
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (_tx, manual) = mpsc::channel(1);
+    let cancel = CancellationToken::new();
+    let job = JobLoop {
+        name: "np".into(),
+        trigger: Trigger::Every(Duration::from_secs(30)),
+        timeout: Duration::from_secs(60),
+        clock: clock.clone(),
+        status: Arc::default(),
+        cancel: cancel.clone(),
+        manual,
+    };
+    let r = runs.clone();
+    // Asks for 7 s, then 100 s (capped to 30 s), then nothing (the interval).
+    let asks = [Some(7), Some(100), None, None];
+    let handle = tokio::spawn(job.run(move || {
+        let n = {
+            let mut r = r.lock().unwrap();
+            r.push(clock.now());
+            r.len() - 1
+        };
+        async move {
+            Ran {
+                outcome: RunOutcome::Ok,
+                again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
+            }
+        }
+    }));
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    cancel.cancel();
+    handle.await.unwrap();
+    let secs: Vec<i64> = runs.lock().unwrap().iter().map(|t| t.duration_since(start).as_secs()).collect();
+    assert_eq!(secs, vec![0, 7, 37, 67, 97]);
 }

@@ -1,0 +1,330 @@
+//! A typed client for the Spotify Web API endpoints freshd's jobs use
+//! (DESIGN §8).
+//!
+//! Every request carries the account's access token; a 401 forces one
+//! refresh and one retry. A 429 starts a cooldown for the app's client id
+//! (shared by every account and job of that app) that honours
+//! `Retry-After`, an hour at least for `QUOTA_EXCEEDED`; during it requests
+//! fail at once with [`ApiError::Cooldown`], which jobs report as
+//! `skipped` with the time they may run again. Nothing ever sleeps out a
+//! 429. 5xx answers and network errors are retried a few times with short
+//! waits, but only for requests that are safe to repeat: a `POST` that may
+//! have landed is never sent twice, so a playlist is never doubled.
+
+pub mod types;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use reqwest::Method;
+use secrecy::{ExposeSecret, SecretString};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::oauth::endpoint::{describe_reqwest, retry_after};
+use crate::oauth::{TokenError, TokenManager};
+use crate::scheduler::Clock;
+use types::{Item, Page, PlayHistory, Playing, Playlist, PlaylistEntry, SearchResults, Snapshot, User};
+
+/// Playlist pages are read 50 items at a time (the API's maximum).
+pub const READ_PAGE: usize = 50;
+/// Playlist writes carry at most 100 URIs (the API's maximum).
+pub const WRITE_BATCH: usize = 100;
+/// How often a failed safe request is tried in all.
+const TRIES: u32 = 3;
+/// The wait before the second try; doubled for the third.
+const RETRY_WAIT: Duration = Duration::from_secs(1);
+/// The cooldown after a 429 without `Retry-After`.
+const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+/// The least cooldown after a quota 429 (`QUOTA_EXCEEDED`): quotas reset
+/// slowly, and asking again soon only extends the ban.
+const QUOTA_COOLDOWN: Duration = Duration::from_secs(3600);
+/// The most of an error body quoted in a message.
+const MAX_QUOTE: usize = 200;
+
+/// Rate-limit cooldowns by client id, shared by the whole daemon.
+#[derive(Debug, Default)]
+pub struct Cooldowns(Mutex<HashMap<String, Timestamp>>);
+
+impl Cooldowns {
+    /// Until when `client_id` must wait, if it must.
+    pub fn until(&self, client_id: &str, now: Timestamp) -> Option<Timestamp> {
+        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(client_id).copied().filter(|t| *t > now)
+    }
+
+    fn start(&self, client_id: &str, until: Timestamp) {
+        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = map.entry(client_id.to_owned()).or_insert(until);
+        *entry = (*entry).max(until);
+    }
+}
+
+/// Why a request did not succeed. Holds no token.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the Spotify app is rate limited until {until}{}", if *.quota { " (quota exceeded)" } else { "" })]
+    Cooldown { until: Timestamp, quota: bool },
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("{method} {path} answered {status}: {message}")]
+    Status {
+        method: String,
+        path: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{method} {path}: {detail}")]
+    Network {
+        method: String,
+        path: String,
+        detail: String,
+    },
+    #[error("{method} {path}: the answer is not what the API documents ({detail})")]
+    Decode {
+        method: String,
+        path: String,
+        detail: String,
+    },
+}
+
+/// One account's view of the Web API.
+#[derive(Debug, Clone)]
+pub struct Spotify {
+    http: reqwest::Client,
+    base: String,
+    tokens: Arc<TokenManager>,
+    cooldowns: Arc<Cooldowns>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Spotify {
+    pub fn new(
+        http: reqwest::Client,
+        base: String,
+        tokens: Arc<TokenManager>,
+        cooldowns: Arc<Cooldowns>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            http,
+            base,
+            tokens,
+            cooldowns,
+            clock,
+        }
+    }
+
+    fn client_id(&self) -> &str {
+        &self.tokens.account().client_id
+    }
+
+    /// Sends one request; `Ok(None)` for a 204.
+    async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Option<Vec<u8>>, ApiError> {
+        let now = self.clock.now();
+        if let Some(until) = self.cooldowns.until(self.client_id(), now) {
+            return Err(ApiError::Cooldown { until, quota: false });
+        }
+        let safe = method != Method::POST;
+        let url = format!("{}{path}", self.base);
+        let mut token = self.tokens.access_token().await?;
+        let mut refreshed = false;
+        let mut tries = 0;
+        let shown = path.split('?').next().unwrap_or(path).to_owned();
+        loop {
+            tries += 1;
+            let mut req = self.http.request(method.clone(), &url).bearer_auth(token.expose_secret());
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e) if safe && tries < TRIES => {
+                    tracing::debug!("{method} {shown}: {}; trying again", describe_reqwest(&e));
+                    tokio::time::sleep(RETRY_WAIT * tries).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(ApiError::Network {
+                        method: method.to_string(),
+                        path: shown,
+                        detail: describe_reqwest(&e),
+                    });
+                }
+            };
+            let status = resp.status().as_u16();
+            let wait = retry_after(resp.headers());
+            let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            match status {
+                204 => return Ok(None),
+                200..=299 => return Ok(Some(bytes)),
+                401 if !refreshed => {
+                    tracing::info!(ACCOUNT = %self.tokens.account().name, "{method} {shown}: the access token was refused (401); refreshing it once");
+                    token = self.tokens.refresh_after_401(&token).await?;
+                    refreshed = true;
+                    tries -= 1;
+                }
+                429 => return Err(self.cool_down(wait, &bytes)),
+                500..=599 if safe && tries < TRIES => {
+                    tracing::debug!("{method} {shown} answered {status}; trying again");
+                    tokio::time::sleep(RETRY_WAIT * tries).await;
+                }
+                _ => {
+                    return Err(ApiError::Status {
+                        method: method.to_string(),
+                        path: shown,
+                        status,
+                        message: error_message(&bytes, &token),
+                    });
+                }
+            }
+        }
+    }
+
+    fn cool_down(&self, wait: Option<Duration>, body: &[u8]) -> ApiError {
+        let quota = serde_json::from_slice::<types::ErrorBody>(body)
+            .ok()
+            .and_then(|b| b.error.reason)
+            .is_some_and(|r| r == "QUOTA_EXCEEDED");
+        let mut wait = wait.unwrap_or(DEFAULT_COOLDOWN);
+        if quota {
+            wait = wait.max(QUOTA_COOLDOWN);
+        }
+        let until = self
+            .clock
+            .now()
+            .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
+            .unwrap_or(Timestamp::MAX);
+        self.cooldowns.start(self.client_id(), until);
+        tracing::warn!(
+            ACCOUNT = %self.tokens.account().name,
+            "Spotify rate limits this app (429{}); its jobs are skipped until {until}",
+            if quota { ", quota exceeded" } else { "" }
+        );
+        ApiError::Cooldown { until, quota }
+    }
+
+    async fn get<T: DeserializeOwned + Default>(&self, path: &str) -> Result<T, ApiError> {
+        let bytes = self.request(Method::GET, path, None).await?;
+        decode("GET", path, bytes)
+    }
+
+    async fn send_json<T: DeserializeOwned + Default>(&self, method: Method, path: &str, body: &Value) -> Result<T, ApiError> {
+        let name = method.to_string();
+        let bytes = self.request(method, path, Some(body)).await?;
+        decode(&name, path, bytes)
+    }
+
+    pub async fn me(&self) -> Result<User, ApiError> {
+        self.get("/me").await
+    }
+
+    /// What plays now; `None` when nothing does (204).
+    pub async fn currently_playing(&self) -> Result<Option<Playing>, ApiError> {
+        let path = "/me/player/currently-playing?additional_types=track,episode";
+        match self.request(Method::GET, path, None).await? {
+            None => Ok(None),
+            Some(b) if b.iter().all(u8::is_ascii_whitespace) => Ok(None),
+            Some(b) => decode("GET", path, Some(b)).map(Some),
+        }
+    }
+
+    pub async fn recently_played(&self, limit: u32) -> Result<Vec<Item>, ApiError> {
+        let page: Page<PlayHistory> = self.get(&format!("/me/player/recently-played?limit={limit}")).await?;
+        Ok(page.items.into_iter().filter_map(|h| h.track).collect())
+    }
+
+    pub async fn top_tracks(&self, time_range: &str, limit: u32) -> Result<Vec<Item>, ApiError> {
+        let page: Page<Item> = self.get(&format!("/me/top/tracks?time_range={time_range}&limit={limit}")).await?;
+        Ok(page.items)
+    }
+
+    /// Every playlist the user owns or follows.
+    pub async fn my_playlists(&self) -> Result<Vec<Playlist>, ApiError> {
+        let mut all = Vec::new();
+        loop {
+            let page: Page<Playlist> = self.get(&format!("/me/playlists?limit={READ_PAGE}&offset={}", all.len())).await?;
+            let n = page.items.len();
+            all.extend(page.items);
+            if n < READ_PAGE || page.next.is_none() || all.len() >= 100_000 {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Creates a private playlist.
+    pub async fn create_playlist(&self, name: &str, description: &str) -> Result<Playlist, ApiError> {
+        let body = json!({ "name": name, "public": false, "description": description });
+        self.send_json(Method::POST, "/me/playlists", &body).await
+    }
+
+    /// The URIs of every item of a playlist, in order.
+    pub async fn playlist_items(&self, id: &str) -> Result<Vec<String>, ApiError> {
+        let mut uris = Vec::new();
+        let mut offset = 0;
+        loop {
+            let path = format!("/playlists/{id}/items?limit={READ_PAGE}&offset={offset}&additional_types=track,episode");
+            let page: Page<PlaylistEntry> = self.get(&path).await?;
+            let n = page.items.len();
+            offset += n;
+            uris.extend(page.items.into_iter().filter_map(PlaylistEntry::into_item).map(|i| i.uri).filter(|u| !u.is_empty()));
+            if n < READ_PAGE || page.next.is_none() {
+                return Ok(uris);
+            }
+        }
+    }
+
+    /// Replaces a playlist's items with at most [`WRITE_BATCH`] URIs.
+    pub async fn replace_items(&self, id: &str, uris: &[String]) -> Result<Snapshot, ApiError> {
+        self.send_json(Method::PUT, &format!("/playlists/{id}/items"), &json!({ "uris": uris })).await
+    }
+
+    /// Adds at most [`WRITE_BATCH`] URIs at `position` (the end if `None`).
+    pub async fn add_items(&self, id: &str, uris: &[String], position: Option<usize>) -> Result<Snapshot, ApiError> {
+        let body = match position {
+            Some(p) => json!({ "uris": uris, "position": p }),
+            None => json!({ "uris": uris }),
+        };
+        self.send_json(Method::POST, &format!("/playlists/{id}/items"), &body).await
+    }
+
+    /// Removes every occurrence of at most [`WRITE_BATCH`] URIs.
+    pub async fn remove_items(&self, id: &str, uris: &[String], snapshot: Option<&str>) -> Result<Snapshot, ApiError> {
+        let items: Vec<Value> = uris.iter().map(|u| json!({ "uri": u })).collect();
+        let body = match snapshot {
+            Some(s) => json!({ "items": items, "snapshot_id": s }),
+            None => json!({ "items": items }),
+        };
+        self.send_json(Method::DELETE, &format!("/playlists/{id}/items"), &body).await
+    }
+
+    /// Tracks matching `query` (at most 10, the API's limit).
+    pub async fn search_tracks(&self, query: &str, limit: u32) -> Result<Vec<Item>, ApiError> {
+        let q = serde_urlencoded::to_string([("q", query), ("type", "track"), ("limit", &limit.min(10).to_string())]).unwrap_or_default();
+        let results: SearchResults = self.get(&format!("/search?{q}")).await?;
+        Ok(results.tracks.items)
+    }
+}
+
+fn decode<T: DeserializeOwned + Default>(method: &str, path: &str, bytes: Option<Vec<u8>>) -> Result<T, ApiError> {
+    let Some(bytes) = bytes else {
+        return Ok(T::default());
+    };
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::Decode {
+        method: method.to_owned(),
+        path: path.split('?').next().unwrap_or(path).to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+/// The API's own message, cut short and without the token.
+fn error_message(body: &[u8], token: &SecretString) -> String {
+    let message = serde_json::from_slice::<types::ErrorBody>(body)
+        .ok()
+        .map(|b| b.error.message)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(MAX_QUOTE).collect());
+    crate::jobs::redact(message.trim(), token)
+}
