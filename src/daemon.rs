@@ -30,6 +30,7 @@ use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemCloc
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
+use crate::spotify::Cooldowns;
 use crate::status::{JobReport, StatusReport};
 use crate::systemd;
 
@@ -171,6 +172,7 @@ struct Shared {
     reloads: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
     /// Something `STATUS=` shows changed.
     changed: Arc<Notify>,
+    cooldowns: Arc<Cooldowns>,
 }
 
 impl Shared {
@@ -295,6 +297,8 @@ impl Shared {
             tokens: Arc::clone(tokens),
             http: self.http.clone(),
             state_dir: self.state_dir.clone(),
+            cooldowns: Arc::clone(&self.cooldowns),
+            clock: Arc::clone(&self.clock),
         };
         let changed = Arc::clone(&self.changed);
         self.tracker.spawn(job_loop.run(move || {
@@ -580,6 +584,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         root: CancellationToken::new(),
         reloads: reload_tx,
         changed: Arc::new(Notify::new()),
+        cooldowns: Arc::default(),
     });
     shared.with_stored_client_secret(&mut config).await?;
     let mut managers = BTreeMap::new();

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::daemon::{self, ConfigSource, Options};
+use crate::fake::web::Player;
 use crate::fake::{FakeOptions, FakeProvider};
 use crate::secrets::memory::MemoryStore;
 use crate::secrets::{SecretKind, SecretStore};
@@ -34,6 +35,9 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     let mut config = Config::parse(DEMO_CONFIG, Path::new("config/demo.toml"), true)?;
     config.daemon.state_dir = Some(dir.join("state"));
     config.daemon.socket = Some(dir.join("control.sock"));
+    fake.web().player = Player::Session {
+        since: jiff::Timestamp::now(),
+    };
     let store = Arc::new(MemoryStore::new());
     for (name, account) in &mut config.accounts {
         let mut a = (**account).clone();
@@ -45,7 +49,7 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         store.set(name, SecretKind::RefreshToken, &token)?;
     }
     tracing::info!(
-        "demo: a simulated provider on {} issues {}-second access tokens and rotating refresh tokens; {}",
+        "demo: a simulated provider on {} issues {}-second access tokens and rotating refresh tokens, and plays a session of tracks of 20 to 30 seconds; {}",
         fake.base_url(),
         DEMO_TOKEN_LIFETIME.as_secs(),
         match duration {
@@ -66,10 +70,28 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     fake.stop();
     let _ = std::fs::remove_dir_all(&dir);
     let code = code?;
+    let playlists: Vec<String> = fake
+        .web()
+        .playlists
+        .iter()
+        .map(|p| {
+            format!(
+                "\"{}\" ({} items, {})",
+                p.name,
+                p.items.len(),
+                if p.public { "public" } else { "private" }
+            )
+        })
+        .collect();
     tracing::info!(
-        "demo: the provider saw {} token requests and {} API requests",
+        "demo: the provider saw {} token requests and {} API requests; playlists: {}",
         fake.token_requests(),
-        fake.api_requests()
+        fake.api_requests(),
+        if playlists.is_empty() {
+            "none".to_owned()
+        } else {
+            playlists.join(", ")
+        }
     );
     Ok(code)
 }

@@ -31,6 +31,6 @@ pub mod jobs;
 pub mod oauth;
 pub mod scheduler;
 pub mod secrets;
+pub mod spotify;
 pub mod status;
 pub mod systemd;
-pub mod spotify;

@@ -288,7 +288,8 @@ impl JobLoop {
             let ran = self.run_once(&mut body, "on schedule").await;
             let finished = clock.now();
             if let (Some(within), Trigger::Every(every)) = (ran.again_within, &self.trigger) {
-                let wait = SignedDuration::try_from(within.min(*every)).unwrap_or(SignedDuration::ZERO);
+                let wait =
+                    SignedDuration::try_from(within.min(*every)).unwrap_or(SignedDuration::ZERO);
                 due = finished.checked_add(wait).unwrap_or(finished);
                 anchor = due;
                 continue;
@@ -353,7 +354,7 @@ impl JobLoop {
         };
         let outcome = ran.outcome.clone();
         match &outcome {
-            RunOutcome::Ok => tracing::info!(JOB = %self.name, "run finished: ok"),
+            RunOutcome::Ok => tracing::debug!(JOB = %self.name, "run finished: ok"),
             RunOutcome::Skipped(why) => tracing::info!(JOB = %self.name, "run skipped: {why}"),
             RunOutcome::Error(e) => tracing::error!(JOB = %self.name, "run failed: {e}"),
         }

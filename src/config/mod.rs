@@ -20,7 +20,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 use secrecy::{ExposeSecret, SecretString};
 
-pub use validate::parse_duration;
+pub use validate::{parse_duration, valid_item_uri};
 
 /// Where the config is looked for when `--config` is not given.
 pub fn default_path() -> PathBuf {

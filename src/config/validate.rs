@@ -921,7 +921,7 @@ fn source(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawSource>) -> Option<Source>
 }
 
 /// `spotify:track:ID` or `spotify:episode:ID`: what a playlist holds.
-pub(crate) fn valid_item_uri(uri: &str) -> bool {
+pub fn valid_item_uri(uri: &str) -> bool {
     let id = uri
         .strip_prefix("spotify:track:")
         .or_else(|| uri.strip_prefix("spotify:episode:"));

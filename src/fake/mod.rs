@@ -8,6 +8,7 @@
 //! can search freshd's output for all of them.
 
 pub mod http;
+pub mod web;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -84,6 +85,7 @@ pub struct FakeProvider {
     pub addr: SocketAddr,
     options: FakeOptions,
     state: Arc<Mutex<FakeState>>,
+    web: Arc<Mutex<web::WebState>>,
     cancel: CancellationToken,
 }
 
@@ -101,6 +103,7 @@ impl FakeProvider {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             options,
             state,
+            web: Arc::default(),
             cancel: cancel.clone(),
         };
         let handler_fake = fake.clone();
@@ -192,7 +195,11 @@ impl FakeProvider {
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/api/token") => self.token(req),
             ("GET", "/authorize") => self.authorize(req),
-            ("GET", "/v1/me") => self.me(req),
+            (_, p) if p.starts_with("/v1/") => {
+                let authorized = self.authorized(req);
+                self.lock().api_requests += 1;
+                self.web().handle(req, &p[3..], authorized)
+            }
             _ => HttpResponse::json(
                 404,
                 &json!({"error": {"status": 404, "message": "Service not found"}}),
@@ -345,18 +352,11 @@ impl FakeProvider {
             .is_some_and(|exp| *exp > Timestamp::now())
     }
 
-    fn me(&self, req: &HttpRequest) -> HttpResponse {
-        self.lock().api_requests += 1;
-        if !self.authorized(req) {
-            return HttpResponse::json(
-                401,
-                &json!({"error": {"status": 401, "message": "The access token expired"}}),
-            );
-        }
-        HttpResponse::json(
-            200,
-            &json!({"id": "demo-user", "display_name": "Demo User", "product": "premium"}),
-        )
+    /// The Web API's state, to arrange or inspect.
+    pub fn web(&self) -> std::sync::MutexGuard<'_, web::WebState> {
+        self.web
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 

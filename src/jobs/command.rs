@@ -21,10 +21,7 @@ const MAX_LINE: usize = 4096;
 pub struct Command(pub CommandJob);
 
 impl JobBody for Command {
-    fn run<'a>(
-        &'a self,
-        cx: &'a JobContext,
-    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
         Box::pin(async move {
             let token = match cx.token().await {
                 Ok(t) => t,
@@ -94,7 +91,12 @@ pub async fn run_argv(
     }
 }
 
-async fn log_lines(stream: impl AsyncRead + Unpin, job: &str, token: Option<&SecretString>, stderr: bool) {
+async fn log_lines(
+    stream: impl AsyncRead + Unpin,
+    job: &str,
+    token: Option<&SecretString>,
+    stderr: bool,
+) {
     let mut lines = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {

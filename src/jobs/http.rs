@@ -21,10 +21,7 @@ const MAX_LOGGED_BODY: usize = 2048;
 pub struct Http(pub HttpJob);
 
 impl JobBody for Http {
-    fn run<'a>(
-        &'a self,
-        cx: &'a JobContext,
-    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
         Box::pin(async move { self.run_once(cx).await.into() })
     }
 }
@@ -65,6 +62,12 @@ impl Http {
     }
 
     async fn run_once(&self, cx: &JobContext) -> RunOutcome {
+        let client_id = cx.tokens.account().client_id.clone();
+        if let Some(until) = cx.cooldowns.until(&client_id, cx.clock.now()) {
+            return RunOutcome::Skipped(format!(
+                "the API rate limits this app; the job may run again after {until}"
+            ));
+        }
         let url = match self.url(cx) {
             Ok(u) => u,
             Err(outcome) => return outcome,
@@ -91,9 +94,16 @@ impl Http {
         let status = resp.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             let wait = retry_after(resp.headers()).unwrap_or(Duration::from_secs(60));
+            let until = cx
+                .clock
+                .now()
+                .checked_add(
+                    jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX),
+                )
+                .unwrap_or(jiff::Timestamp::MAX);
+            cx.cooldowns.start(&client_id, until);
             return RunOutcome::Skipped(format!(
-                "the API is rate limiting (429); it asks to wait {}",
-                crate::config::format_duration(wait)
+                "the API is rate limiting (429); the job may run again after {until}"
             ));
         }
         let body = match resp.bytes().await {

@@ -7,6 +7,9 @@
 
 pub mod command;
 pub mod http;
+pub mod now_playing;
+pub mod playlist;
+pub mod sources;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -17,7 +20,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{Job, JobKind};
 use crate::oauth::TokenManager;
-use crate::scheduler::{Ran, RunOutcome};
+use crate::scheduler::{Clock, Ran, RunOutcome};
+use crate::spotify::{ApiError, Cooldowns, Spotify};
 
 /// Everything one run may use.
 #[derive(Debug, Clone)]
@@ -26,6 +30,9 @@ pub struct JobContext {
     pub tokens: Arc<TokenManager>,
     pub http: reqwest::Client,
     pub state_dir: PathBuf,
+    /// The daemon's rate-limit cooldowns, one per client id.
+    pub cooldowns: Arc<Cooldowns>,
+    pub clock: Arc<dyn Clock>,
 }
 
 impl JobContext {
@@ -36,6 +43,23 @@ impl JobContext {
         } else {
             self.state_dir.join(path)
         }
+    }
+
+    /// The Spotify client for the job's account.
+    pub fn spotify(&self) -> Result<Spotify, RunOutcome> {
+        let Some(base) = self.tokens.account().api_base_url.clone() else {
+            return Err(RunOutcome::Error(format!(
+                "account {} has no api_base_url; give provider = \"spotify\" or api_base_url",
+                self.job.account
+            )));
+        };
+        Ok(Spotify::new(
+            self.http.clone(),
+            base,
+            Arc::clone(&self.tokens),
+            Arc::clone(&self.cooldowns),
+            Arc::clone(&self.clock),
+        ))
     }
 
     /// The account's access token, or the run's outcome when there is none.
@@ -49,18 +73,28 @@ impl JobContext {
 
 /// One run of one job type.
 pub trait JobBody: Send + Sync + std::fmt::Debug {
-    fn run<'a>(
-        &'a self,
-        cx: &'a JobContext,
-    ) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
+    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
 }
 
-/// The body for a job, or `None` for the types this build does not run yet.
+/// The body for a job (`None` would be a type this build cannot run).
 pub fn body_for(job: &Job) -> Option<Arc<dyn JobBody>> {
     match &job.kind {
         JobKind::Command(c) => Some(Arc::new(command::Command(c.clone()))),
         JobKind::Http(h) => Some(Arc::new(http::Http(h.clone()))),
-        JobKind::NowPlaying(_) | JobKind::Playlist(_) => None,
+        JobKind::NowPlaying(n) => Some(Arc::new(now_playing::NowPlaying::new(n.clone()))),
+        JobKind::Playlist(p) => Some(Arc::new(playlist::PlaylistBody(p.clone()))),
+    }
+}
+
+/// How a Web API failure ends a run: a cooldown is `skipped` (with when the
+/// job may run again), anything else an error.
+pub fn api_outcome(e: ApiError) -> RunOutcome {
+    match e {
+        ApiError::Cooldown { until, .. } => RunOutcome::Skipped(format!(
+            "Spotify rate limits this app; the job may run again after {}",
+            until.round(jiff::Unit::Second).unwrap_or(until)
+        )),
+        other => RunOutcome::Error(other.to_string()),
     }
 }
 

@@ -285,6 +285,11 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
     tokio::time::sleep(Duration::from_secs(100)).await;
     cancel.cancel();
     handle.await.unwrap();
-    let secs: Vec<i64> = runs.lock().unwrap().iter().map(|t| t.duration_since(start).as_secs()).collect();
+    let secs: Vec<i64> = runs
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|t| t.duration_since(start).as_secs())
+        .collect();
     assert_eq!(secs, vec![0, 7, 37, 67, 97]);
 }

@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 use crate::oauth::{TokenError, TokenManager};
 use crate::scheduler::Clock;
-use types::{Item, Page, PlayHistory, Playing, Playlist, PlaylistEntry, SearchResults, Snapshot, User};
+use types::{
+    Item, Page, PlayHistory, Playing, Playlist, PlaylistEntry, SearchResults, Snapshot, User,
+};
 
 /// Playlist pages are read 50 items at a time (the API's maximum).
 pub const READ_PAGE: usize = 50;
@@ -51,12 +53,19 @@ pub struct Cooldowns(Mutex<HashMap<String, Timestamp>>);
 impl Cooldowns {
     /// Until when `client_id` must wait, if it must.
     pub fn until(&self, client_id: &str, now: Timestamp) -> Option<Timestamp> {
-        let map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         map.get(client_id).copied().filter(|t| *t > now)
     }
 
-    fn start(&self, client_id: &str, until: Timestamp) {
-        let mut map = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    /// Starts (or lengthens) the cooldown of `client_id`.
+    pub fn start(&self, client_id: &str, until: Timestamp) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let entry = map.entry(client_id.to_owned()).or_insert(until);
         *entry = (*entry).max(until);
     }
@@ -122,10 +131,18 @@ impl Spotify {
     }
 
     /// Sends one request; `Ok(None)` for a 204.
-    async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Option<Vec<u8>>, ApiError> {
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
         let now = self.clock.now();
         if let Some(until) = self.cooldowns.until(self.client_id(), now) {
-            return Err(ApiError::Cooldown { until, quota: false });
+            return Err(ApiError::Cooldown {
+                until,
+                quota: false,
+            });
         }
         let safe = method != Method::POST;
         let url = format!("{}{path}", self.base);
@@ -135,7 +152,10 @@ impl Spotify {
         let shown = path.split('?').next().unwrap_or(path).to_owned();
         loop {
             tries += 1;
-            let mut req = self.http.request(method.clone(), &url).bearer_auth(token.expose_secret());
+            let mut req = self
+                .http
+                .request(method.clone(), &url)
+                .bearer_auth(token.expose_secret());
             if let Some(b) = body {
                 req = req.json(b);
             }
@@ -211,7 +231,12 @@ impl Spotify {
         decode("GET", path, bytes)
     }
 
-    async fn send_json<T: DeserializeOwned + Default>(&self, method: Method, path: &str, body: &Value) -> Result<T, ApiError> {
+    async fn send_json<T: DeserializeOwned + Default>(
+        &self,
+        method: Method,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ApiError> {
         let name = method.to_string();
         let bytes = self.request(method, path, Some(body)).await?;
         decode(&name, path, bytes)
@@ -232,12 +257,18 @@ impl Spotify {
     }
 
     pub async fn recently_played(&self, limit: u32) -> Result<Vec<Item>, ApiError> {
-        let page: Page<PlayHistory> = self.get(&format!("/me/player/recently-played?limit={limit}")).await?;
+        let page: Page<PlayHistory> = self
+            .get(&format!("/me/player/recently-played?limit={limit}"))
+            .await?;
         Ok(page.items.into_iter().filter_map(|h| h.track).collect())
     }
 
     pub async fn top_tracks(&self, time_range: &str, limit: u32) -> Result<Vec<Item>, ApiError> {
-        let page: Page<Item> = self.get(&format!("/me/top/tracks?time_range={time_range}&limit={limit}")).await?;
+        let page: Page<Item> = self
+            .get(&format!(
+                "/me/top/tracks?time_range={time_range}&limit={limit}"
+            ))
+            .await?;
         Ok(page.items)
     }
 
@@ -245,7 +276,12 @@ impl Spotify {
     pub async fn my_playlists(&self) -> Result<Vec<Playlist>, ApiError> {
         let mut all = Vec::new();
         loop {
-            let page: Page<Playlist> = self.get(&format!("/me/playlists?limit={READ_PAGE}&offset={}", all.len())).await?;
+            let page: Page<Playlist> = self
+                .get(&format!(
+                    "/me/playlists?limit={READ_PAGE}&offset={}",
+                    all.len()
+                ))
+                .await?;
             let n = page.items.len();
             all.extend(page.items);
             if n < READ_PAGE || page.next.is_none() || all.len() >= 100_000 {
@@ -255,7 +291,11 @@ impl Spotify {
     }
 
     /// Creates a private playlist.
-    pub async fn create_playlist(&self, name: &str, description: &str) -> Result<Playlist, ApiError> {
+    pub async fn create_playlist(
+        &self,
+        name: &str,
+        description: &str,
+    ) -> Result<Playlist, ApiError> {
         let body = json!({ "name": name, "public": false, "description": description });
         self.send_json(Method::POST, "/me/playlists", &body).await
     }
@@ -265,11 +305,19 @@ impl Spotify {
         let mut uris = Vec::new();
         let mut offset = 0;
         loop {
-            let path = format!("/playlists/{id}/items?limit={READ_PAGE}&offset={offset}&additional_types=track,episode");
+            let path = format!(
+                "/playlists/{id}/items?limit={READ_PAGE}&offset={offset}&additional_types=track,episode"
+            );
             let page: Page<PlaylistEntry> = self.get(&path).await?;
             let n = page.items.len();
             offset += n;
-            uris.extend(page.items.into_iter().filter_map(PlaylistEntry::into_item).map(|i| i.uri).filter(|u| !u.is_empty()));
+            uris.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(PlaylistEntry::into_item)
+                    .map(|i| i.uri)
+                    .filter(|u| !u.is_empty()),
+            );
             if n < READ_PAGE || page.next.is_none() {
                 return Ok(uris);
             }
@@ -278,37 +326,63 @@ impl Spotify {
 
     /// Replaces a playlist's items with at most [`WRITE_BATCH`] URIs.
     pub async fn replace_items(&self, id: &str, uris: &[String]) -> Result<Snapshot, ApiError> {
-        self.send_json(Method::PUT, &format!("/playlists/{id}/items"), &json!({ "uris": uris })).await
+        self.send_json(
+            Method::PUT,
+            &format!("/playlists/{id}/items"),
+            &json!({ "uris": uris }),
+        )
+        .await
     }
 
     /// Adds at most [`WRITE_BATCH`] URIs at `position` (the end if `None`).
-    pub async fn add_items(&self, id: &str, uris: &[String], position: Option<usize>) -> Result<Snapshot, ApiError> {
+    pub async fn add_items(
+        &self,
+        id: &str,
+        uris: &[String],
+        position: Option<usize>,
+    ) -> Result<Snapshot, ApiError> {
         let body = match position {
             Some(p) => json!({ "uris": uris, "position": p }),
             None => json!({ "uris": uris }),
         };
-        self.send_json(Method::POST, &format!("/playlists/{id}/items"), &body).await
+        self.send_json(Method::POST, &format!("/playlists/{id}/items"), &body)
+            .await
     }
 
     /// Removes every occurrence of at most [`WRITE_BATCH`] URIs.
-    pub async fn remove_items(&self, id: &str, uris: &[String], snapshot: Option<&str>) -> Result<Snapshot, ApiError> {
+    pub async fn remove_items(
+        &self,
+        id: &str,
+        uris: &[String],
+        snapshot: Option<&str>,
+    ) -> Result<Snapshot, ApiError> {
         let items: Vec<Value> = uris.iter().map(|u| json!({ "uri": u })).collect();
         let body = match snapshot {
             Some(s) => json!({ "items": items, "snapshot_id": s }),
             None => json!({ "items": items }),
         };
-        self.send_json(Method::DELETE, &format!("/playlists/{id}/items"), &body).await
+        self.send_json(Method::DELETE, &format!("/playlists/{id}/items"), &body)
+            .await
     }
 
     /// Tracks matching `query` (at most 10, the API's limit).
     pub async fn search_tracks(&self, query: &str, limit: u32) -> Result<Vec<Item>, ApiError> {
-        let q = serde_urlencoded::to_string([("q", query), ("type", "track"), ("limit", &limit.min(10).to_string())]).unwrap_or_default();
+        let q = serde_urlencoded::to_string([
+            ("q", query),
+            ("type", "track"),
+            ("limit", &limit.min(10).to_string()),
+        ])
+        .unwrap_or_default();
         let results: SearchResults = self.get(&format!("/search?{q}")).await?;
         Ok(results.tracks.items)
     }
 }
 
-fn decode<T: DeserializeOwned + Default>(method: &str, path: &str, bytes: Option<Vec<u8>>) -> Result<T, ApiError> {
+fn decode<T: DeserializeOwned + Default>(
+    method: &str,
+    path: &str,
+    bytes: Option<Vec<u8>>,
+) -> Result<T, ApiError> {
     let Some(bytes) = bytes else {
         return Ok(T::default());
     };
@@ -325,6 +399,11 @@ fn error_message(body: &[u8], token: &SecretString) -> String {
         .ok()
         .map(|b| b.error.message)
         .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(MAX_QUOTE).collect());
+        .unwrap_or_else(|| {
+            String::from_utf8_lossy(body)
+                .chars()
+                .take(MAX_QUOTE)
+                .collect()
+        });
     crate::jobs::redact(message.trim(), token)
 }

@@ -1,0 +1,205 @@
+//! `type = "now_playing"`: polls what plays and records each new item.
+//!
+//! The next poll is planned from the track's remaining time (+1 s), capped
+//! by `every`; when nothing plays, or playback is paused, it is `every`.
+//! Each item that starts playing is appended to `history` as one whole JSON
+//! line (one `write` of the full line to a file opened for appending, then
+//! fsynced), then `on_change` runs with the item in `FRESHD_*` variables.
+//! The same item is never reported twice in a row, across restarts too: the
+//! last line of the history is read at start.
+
+use std::future::Future;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+use super::{JobBody, JobContext, api_outcome};
+use crate::config::NowPlayingJob;
+use crate::scheduler::{Ran, RunOutcome};
+use crate::spotify::types::Item;
+
+/// Poll this long after the planned end of a track: the player needs a
+/// moment to move on, and polling at the very end would see the old track.
+const AFTER_END: Duration = Duration::from_secs(1);
+
+/// One line of the history file (DESIGN §3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryLine {
+    pub played_at: Timestamp,
+    pub uri: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub name: String,
+    pub artists: Vec<String>,
+    pub album: Option<String>,
+    pub duration_ms: u64,
+}
+
+#[derive(Debug)]
+pub struct NowPlaying {
+    config: NowPlayingJob,
+    /// The URI last reported; `None` before the history was read.
+    last: Mutex<Option<Option<String>>>,
+}
+
+impl NowPlaying {
+    pub fn new(config: NowPlayingJob) -> Self {
+        Self {
+            config,
+            last: Mutex::new(None),
+        }
+    }
+
+    fn history_path(&self, cx: &JobContext) -> Option<PathBuf> {
+        self.config.history.as_ref().map(|p| cx.resolve(p))
+    }
+
+    /// The URI last reported, reading the history's last line the first time.
+    fn last_uri(&self, cx: &JobContext) -> Option<String> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(known) = &*last {
+            return known.clone();
+        }
+        let from_file = self
+            .history_path(cx)
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| {
+                text.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(str::to_owned)
+            })
+            .and_then(|l| serde_json::from_str::<HistoryLine>(&l).ok())
+            .map(|h| h.uri);
+        *last = Some(from_file.clone());
+        from_file
+    }
+
+    fn set_last(&self, uri: &str) {
+        *self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Some(uri.to_owned()));
+    }
+
+    async fn poll(&self, cx: &JobContext) -> Ran {
+        let api = match cx.spotify() {
+            Ok(a) => a,
+            Err(outcome) => return outcome.into(),
+        };
+        let playing = match api.currently_playing().await {
+            Ok(p) => p,
+            Err(e) => return api_outcome(e).into(),
+        };
+        let Some(playing) = playing else {
+            tracing::debug!(JOB = %cx.job.name, "nothing plays");
+            return RunOutcome::Ok.into();
+        };
+        let Some(item) = playing.item.filter(|i| !i.uri.is_empty()) else {
+            tracing::debug!(JOB = %cx.job.name, "playing: {} without an item", playing.currently_playing_type);
+            return RunOutcome::Ok.into();
+        };
+        let progress = playing.progress_ms.unwrap_or(0);
+        if self.last_uri(cx).as_deref() != Some(item.uri.as_str()) {
+            if let Err(e) = self.record(cx, &item, progress).await {
+                return RunOutcome::Error(e).into();
+            }
+            self.set_last(&item.uri);
+        }
+        let again_within = playing
+            .is_playing
+            .then(|| Duration::from_millis(item.duration_ms.saturating_sub(progress)) + AFTER_END);
+        Ran {
+            outcome: RunOutcome::Ok,
+            again_within,
+        }
+    }
+
+    async fn record(&self, cx: &JobContext, item: &Item, progress_ms: u64) -> Result<(), String> {
+        let now = cx.clock.now();
+        let played_at = now
+            .checked_sub(SignedDuration::from_millis(
+                i64::try_from(progress_ms).unwrap_or(0),
+            ))
+            .unwrap_or(now)
+            .round(jiff::Unit::Second)
+            .unwrap_or(now);
+        let line = HistoryLine {
+            played_at,
+            uri: item.uri.clone(),
+            kind: if item.kind.is_empty() {
+                "track".into()
+            } else {
+                item.kind.clone()
+            },
+            name: item.name.clone(),
+            artists: item.artist_names(),
+            album: item.album.as_ref().map(|a| a.name.clone()),
+            duration_ms: item.duration_ms,
+        };
+        tracing::info!(
+            JOB = %cx.job.name,
+            ACCOUNT = %cx.job.account,
+            "now playing: {} – {}",
+            line.artists.join(", "),
+            line.name
+        );
+        if let Some(path) = self.history_path(cx) {
+            append_line(&path, &line)
+                .map_err(|e| format!("cannot append to {}: {e}", path.display()))?;
+        }
+        if let Some(argv) = &self.config.on_change {
+            let env = vec![
+                ("FRESHD_URI".to_owned(), line.uri.clone()),
+                ("FRESHD_TYPE".to_owned(), line.kind.clone()),
+                ("FRESHD_NAME".to_owned(), line.name.clone()),
+                ("FRESHD_ARTISTS".to_owned(), line.artists.join(", ")),
+                (
+                    "FRESHD_ALBUM".to_owned(),
+                    line.album.clone().unwrap_or_default(),
+                ),
+                (
+                    "FRESHD_DURATION_MS".to_owned(),
+                    line.duration_ms.to_string(),
+                ),
+                ("FRESHD_PLAYED_AT".to_owned(), line.played_at.to_string()),
+            ];
+            // on_change gets the item, not the token: it needs no more.
+            if let RunOutcome::Error(e) = super::command::run_argv(argv, cx, None, &env).await {
+                tracing::warn!(JOB = %cx.job.name, "on_change failed: {e}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Appends `line` as one JSON line with one write, then fsyncs.
+fn append_line(path: &std::path::Path, line: &HistoryLine) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        crate::fsutil::ensure_private_dir(dir)?;
+    }
+    let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
+    text.push('\n');
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_data()
+}
+
+impl JobBody for NowPlaying {
+    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+        Box::pin(self.poll(cx))
+    }
+}
