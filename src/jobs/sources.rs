@@ -201,9 +201,11 @@ pub fn split_line(line: &str) -> (Option<&str>, &str) {
 
 async fn best_match(api: &Spotify, line: &str) -> Result<Option<String>, ApiError> {
     let (artist, title) = split_line(line);
+    // Decorations such as "(Remastered)" are for the scoring, not the query.
+    let plain = normalize(title);
     let query = match artist {
-        Some(a) => format!("track:{title} artist:{a}"),
-        None => title.to_owned(),
+        Some(a) => format!("track:{plain} artist:{a}"),
+        None => plain,
     };
     let candidates = api.search_tracks(&query, SEARCH_CANDIDATES).await?;
     Ok(candidates
