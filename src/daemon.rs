@@ -154,8 +154,6 @@ struct State {
     config: Arc<Config>,
     accounts: BTreeMap<String, AccountHandle>,
     jobs: BTreeMap<String, JobHandle>,
-    /// Jobs whose type this build does not run, with the reason.
-    idle_jobs: BTreeMap<String, Arc<Job>>,
 }
 
 /// What every task shares.
@@ -210,14 +208,7 @@ impl Shared {
                 }
             })
             .collect();
-        jobs.extend(state.idle_jobs.values().map(|j| JobReport {
-            name: j.name.clone(),
-            account: j.account.clone(),
-            next_run: None,
-            last_run: None,
-            last_result: None,
-            last_error: Some(not_built(j)),
-        }));
+
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         StatusReport { accounts, jobs }
     }
@@ -278,8 +269,8 @@ impl Shared {
         }
     }
 
-    fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> Option<JobHandle> {
-        let body = jobs::body_for(job)?;
+    fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> JobHandle {
+        let body = jobs::body_for(job);
         let cancel = self.root.child_token();
         let (tx, rx) = mpsc::channel(4);
         let status = Arc::new(JobStatus::default());
@@ -309,13 +300,13 @@ impl Shared {
                 ran
             }
         }));
-        Some(JobHandle {
+        JobHandle {
             job: Arc::clone(job),
             tokens: Arc::clone(tokens),
             cancel,
             manual: tx,
             status,
-        })
+        }
     }
 
     /// Starts the loops for every job of `config`, keeping those in `keep`.
@@ -324,9 +315,8 @@ impl Shared {
         config: &Config,
         accounts: &BTreeMap<String, AccountHandle>,
         mut keep: BTreeMap<String, JobHandle>,
-    ) -> (BTreeMap<String, JobHandle>, BTreeMap<String, Arc<Job>>) {
+    ) -> BTreeMap<String, JobHandle> {
         let mut running = BTreeMap::new();
-        let mut idle = BTreeMap::new();
         for (name, job) in &config.jobs {
             let tokens = &accounts[&job.account].tokens;
             if let Some(old) = keep.remove(name) {
@@ -337,21 +327,13 @@ impl Shared {
                 tracing::info!(JOB = %name, "job restarted: the reload changed it or its account");
                 old.cancel.cancel();
             }
-            match self.spawn_job(job, tokens) {
-                Some(handle) => {
-                    running.insert(name.clone(), handle);
-                }
-                None => {
-                    tracing::warn!(JOB = %name, "{}", not_built(job));
-                    idle.insert(name.clone(), Arc::clone(job));
-                }
-            }
+            running.insert(name.clone(), self.spawn_job(job, tokens));
         }
         for (name, old) in keep {
             tracing::info!(JOB = %name, "job stopped (changed or removed by the reload)");
             old.cancel.cancel();
         }
-        (running, idle)
+        running
     }
 
     /// SIGHUP: the new config is loaded and validated (secrets included)
@@ -412,13 +394,12 @@ impl Shared {
             tracing::info!(ACCOUNT = %name, "account removed by the reload");
             gone.cancel.cancel();
         }
-        let (jobs, idle) = self.start_jobs(&config, &accounts, old_jobs);
+        let jobs = self.start_jobs(&config, &accounts, old_jobs);
         {
             let mut state = self.write();
             state.config = Arc::new(config);
             state.accounts = accounts;
             state.jobs = jobs;
-            state.idle_jobs = idle;
         }
         // Accounts that were waiting for a token look in the store again.
         for tokens in kept {
@@ -428,13 +409,6 @@ impl Shared {
         }
         Ok(())
     }
-}
-
-fn not_built(job: &Job) -> String {
-    format!(
-        "`{}` jobs are not run by this build of freshd yet; the job is checked but not scheduled",
-        job.kind.type_name()
-    )
 }
 
 struct ControlHandler(Arc<Shared>);
@@ -472,9 +446,6 @@ async fn run_job(shared: &Shared, name: &str) -> Response {
         let state = shared.read();
         match state.jobs.get(name) {
             Some(j) => j.manual.clone(),
-            None if state.idle_jobs.contains_key(name) => {
-                return Response::error(not_built(&state.idle_jobs[name]), 1);
-            }
             None => {
                 let known: Vec<&str> = state.jobs.keys().map(String::as_str).collect();
                 return Response::error(
@@ -573,7 +544,6 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
             config: Arc::new(config.clone()),
             accounts: BTreeMap::new(),
             jobs: BTreeMap::new(),
-            idle_jobs: BTreeMap::new(),
         }),
         store,
         clock: Arc::clone(&options.clock),
@@ -609,13 +579,12 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         .iter()
         .map(|(n, m)| (n.clone(), shared.spawn_account(m)))
         .collect();
-    let (jobs, idle) = shared.start_jobs(&config, &accounts, BTreeMap::new());
+    let jobs = shared.start_jobs(&config, &accounts, BTreeMap::new());
     {
         let mut state = shared.write();
         state.config = Arc::new(config);
         state.accounts = accounts;
         state.jobs = jobs;
-        state.idle_jobs = idle;
     }
     let control_cancel = CancellationToken::new();
     tokio::spawn(control::serve(

@@ -174,12 +174,6 @@ fn check(path: &Path) -> u8 {
             j.account,
             j.trigger
         );
-        if freshd::jobs::body_for(j).is_none() {
-            println!(
-                "    note: `{}` jobs are not run by this build yet",
-                j.kind.type_name()
-            );
-        }
         let zone = match &j.trigger {
             config::Trigger::Cron { timezone, .. } => timezone.clone(),
             config::Trigger::Every(_) => config.daemon.timezone.clone(),

@@ -76,13 +76,13 @@ pub trait JobBody: Send + Sync + std::fmt::Debug {
     fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
 }
 
-/// The body for a job (`None` would be a type this build cannot run).
-pub fn body_for(job: &Job) -> Option<Arc<dyn JobBody>> {
+/// The body for a job.
+pub fn body_for(job: &Job) -> Arc<dyn JobBody> {
     match &job.kind {
-        JobKind::Command(c) => Some(Arc::new(command::Command(c.clone()))),
-        JobKind::Http(h) => Some(Arc::new(http::Http(h.clone()))),
-        JobKind::NowPlaying(n) => Some(Arc::new(now_playing::NowPlaying::new(n.clone()))),
-        JobKind::Playlist(p) => Some(Arc::new(playlist::PlaylistBody(p.clone()))),
+        JobKind::Command(c) => Arc::new(command::Command(c.clone())),
+        JobKind::Http(h) => Arc::new(http::Http(h.clone())),
+        JobKind::NowPlaying(n) => Arc::new(now_playing::NowPlaying::new(n.clone())),
+        JobKind::Playlist(p) => Arc::new(playlist::PlaylistBody(p.clone())),
     }
 }
 
