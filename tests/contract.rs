@@ -29,7 +29,12 @@ fn prism() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// The shared OpenAPI file: `$FRESHD_OPENAPI`, else `../shared/…` beside
+/// the repository (where CI and the developers have it).
 fn openapi() -> PathBuf {
+    if let Some(p) = std::env::var_os("FRESHD_OPENAPI").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spotify/fixed-spotify-open-api.yml")
 }
 
@@ -101,10 +106,16 @@ async fn every_request_freshd_sends_is_valid_for_the_openapi_description() {
         eprintln!("skipped: {why}");
         return;
     };
+    let spec = openapi();
+    assert!(
+        spec.is_file(),
+        "no OpenAPI description at {} (set FRESHD_OPENAPI)",
+        spec.display()
+    );
     let port = free_port();
     let mut mock = Command::new(&prism)
         .args(["mock", "--host", "127.0.0.1", "--port", &port.to_string()])
-        .arg(openapi())
+        .arg(&spec)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -122,7 +133,11 @@ async fn every_request_freshd_sends_is_valid_for_the_openapi_description() {
                     l = out.next_line() => l,
                     l = err.next_line() => l,
                 };
-                let Ok(Some(line)) = line else { return };
+                let Ok(Some(line)) = line else {
+                    // Prism ended: let the waiter see it at once.
+                    ready.notify_one();
+                    return;
+                };
                 if line.contains("Prism is listening") {
                     ready.notify_one();
                 }
@@ -130,9 +145,13 @@ async fn every_request_freshd_sends_is_valid_for_the_openapi_description() {
             }
         });
     }
-    tokio::time::timeout(Duration::from_secs(90), ready.notified())
-        .await
-        .unwrap_or_else(|_| panic!("Prism did not start:\n{}", log.lock().unwrap()));
+    let started = tokio::time::timeout(Duration::from_secs(90), ready.notified()).await;
+    let listening = log.lock().unwrap().contains("Prism is listening");
+    assert!(
+        started.is_ok() && listening,
+        "Prism did not start:\n{}",
+        log.lock().unwrap()
+    );
 
     let setup = Setup::new(3600, JOBS).await;
     let text = std::fs::read_to_string(&setup.config).unwrap().replace(
