@@ -665,12 +665,21 @@ fn describe(source: &ConfigSource) -> String {
 fn spawn_heartbeat(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
     let shared = Arc::clone(shared);
     tokio::spawn(async move {
-        let interval = systemd::watchdog_interval().map(|i| i / 2);
+        // An interval keeps its beat whatever else wakes this loop: a sleep
+        // restarted on every status change would starve the watchdog while
+        // jobs run often.
+        let mut beat = systemd::watchdog_interval().map(|i| {
+            let mut t = tokio::time::interval(i / 2);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t
+        });
         let mut last = String::new();
         loop {
             let tick = async {
-                match interval {
-                    Some(i) => tokio::time::sleep(i).await,
+                match beat.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
                     None => std::future::pending().await,
                 }
             };

@@ -29,6 +29,7 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         token_lifetime: DEMO_TOKEN_LIFETIME,
         rotate: true,
         client_id: "freshd-demo".into(),
+        admin: false,
     })
     .await?;
     let dir = std::env::temp_dir().join(format!("freshd-demo-{}", std::process::id()));

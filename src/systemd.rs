@@ -61,7 +61,10 @@ pub fn watchdog_interval() -> Option<Duration> {
 }
 
 /// Whether stderr is the journal stream of `$JOURNAL_STREAM` ("dev:ino").
+/// fstat on fd 2 itself: stderr is a socket there, which cannot be opened
+/// again through /proc.
 fn stderr_is_journal() -> bool {
+    use std::os::fd::AsFd;
     use std::os::unix::fs::MetadataExt;
     let Some(stream) = std::env::var_os("JOURNAL_STREAM") else {
         return false;
@@ -69,11 +72,10 @@ fn stderr_is_journal() -> bool {
     let Some((dev, ino)) = stream.to_str().and_then(|s| s.split_once(':')) else {
         return false;
     };
-    let Ok(meta) = std::fs::File::options()
-        .write(true)
-        .open("/proc/self/fd/2")
-        .and_then(|f| f.metadata())
-    else {
+    let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() else {
+        return false;
+    };
+    let Ok(meta) = std::fs::File::from(fd).metadata() else {
         return false;
     };
     dev.parse() == Ok(meta.dev()) && ino.parse() == Ok(meta.ino())

@@ -47,6 +47,9 @@ pub struct FakeOptions {
     pub rotate: bool,
     /// The client id it accepts.
     pub client_id: String,
+    /// Serve `/admin/…` (issue, revoke, list secrets) for tests that drive
+    /// the fake from another process.
+    pub admin: bool,
 }
 
 impl Default for FakeOptions {
@@ -55,6 +58,7 @@ impl Default for FakeOptions {
             token_lifetime: Duration::from_secs(3600),
             rotate: true,
             client_id: "freshd-test-client".into(),
+            admin: false,
         }
     }
 }
@@ -195,6 +199,7 @@ impl FakeProvider {
         match (req.method.as_str(), req.path.as_str()) {
             ("POST", "/api/token") => self.token(req),
             ("GET", "/authorize") => self.authorize(req),
+            (_, p) if self.options.admin && p.starts_with("/admin/") => self.admin(req),
             (_, p) if p.starts_with("/v1/") => {
                 let authorized = self.authorized(req);
                 self.lock().api_requests += 1;
@@ -277,6 +282,32 @@ impl FakeProvider {
             body["refresh_token"] = json!(rt);
         }
         HttpResponse::json(200, &body)
+    }
+
+    /// `/admin/issue?user=U` (a new refresh token), `/admin/revoke?user=U`,
+    /// `/admin/secrets` (every secret issued, one a line).
+    fn admin(&self, req: &HttpRequest) -> HttpResponse {
+        let user = req
+            .query
+            .get("user")
+            .cloned()
+            .unwrap_or_else(|| "spotify".into());
+        match req.path.as_str() {
+            "/admin/issue" => {
+                HttpResponse::text(200, "text/plain", &self.issue_refresh_token(&user))
+            }
+            "/admin/revoke" => {
+                self.revoke(&user);
+                HttpResponse::text(200, "text/plain", "revoked")
+            }
+            "/admin/secrets" => {
+                HttpResponse::text(200, "text/plain", &self.issued_secrets().join("\n"))
+            }
+            "/admin/token-requests" => {
+                HttpResponse::text(200, "text/plain", &self.token_requests().to_string())
+            }
+            _ => HttpResponse::empty(404),
+        }
     }
 
     /// `/authorize`: the user "logs in" at once; the browser is sent back
