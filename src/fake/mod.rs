@@ -74,6 +74,10 @@ struct FakeState {
     faults: VecDeque<Fault>,
     /// Faults that apply to every request until cleared.
     down: Option<Fault>,
+    /// Faults for the next refresh of one user's token.
+    user_faults: HashMap<String, VecDeque<Fault>>,
+    /// When each user's refresh token last rotated.
+    rotated_at: HashMap<String, std::time::Instant>,
     /// Authorization codes → (user, PKCE challenge, redirect URI).
     codes: HashMap<String, (String, String, String)>,
     /// Whether /authorize answers `access_denied`.
@@ -167,6 +171,20 @@ impl FakeProvider {
         self.lock().faults.push_back(fault);
     }
 
+    /// Answers the next refresh of `user`'s token with `fault`.
+    pub fn push_user_fault(&self, user: &str, fault: Fault) {
+        self.lock()
+            .user_faults
+            .entry(user.to_owned())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// When `user`'s refresh token last rotated (issued by a refresh).
+    pub fn last_rotation(&self, user: &str) -> Option<std::time::Instant> {
+        self.lock().rotated_at.get(user).copied()
+    }
+
     /// Answers every token request with `fault` until `set_down(None)`.
     pub fn set_down(&self, fault: Option<Fault>) {
         self.lock().down = fault;
@@ -203,7 +221,11 @@ impl FakeProvider {
             (_, p) if p.starts_with("/v1/") => {
                 let authorized = self.authorized(req);
                 self.lock().api_requests += 1;
-                self.web().handle(req, &p[3..], authorized)
+                let mut web = self.web();
+                let delay = web.delay;
+                let mut response = web.handle(req, &p[3..], authorized);
+                response.delay = delay;
+                response
             }
             _ => HttpResponse::json(
                 404,
@@ -240,7 +262,15 @@ impl FakeProvider {
                         &json!({"error": "invalid_request", "error_description": "refresh_token must be supplied"}),
                     );
                 };
-                let Some(user) = s.refresh_tokens.get(rt).cloned() else {
+                let owner = s.refresh_tokens.get(rt).cloned();
+                if let Some(fault) = owner
+                    .as_ref()
+                    .and_then(|u| s.user_faults.get_mut(u))
+                    .and_then(VecDeque::pop_front)
+                {
+                    return fault_response(&fault);
+                }
+                let Some(user) = owner else {
                     return HttpResponse::json(
                         400,
                         &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
@@ -279,6 +309,7 @@ impl FakeProvider {
             let rt = format!("rt-{user}-{serial}-{:016x}", fastrand::u64(..));
             s.refresh_tokens.insert(rt.clone(), user.clone());
             s.issued.insert(rt.clone());
+            s.rotated_at.insert(user.clone(), std::time::Instant::now());
             body["refresh_token"] = json!(rt);
         }
         HttpResponse::json(200, &body)

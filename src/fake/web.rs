@@ -107,6 +107,8 @@ pub struct WebState {
     /// The next add to a playlist is applied, then answered 500 (an
     /// acknowledgement lost on the way back).
     pub lose_next_add_ack: bool,
+    /// Every answer waits this long after the state changed (a slow API).
+    pub delay: Option<Duration>,
     serial: u64,
 }
 
@@ -168,6 +170,7 @@ impl Default for WebState {
             faults: VecDeque::new(),
             log: Vec::new(),
             lose_next_add_ack: false,
+            delay: None,
             serial: 0,
         }
     }

@@ -161,8 +161,13 @@ pub struct Daemon {
 impl Daemon {
     /// The next datagram sent to NOTIFY_SOCKET.
     pub async fn next_notify(&self) -> String {
+        self.next_notify_within(PATIENCE).await
+    }
+
+    /// The next datagram sent to NOTIFY_SOCKET within `patience`.
+    pub async fn next_notify_within(&self, patience: Duration) -> String {
         let mut buf = vec![0; 4096];
-        let n = tokio::time::timeout(PATIENCE, self.notify.recv(&mut buf))
+        let n = tokio::time::timeout(patience, self.notify.recv(&mut buf))
             .await
             .unwrap_or_else(|_| panic!("no notification; log:\n{}", self.log_text()))
             .unwrap();
