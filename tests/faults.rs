@@ -340,14 +340,12 @@ async fn sigterm_in_the_middle_of_a_playlist_update_and_a_long_command() {
     let mut daemon = setup.start("info").await;
     daemon.notify_containing("READY=1").await;
     assert_eq!(setup.cli(&["run-job", "big"]).await.0, 0);
-    let web = setup.fake.web();
-    assert_eq!(web.playlists.len(), 1, "not created twice");
-    assert_eq!(
-        web.playlists[0].items.len(),
-        1000,
-        "exactly the source, not doubled"
-    );
-    drop(web);
+    let (playlists, items) = {
+        let web = setup.fake.web();
+        (web.playlists.len(), web.playlists[0].items.len())
+    };
+    assert_eq!(playlists, 1, "not created twice");
+    assert_eq!(items, 1000, "exactly the source, not doubled");
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);
 }
