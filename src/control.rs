@@ -25,6 +25,10 @@ use crate::status::StatusReport;
 
 /// The longest request line; real ones are under 200 bytes.
 const MAX_REQUEST: u64 = 64 * 1024;
+/// The most of an oversized request read (and dropped) before answering,
+/// and the longest time spent on it.
+const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -212,6 +216,16 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
     out.push(b'\n');
+    if line.len() as u64 > MAX_REQUEST {
+        // Read (a bounded amount of) the rest, so that closing with unread
+        // input does not reset the connection before the client reads why.
+        let mut rest = reader.into_inner().into_inner().take(DRAIN_LIMIT);
+        let _ = tokio::time::timeout(
+            DRAIN_TIME,
+            tokio::io::copy(&mut rest, &mut tokio::io::sink()),
+        )
+        .await;
+    }
     write.write_all(&out).await?;
     write.shutdown().await
 }

@@ -213,8 +213,8 @@ impl Shared {
         StatusReport { accounts, jobs }
     }
 
-    fn new_manager(&self, config: &Config, name: &str) -> Arc<TokenManager> {
-        let account = Arc::clone(&config.accounts[name]);
+    fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {
+        let account = Arc::clone(account);
         let endpoint = HttpEndpoint::new(
             self.http.clone(),
             account.token_url.clone(),
@@ -318,7 +318,11 @@ impl Shared {
     ) -> BTreeMap<String, JobHandle> {
         let mut running = BTreeMap::new();
         for (name, job) in &config.jobs {
-            let tokens = &accounts[&job.account].tokens;
+            // A validated config names only accounts it defines.
+            let Some(tokens) = accounts.get(&job.account).map(|a| &a.tokens) else {
+                tracing::error!(JOB = %name, "no account {} for the job; it is not started", job.account);
+                continue;
+            };
             if let Some(old) = keep.remove(name) {
                 if *old.job == **job && Arc::ptr_eq(&old.tokens, tokens) {
                     running.insert(name.clone(), old);
@@ -361,7 +365,7 @@ impl Shared {
             if unchanged {
                 continue;
             }
-            let manager = self.new_manager(&config, name);
+            let manager = self.new_manager(account);
             manager
                 .load()
                 .await
@@ -465,15 +469,14 @@ async fn run_job(shared: &Shared, name: &str) -> Response {
             result: Some("ok".into()),
             ..Response::default()
         },
-        Ok(outcome @ (RunOutcome::Error(_) | RunOutcome::Skipped(_))) => {
-            let (RunOutcome::Error(msg) | RunOutcome::Skipped(msg)) = &outcome else {
-                unreachable!("matched above")
-            };
-            Response {
-                result: Some(outcome.word().into()),
-                ..Response::error(format!("{}: {msg}", outcome.word()), 1)
-            }
-        }
+        Ok(RunOutcome::Error(msg)) => Response {
+            result: Some("error".into()),
+            ..Response::error(format!("error: {msg}"), 1)
+        },
+        Ok(RunOutcome::Skipped(msg)) => Response {
+            result: Some("skipped".into()),
+            ..Response::error(format!("skipped: {msg}"), 1)
+        },
         Err(_) => Response::error("the job was stopped before it ran", 1),
     }
 }
@@ -558,8 +561,8 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     });
     shared.with_stored_client_secret(&mut config).await?;
     let mut managers = BTreeMap::new();
-    for name in config.accounts.keys() {
-        let m = shared.new_manager(&config, name);
+    for (name, account) in &config.accounts {
+        let m = shared.new_manager(account);
         m.load().await.map_err(|source| StartError::Secrets {
             account: name.clone(),
             source,

@@ -266,8 +266,28 @@ account = "spotify"
 type = "http"
 every = "2s"
 path = "/me"
+output = "me.json"
+
+[jobs.np]
+account = "spotify"
+type = "now_playing"
+every = "2s"
+history = "np.jsonl"
+on_change = ["sh", "-c", "env; env >&2"]
+
+[jobs.top]
+account = "spotify"
+type = "playlist"
+every = "2s"
+playlist = "Top"
+source = { kind = "top_tracks" }
 "#;
     let setup = Setup::new(3, jobs).await;
+    setup.fake.web().player = freshd::fake::web::Player::Track {
+        index: 1,
+        progress_ms: 1000,
+        playing: true,
+    };
     let mut daemon = setup.start("trace").await;
     daemon.notify_containing("READY=1").await;
     setup.fake.push_fault(Fault::Unavailable);
@@ -281,7 +301,23 @@ path = "/me"
         .await;
     daemon.signal("TERM");
     daemon.exit_code().await;
-    let output = format!("{}\n{status}\n{human}", daemon.log_text());
+    let mut output = format!("{}\n{status}\n{human}", daemon.log_text());
+    for entry in std::fs::read_dir(setup.state_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with("refresh_token"))
+        {
+            continue; // the one place a refresh token belongs
+        }
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            output.push_str(&text);
+        }
+    }
+    assert!(
+        output.contains("FRESHD_NAME=So What"),
+        "on_change ran and its output was searched"
+    );
     assert!(
         output.contains("token=[REDACTED]"),
         "a job's output has its token scrubbed"

@@ -239,7 +239,7 @@ fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
 
 /// The `[table]` header above byte `offset`, without brackets.
 fn enclosing_table(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
     before
         .lines()
         .rev()

@@ -310,7 +310,13 @@ impl WebState {
 
     fn recently_played(&self, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
         let (limit, _) = Self::limit(req, 50, 20)?;
-        let items: Vec<Value> = self.recent.iter().take(limit).map(|&i| json!({"track": self.catalogue[i].json(), "played_at": "2026-11-01T10:00:00Z"})).collect();
+        let items: Vec<Value> = self
+            .recent
+            .iter()
+            .filter_map(|&i| self.catalogue.get(i))
+            .take(limit)
+            .map(|t| json!({"track": t.json(), "played_at": "2026-11-01T10:00:00Z"}))
+            .collect();
         Ok(HttpResponse::json(
             200,
             &json!({"items": items, "limit": limit, "next": null, "href": ""}),
@@ -328,7 +334,8 @@ impl WebState {
             .iter()
             .skip(offset)
             .take(limit)
-            .map(|&i| self.catalogue[i].json())
+            .filter_map(|&i| self.catalogue.get(i))
+            .map(Track::json)
             .collect();
         Ok(HttpResponse::json(
             200,
