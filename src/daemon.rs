@@ -69,7 +69,7 @@ impl Options {
         Self {
             config,
             store: None,
-            clock: Arc::new(SystemClock),
+            clock: Arc::new(SystemClock::default()),
             stop: CancellationToken::new(),
         }
     }

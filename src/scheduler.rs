@@ -4,44 +4,130 @@
 //! Invariants:
 //! - One task per job, and the task runs the job's body itself, so a job can
 //!   never overlap itself.
-//! - Waits are measured against the wall clock ([`Clock`]) in steps of at
-//!   most [`WALL_CLOCK_STEP`]: tokio's timers follow the monotonic clock,
-//!   which stops during a suspend, so a long sleep alone would wake hours late.
+//! - Waits are measured against the wall clock ([`Clock`]): tokio's timers
+//!   follow the monotonic clock, which stops during a suspend, so one guard
+//!   per clock checks every [`WALL_CLOCK_STEP`] whether the wall clock
+//!   jumped and then wakes every waiter to look again.
 //! - Runs that were due while the machine slept or while the previous run
 //!   overran collapse into one run, with a warning saying how many.
 
 use std::fmt;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Trigger;
 
-/// The longest single sleep. DESIGN §5: timers that wait long re-read the
-/// wall clock at least this often, so that after a suspend a due job (or an
-/// expired token) is handled within this time of waking.
+/// How often the wall clock is checked for jumps. DESIGN §5: timers that
+/// wait long re-read the wall clock at least this often, so that after a
+/// suspend a due job (or an expired token) is handled within this time of
+/// waking.
 pub const WALL_CLOCK_STEP: Duration = Duration::from_secs(30);
 
 /// The most missed occurrences counted for a warning; past it the count says
 /// "at least".
 const MAX_COUNTED: u64 = 10_000;
 
-/// Wall-clock time.
+/// A wall clock jump larger than this (between two guard checks 30 s apart)
+/// is a suspend or a clock change; smaller drifts are scheduling noise.
+const JUMP_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// Wall-clock time, and a signal for when it jumps.
 pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;
+    /// Changes whenever the wall clock jumped against the monotonic clock
+    /// (a suspend, or the time being set). Subscribing starts the guard.
+    fn jumps(&self) -> watch::Receiver<u64>;
+}
+
+/// One task per clock checks, every [`WALL_CLOCK_STEP`], whether wall time
+/// moved as much as monotonic time; when not, every waiter is woken to look
+/// at the wall clock again. So after a suspend everything due is handled
+/// within 30 s of waking, while an idle daemon wakes only for this check
+/// (twice a minute) instead of once per job and account.
+#[derive(Debug, Default)]
+pub struct JumpSignal(OnceLock<watch::Sender<u64>>);
+
+impl JumpSignal {
+    /// The guard as a tokio task (for clocks that follow tokio's clock).
+    fn subscribe(
+        &self,
+        now: impl Fn() -> Timestamp + Send + Sync + 'static,
+    ) -> watch::Receiver<u64> {
+        self.0
+            .get_or_init(|| {
+                let (tx, _) = watch::channel(0);
+                tokio::spawn(guard(tx.clone(), now));
+                tx
+            })
+            .subscribe()
+    }
+
+    /// The guard as a thread of its own, for the system clock: one plain
+    /// monotonic sleep is one wakeup per check, where a tokio timer of 30 s
+    /// wakes the runtime two or three times as it cascades through the timer
+    /// wheel's levels. The runtime itself is woken only when a jump is seen.
+    fn subscribe_threaded(&self) -> watch::Receiver<u64> {
+        self.0
+            .get_or_init(|| {
+                let (tx, _) = watch::channel(0);
+                let guard_tx = tx.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("freshd-clock".into())
+                    .stack_size(64 * 1024)
+                    .spawn(move || guard_thread(&guard_tx));
+                if let Err(e) = spawned {
+                    // Without the thread, waits fall back to 30 s steps.
+                    tracing::warn!("cannot start the clock guard thread: {e}");
+                }
+                tx
+            })
+            .subscribe()
+    }
+}
+
+fn jumped(wall: SignedDuration, mono: Duration) -> bool {
+    let mono = SignedDuration::try_from(mono).unwrap_or(SignedDuration::MAX);
+    let tolerance = SignedDuration::try_from(JUMP_TOLERANCE).unwrap_or(SignedDuration::MAX);
+    (wall - mono).abs() > tolerance
+}
+
+/// Runs for the life of the process: waiters come and go.
+fn guard_thread(tx: &watch::Sender<u64>) {
+    loop {
+        let (wall, mono) = (Timestamp::now(), std::time::Instant::now());
+        std::thread::sleep(WALL_CLOCK_STEP);
+        if jumped(Timestamp::now().duration_since(wall), mono.elapsed()) {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
+}
+
+async fn guard(tx: watch::Sender<u64>, now: impl Fn() -> Timestamp) {
+    loop {
+        let (wall, mono) = (now(), tokio::time::Instant::now());
+        tokio::time::sleep(WALL_CLOCK_STEP).await;
+        if jumped(now().duration_since(wall), mono.elapsed()) {
+            tx.send_modify(|n| *n += 1);
+        }
+    }
 }
 
 /// The system's real-time clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
+#[derive(Debug, Default)]
+pub struct SystemClock(JumpSignal);
 
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::now()
+    }
+
+    fn jumps(&self) -> watch::Receiver<u64> {
+        self.0.subscribe_threaded()
     }
 }
 
@@ -50,31 +136,18 @@ impl Clock for SystemClock {
 /// like from inside the process. For tests and the benchmark harness.
 #[derive(Debug)]
 pub struct TokioClock {
+    inner: Arc<TokioClockInner>,
+    signal: JumpSignal,
+}
+
+#[derive(Debug)]
+struct TokioClockInner {
     base: Timestamp,
     start: tokio::time::Instant,
     jumped: Mutex<SignedDuration>,
 }
 
-impl TokioClock {
-    pub fn new(base: Timestamp) -> Self {
-        Self {
-            base,
-            start: tokio::time::Instant::now(),
-            jumped: Mutex::new(SignedDuration::ZERO),
-        }
-    }
-
-    /// Moves wall time forward without moving tokio's clock, as a suspend does.
-    pub fn jump(&self, by: Duration) {
-        let mut j = self
-            .jumped
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *j += SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
-    }
-}
-
-impl Clock for TokioClock {
+impl TokioClockInner {
     fn now(&self) -> Timestamp {
         let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
         let jumped = *self
@@ -88,20 +161,63 @@ impl Clock for TokioClock {
     }
 }
 
+impl TokioClock {
+    pub fn new(base: Timestamp) -> Self {
+        Self {
+            inner: Arc::new(TokioClockInner {
+                base,
+                start: tokio::time::Instant::now(),
+                jumped: Mutex::new(SignedDuration::ZERO),
+            }),
+            signal: JumpSignal::default(),
+        }
+    }
+
+    /// Moves wall time forward without moving tokio's clock, as a suspend does.
+    pub fn jump(&self, by: Duration) {
+        let mut j = self
+            .inner
+            .jumped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *j += SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> Timestamp {
+        self.inner.now()
+    }
+
+    fn jumps(&self) -> watch::Receiver<u64> {
+        let inner = Arc::clone(&self.inner);
+        self.signal.subscribe(move || inner.now())
+    }
+}
+
 /// The time from `now` until `target`, zero if it has passed.
 pub fn until(now: Timestamp, target: Timestamp) -> Duration {
     Duration::try_from(target.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
-/// Sleeps until the wall clock reaches `target`, re-reading it at least
-/// every [`WALL_CLOCK_STEP`].
+/// Sleeps until the wall clock reaches `target`: on the monotonic clock,
+/// re-reading the wall clock whenever the clock's guard says it jumped.
 pub async fn sleep_until_wall(clock: &dyn Clock, target: Timestamp) {
+    let mut jumps = clock.jumps();
     loop {
         let left = until(clock.now(), target);
         if left.is_zero() {
             return;
         }
-        tokio::time::sleep(left.min(WALL_CLOCK_STEP)).await;
+        tokio::select! {
+            () = tokio::time::sleep(left) => {}
+            changed = jumps.changed() => {
+                if changed.is_err() {
+                    // No guard (its runtime is gone): fall back to steps.
+                    tokio::time::sleep(left.min(WALL_CLOCK_STEP)).await;
+                }
+            }
+        }
     }
 }
 

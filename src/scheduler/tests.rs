@@ -180,7 +180,7 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     assert_eq!(count.load(Ordering::SeqCst), 0);
     // The machine sleeps for five hours: tokio's monotonic clock does not move.
     clock.jump(Duration::from_secs(5 * 3600));
-    tokio::time::sleep(WALL_CLOCK_STEP).await;
+    tokio::time::sleep(WALL_CLOCK_STEP + Duration::from_secs(1)).await;
     assert_eq!(
         count.load(Ordering::SeqCst),
         1,
@@ -292,4 +292,22 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
         .map(|t| t.duration_since(start).as_secs())
         .collect();
     assert_eq!(secs, vec![0, 7, 37, 67, 97]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_idle_wait_wakes_only_for_the_guard_and_its_target() {
+    // One wait for an hour away: the waiter itself wakes once, at the end;
+    // the guard checks the clock every 30 s without waking it.
+    let clock = TokioClock::new(ts("2026-01-01T00:00:00Z"));
+    let target = ts("2026-01-01T01:00:00Z");
+    let woke = Arc::new(AtomicU32::new(0));
+    let w = woke.clone();
+    let waiter = tokio::spawn(async move {
+        sleep_until_wall(&clock, target).await;
+        w.fetch_add(1, Ordering::SeqCst);
+        clock.now()
+    });
+    tokio::time::sleep(Duration::from_secs(3599)).await;
+    assert_eq!(woke.load(Ordering::SeqCst), 0);
+    assert_eq!(waiter.await.unwrap(), target);
 }
