@@ -292,14 +292,15 @@ impl Shared {
             clock: Arc::clone(&self.clock),
         };
         let changed = Arc::clone(&self.changed);
-        self.tracker.spawn(job_loop.run(move || {
+        let fut = job_loop.run(move || {
             let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
             async move {
                 let ran = body.run(&cx).await;
                 changed.notify_one();
                 ran
             }
-        }));
+        });
+        self.tracker.spawn(fut);
         JobHandle {
             job: Arc::clone(job),
             tokens: Arc::clone(tokens),
@@ -599,6 +600,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     let summary = shared.report().summary();
     tracing::info!("ready: {summary}; control socket {}", socket.display());
     systemd::ready(&summary);
+    systemd::release_free_memory();
     let heartbeat = spawn_heartbeat(&shared);
 
     loop {
@@ -617,6 +619,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
             Err(e) => tracing::error!("reload refused, the running configuration stays: {e}"),
         }
         systemd::ready(&shared.report().summary());
+        systemd::release_free_memory();
         if let Some(reply) = reply {
             let _ = reply.send(result);
         }

@@ -378,7 +378,7 @@ impl JobLoop {
         let Some(mut due) = self.trigger.first_run(clock.now()) else {
             tracing::warn!(JOB = %self.name, "the schedule never matches again; the job will not run");
             self.status.update(|s| s.next_run = None);
-            return self.serve_manual_only(body).await;
+            return Box::pin(self.serve_manual_only(body)).await;
         };
         let mut anchor = due;
         loop {
@@ -387,7 +387,7 @@ impl JobLoop {
                 () = self.cancel.cancelled() => return,
                 () = sleep_until_wall(clock.as_ref(), due) => {}
                 Some(reply) = self.manual.recv() => {
-                    let ran = self.run_once(&mut body, "on request").await;
+                    let ran = Box::pin(self.run_once(&mut body, "on request")).await;
                     let _ = reply.send(ran.outcome);
                     continue;
                 }
@@ -401,7 +401,9 @@ impl JobLoop {
                     if late >= MAX_COUNTED { "+" } else { "" },
                 );
             }
-            let ran = self.run_once(&mut body, "on schedule").await;
+            // Boxed: a run's state exists only while it runs, so the
+            // thousands of idle job loops stay small.
+            let ran = Box::pin(self.run_once(&mut body, "on schedule")).await;
             let finished = clock.now();
             if let (Some(within), Trigger::Every(every)) = (ran.again_within, &self.trigger) {
                 let wait =
@@ -424,7 +426,7 @@ impl JobLoop {
             let Some(next) = self.trigger.next_after(anchor, started.max(due)) else {
                 tracing::warn!(JOB = %self.name, "the schedule never matches again; the job will not run");
                 self.status.update(|s| s.next_run = None);
-                return self.serve_manual_only(body).await;
+                return Box::pin(self.serve_manual_only(body)).await;
             };
             due = next;
             if matches!(self.trigger, Trigger::Every(_)) && late > 0 {

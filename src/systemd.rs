@@ -106,3 +106,21 @@ pub fn init_logging(level: &str) {
         .with_target(false);
     registry.with(fmt).init();
 }
+
+/// Hands memory freed after start-up or a reload (the parsed config, the
+/// first wave of HTTP exchanges) back to the system. glibc keeps freed heap
+/// in its arenas otherwise, and for a daemon that then idles for months that
+/// is resident memory for nothing.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[expect(unsafe_code, reason = "malloc_trim has no safe wrapper")]
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only returns free pages of the allocator's arenas
+    // to the kernel; it takes no pointers and is thread-safe.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other C libraries return memory on their own.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+pub fn release_free_memory() {}

@@ -41,10 +41,10 @@ async fn check_on_truncated_binary_and_huge_files() {
         err.contains("not UTF-8") || err.contains("config.toml:"),
         "{err}"
     );
-    let huge = "# padding\n".repeat(200_000);
+    let huge = "# padding\n".repeat(1_700_000);
     let (code, err) = check(&setup, huge.as_bytes()).await;
     assert_eq!(code, 78);
-    assert!(err.contains("a config is at most 1048576 bytes"), "{err}");
+    assert!(err.contains("a config is at most 16777216 bytes"), "{err}");
 }
 
 async fn raw_request(path: &std::path::Path, bytes: &[u8]) -> String {

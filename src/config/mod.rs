@@ -212,7 +212,9 @@ pub struct Job {
 pub enum Trigger {
     /// A cron pattern, evaluated in a time zone.
     Cron {
-        cron: Box<croner::Cron>,
+        /// Shared: croner keeps a byte per possible year in each parsed
+        /// pattern (kilobytes), and jobs often share a pattern.
+        cron: Arc<croner::Cron>,
         pattern: String,
         timezone: TimeZone,
         timezone_name: String,
@@ -432,8 +434,10 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
     out
 }
 
-/// The largest config file freshd reads; a bigger one is surely not a config.
-const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+/// The largest config file freshd reads: 10,000 jobs take about 1 MiB, so
+/// 16 MiB leaves room for any real setup while refusing a file that is
+/// surely not a config (a log or an image passed by mistake).
+const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 
 impl Config {
     /// Reads and validates the file at `path`.

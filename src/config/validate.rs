@@ -36,6 +36,8 @@ const DURATION_HINT: &str = "write a duration such as \"30s\", \"5m\" or \"1h 30
 struct Ctx<'a> {
     text: &'a str,
     problems: Vec<Problem>,
+    /// Parsed cron patterns, shared by every job that uses the same one.
+    crons: std::collections::HashMap<String, Arc<croner::Cron>>,
 }
 
 impl Ctx<'_> {
@@ -171,6 +173,7 @@ pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config,
     let mut cx = Ctx {
         text,
         problems: Vec::new(),
+        crons: std::collections::HashMap::new(),
     };
     let daemon = daemon(&mut cx, &raw.daemon);
     let mut accounts = BTreeMap::new();
@@ -675,8 +678,16 @@ fn trigger(
                 .year(croner::parser::Year::Disallowed)
                 .dom_and_dow(false)
                 .build();
-            let cron = match parser.parse(schedule.get_ref()) {
-                Ok(c) => c,
+            let cached = cx.crons.get(schedule.get_ref()).cloned();
+            let parsed = match cached {
+                Some(c) => Ok(c),
+                None => parser.parse(schedule.get_ref()).map(Arc::new),
+            };
+            let cron = match parsed {
+                Ok(c) => {
+                    cx.crons.insert(schedule.get_ref().clone(), Arc::clone(&c));
+                    c
+                }
                 Err(e) => {
                     cx.problem(
                         schedule.span(),
@@ -697,7 +708,7 @@ fn trigger(
                 }
             };
             Some(Trigger::Cron {
-                cron: Box::new(cron),
+                cron,
                 pattern: schedule.get_ref().clone(),
                 timezone,
                 timezone_name,

@@ -28,6 +28,13 @@ use crate::spotify::types::Item;
 /// moment to move on, and polling at the very end would see the old track.
 const AFTER_END: Duration = Duration::from_secs(1);
 
+/// When to poll again while an item is on: just after its planned end if it
+/// plays, else `None` (the job's `every`). The scheduler caps it by `every`,
+/// so a skip is seen within `every`. The benchmark simulates this function.
+pub fn again_within(is_playing: bool, progress_ms: u64, duration_ms: u64) -> Option<Duration> {
+    is_playing.then(|| Duration::from_millis(duration_ms.saturating_sub(progress_ms)) + AFTER_END)
+}
+
 /// One line of the history file (DESIGN §3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryLine {
@@ -115,9 +122,7 @@ impl NowPlaying {
             }
             self.set_last(&item.uri);
         }
-        let again_within = playing
-            .is_playing
-            .then(|| Duration::from_millis(item.duration_ms.saturating_sub(progress)) + AFTER_END);
+        let again_within = again_within(playing.is_playing, progress, item.duration_ms);
         Ran {
             outcome: RunOutcome::Ok,
             again_within,

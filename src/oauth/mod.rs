@@ -43,9 +43,11 @@ const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// The longest wait between retries: ten minutes keeps a long outage cheap
 /// while recovering within minutes once the provider is back.
 const BACKOFF_CAP: Duration = Duration::from_secs(600);
-/// Up to this share of the refresh margin is taken off at random per
-/// account, so that many accounts do not refresh in the same second.
-const JITTER_SHARE: f64 = 0.1;
+/// Up to this share of the refresh margin is added at random per account,
+/// so that many accounts do not refresh in the same second: with the
+/// default 5-minute margin, refreshes spread over a minute (a thousand
+/// accounts: about 2 % a second).
+const JITTER_SHARE: f64 = 0.2;
 /// Warn this long before a refresh token's known end of life (DESIGN §5).
 const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 
@@ -131,6 +133,9 @@ pub struct TokenManager {
     inner: Mutex<Inner>,
     /// Held across a refresh: at most one request per account at a time.
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Bumped after every refresh attempt: callers who found a refresh in
+    /// flight wait on this, all woken at once, instead of queueing on the lock.
+    refreshed: tokio::sync::watch::Sender<u64>,
     /// Wakes the background task when the plan may have changed.
     wake: Notify,
     /// This account's share of [`JITTER_SHARE`], fixed for its lifetime.
@@ -179,6 +184,7 @@ impl TokenManager {
                 failures: 0,
             }),
             refresh_lock: tokio::sync::Mutex::new(()),
+            refreshed: tokio::sync::watch::Sender::new(0),
             wake: Notify::new(),
             jitter: fastrand::f64(),
             observer: std::sync::OnceLock::new(),
@@ -289,15 +295,25 @@ impl TokenManager {
     /// a refreshed one. Never waits out a backoff: during one it fails at
     /// once with the time of the next attempt.
     pub async fn access_token(&self) -> Result<SecretString, TokenError> {
-        if let Some(answer) = self.answer_from_memory(self.clock.now()) {
-            return answer;
+        loop {
+            if let Some(answer) = self.answer_from_memory(self.clock.now()) {
+                return answer;
+            }
+            // Subscribe before trying the lock, so a refresh that ends in
+            // between is not missed.
+            let mut done = self.refreshed.subscribe();
+            if let Ok(_guard) = self.refresh_lock.try_lock() {
+                // Whoever held the lock before us may have refreshed already.
+                if let Some(answer) = self.answer_from_memory(self.clock.now()) {
+                    return answer;
+                }
+                return self.refresh().await;
+            }
+            // A refresh is in flight: wait for it, then look again.
+            if done.changed().await.is_err() {
+                let _guard = self.refresh_lock.lock().await;
+            }
         }
-        let _guard = self.refresh_lock.lock().await;
-        // Whoever held the lock before us may have refreshed already.
-        if let Some(answer) = self.answer_from_memory(self.clock.now()) {
-            return answer;
-        }
-        self.refresh().await
     }
 
     /// Forgets `rejected` (an API answered 401 to it) and refreshes, unless
@@ -379,6 +395,7 @@ impl TokenManager {
             Err(e) => Err(self.fail(e)),
         };
         self.wake.notify_one();
+        self.refreshed.send_modify(|n| *n += 1);
         if let Some(o) = self.observer.get() {
             o.notify_one();
         }

@@ -135,10 +135,10 @@ async fn refreshes_ahead_of_expiry_with_jitter() {
     rig.start();
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(rig.requests(), 1, "the first refresh happens at start");
-    // refresh_before_expiry = 5m, jitter up to 10 % of it: between 54.5 and 55 minutes.
-    tokio::time::sleep(Duration::from_secs(54 * 60 + 29)).await;
+    // refresh_before_expiry = 5m, jitter up to 20 % of it: between 54 and 55 minutes.
+    tokio::time::sleep(Duration::from_secs(53 * 60 + 59)).await;
     assert_eq!(rig.requests(), 1);
-    tokio::time::sleep(Duration::from_secs(32)).await;
+    tokio::time::sleep(Duration::from_secs(62)).await;
     assert_eq!(rig.requests(), 2);
     assert_eq!(rig.manager.status().state, "ok");
     rig.cancel.cancel();
