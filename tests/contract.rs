@@ -38,14 +38,6 @@ fn openapi() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/spotify/fixed-spotify-open-api.yml")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 const JOBS: &str = r#"
 [jobs.replace-top]
 account = "spotify"
@@ -112,7 +104,7 @@ async fn every_request_freshd_sends_is_valid_for_the_openapi_description() {
         "no OpenAPI description at {} (set FRESHD_OPENAPI)",
         spec.display()
     );
-    let port = free_port();
+    let port = common::free_port();
     let mut mock = Command::new(&prism)
         .args(["mock", "--host", "127.0.0.1", "--port", &port.to_string()])
         .arg(&spec)

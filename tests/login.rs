@@ -12,14 +12,6 @@ use common::{PATIENCE, Setup};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, Command};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Login {
     child: Child,
     stderr: Lines<BufReader<ChildStderr>>,
@@ -27,7 +19,7 @@ struct Login {
 }
 
 async fn setup() -> (Setup, u16) {
-    let port = free_port();
+    let port = common::free_port();
     let setup = Setup::new(3600, "").await;
     setup.write_config(&format!(
         "redirect_uri = \"http://127.0.0.1:{port}/callback\"\nauthorize_url = \"{}/authorize\"\nscopes = [\"user-read-currently-playing\"]\n",

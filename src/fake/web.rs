@@ -525,8 +525,3 @@ impl WebState {
         ))
     }
 }
-
-/// How long the demo session's tracks are, in all (for the demo's intro).
-pub fn session_length(catalogue: &[Track]) -> Duration {
-    Duration::from_millis(catalogue.iter().map(|t| t.duration_ms).sum())
-}

@@ -588,12 +588,6 @@ impl TokenManager {
         }
     }
 
-    /// Whether the account has settled: a token, or a known reason for none
-    /// (what `READY=1` waits for).
-    pub fn settled(&self) -> bool {
-        !matches!(self.lock().state, TokenState::Idle | TokenState::Refreshing)
-    }
-
     /// The first refresh, done before the daemon says it is ready.
     pub async fn initial_refresh(&self) {
         let _guard = self.refresh_lock.lock().await;
@@ -620,10 +614,6 @@ impl TokenManager {
             last_error: inner.last_error.clone(),
             warning,
         }
-    }
-
-    pub fn state(&self) -> TokenState {
-        self.lock().state.clone()
     }
 }
 

@@ -18,6 +18,15 @@ use tokio::process::{Child, Command};
 /// Long enough for anything a test waits for on a loaded 2-core machine.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_freshd")
 }
