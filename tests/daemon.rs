@@ -292,7 +292,16 @@ source = { kind = "top_tracks" }
     daemon.notify_containing("READY=1").await;
     setup.fake.push_fault(Fault::Unavailable);
     setup.fake.push_fault(Fault::Garbage);
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // Go on until several rotations happened after the failures.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while setup.fake.issued_secrets().len() < 6 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "too few rotations: {}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let (_, status, _) = setup.cli(&["status", "--json"]).await;
     let (_, human, _) = setup.cli(&["status"]).await;
     setup.fake.push_fault(Fault::InvalidGrant);
