@@ -181,15 +181,14 @@ fn keyring_config(setup: &Setup) {
     .unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn secret_tool_and_freshd_share_entries_and_rotation_lands_in_the_keyring() {
-    if !programs_present() {
-        return;
-    }
+/// A D-Bus session with gnome-keyring, a keyring-mode config against the
+/// fake, and a refresh token put in the keyring with `secret-tool store`
+/// (returned), as a user following the README would.
+async fn keyring_with_stored_token() -> (Session, Setup, String) {
     let session = Session::start().await;
     let setup = Setup::new(3600, "").await;
     keyring_config(&setup);
-    let first = setup.fake.issue_refresh_token("spotify");
+    let token = setup.fake.issue_refresh_token("spotify");
     let (ok, _) = session
         .secret_tool(
             &[
@@ -200,10 +199,19 @@ async fn secret_tool_and_freshd_share_entries_and_rotation_lands_in_the_keyring(
                 "username",
                 "spotify/refresh_token",
             ],
-            Some(&first),
+            Some(&token),
         )
         .await;
     assert!(ok, "secret-tool store failed");
+    (session, setup, token)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_tool_and_freshd_share_entries_and_rotation_lands_in_the_keyring() {
+    if !programs_present() {
+        return;
+    }
+    let (session, setup, first) = keyring_with_stored_token().await;
 
     // The daemon reads it, refreshes (the fake rotates), stores the new one.
     let mut daemon = session
@@ -289,24 +297,7 @@ async fn locked_keyring_is_exit_78_with_what_to_do() {
     if !programs_present() {
         return;
     }
-    let session = Session::start().await;
-    let setup = Setup::new(3600, "").await;
-    keyring_config(&setup);
-    let token = setup.fake.issue_refresh_token("spotify");
-    let (ok, _) = session
-        .secret_tool(
-            &[
-                "store",
-                "--label=x",
-                "service",
-                "freshd",
-                "username",
-                "spotify/refresh_token",
-            ],
-            Some(&token),
-        )
-        .await;
-    assert!(ok);
+    let (session, setup, token) = keyring_with_stored_token().await;
     // `secret-tool lock` crashes in Debian 12's libsecret; ask the service.
     let locked = session
         .command("dbus-send")
