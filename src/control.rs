@@ -249,11 +249,32 @@ pub enum ClientError {
     },
     #[error("freshd answered something unreadable on {path}: {detail}")]
     BadAnswer { path: PathBuf, detail: String },
+    #[error(
+        "freshd did not answer on {path} within {} s; it may be stuck: see `journalctl --user -u freshd` (or -u freshd for the system unit)",
+        ANSWER_TIMEOUT.as_secs()
+    )]
+    NoAnswer { path: PathBuf },
 }
 
-/// Sends `request` to the daemon at `path` and reads its answer. `run-job`
-/// may take as long as the job, so there is no deadline here.
+/// How long a client waits for an answer: a token may need a refresh (at
+/// most 30 s), so a minute means the daemon is stuck. `run-job` waits for
+/// the job instead, however long it takes.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Sends `request` to the daemon at `path` and reads its answer, within
+/// [`ANSWER_TIMEOUT`] except for `run-job`, which lasts as long as the job.
 pub async fn ask(path: &Path, request: &Request) -> Result<Response, ClientError> {
+    if matches!(request, Request::RunJob { .. }) {
+        return exchange(path, request).await;
+    }
+    tokio::time::timeout(ANSWER_TIMEOUT, exchange(path, request))
+        .await
+        .map_err(|_| ClientError::NoAnswer {
+            path: path.to_owned(),
+        })?
+}
+
+async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientError> {
     let io = |source| ClientError::Io {
         path: path.to_owned(),
         source,

@@ -15,11 +15,37 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Sends `states` to systemd; failures are logged at debug level only,
-/// since a daemon run by hand has no one to tell.
+/// Sends `states` to systemd without ever blocking: the socket is
+/// non-blocking, so a service manager that does not read (or a full queue)
+/// costs a dropped message, never a stalled runtime. (`sd_notify`'s own send
+/// blocks, which froze freshd's one thread when the queue filled up.)
+/// Failures are logged at debug level only: a daemon run by hand has no one
+/// to tell.
 fn notify(states: &[NotifyState<'_>]) {
-    if let Err(e) = sd_notify::notify(states) {
+    use std::fmt::Write;
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET").filter(|p| !p.is_empty()) else {
+        return;
+    };
+    let mut message = String::new();
+    for state in states {
+        let _ = writeln!(message, "{state}");
+    }
+    if let Err(e) = send_nonblocking(&path, message.as_bytes()) {
         tracing::debug!("cannot notify systemd: {e}");
+    }
+}
+
+fn send_nonblocking(path: &std::ffi::OsStr, message: &[u8]) -> std::io::Result<usize> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let socket = UnixDatagram::unbound()?;
+    socket.set_nonblocking(true)?;
+    let bytes = path.as_bytes();
+    match bytes.strip_prefix(b"@") {
+        // An abstract socket name.
+        Some(name) => socket.send_to_addr(message, &SocketAddr::from_abstract_name(name)?),
+        None => socket.send_to(message, path),
     }
 }
 

@@ -442,3 +442,29 @@ async fn client_credentials_accounts_need_no_refresh_token() {
     assert_eq!(daemon.exit_code().await, 0);
     assert!(!daemon.log_text().contains("app-secret"));
 }
+
+/// Regression: sd_notify's blocking send froze the runtime once the notify
+/// socket's queue was full, so a daemon whose manager stopped reading could
+/// not even shut down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unread_notify_socket_never_blocks_the_daemon() {
+    // Jobs that flip between success and failure every second, so the
+    // status line (and a STATUS= message) changes all the time.
+    let flip = |n: u32| {
+        format!(
+            "\n[jobs.flip{n}]\naccount = \"spotify\"\ntype = \"command\"\nevery = \"1s\"\ncommand = [\"sh\", \"-c\", \"if [ -e f{n} ]; then rm f{n}; exit 1; else touch f{n}; fi\"]\n"
+        )
+    };
+    let setup = Setup::new(3600, &format!("{}{}{}", flip(1), flip(2), flip(3))).await;
+    let mut daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    // Read nothing more: the queue fills within seconds.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let status = tokio::time::timeout(PATIENCE, setup.cli(&["status"])).await;
+    assert!(
+        status.is_ok_and(|(code, _, _)| code == 0),
+        "the daemon stopped answering"
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
+}
