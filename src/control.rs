@@ -64,18 +64,13 @@ pub struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<u8>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<StatusReportBox>,
+    pub status: Option<Box<StatusReport>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenText>,
     /// A job's outcome word (`ok`, `error`, `skipped`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<String>,
 }
-
-/// [`StatusReport`] boxed, to keep [`Response`] small.
-pub type StatusReportBox = Box<StatusReport>;
-
-impl Eq for StatusReport {}
 
 impl Response {
     pub fn ok() -> Self {

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 /// The whole report.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusReport {
     pub accounts: Vec<AccountStatus>,
     pub jobs: Vec<JobReport>,
@@ -12,7 +12,7 @@ pub struct StatusReport {
 
 /// One account. `state` is `ok`, `refreshing`, `backoff`, `needs_login` or
 /// `no_token`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccountStatus {
     pub name: String,
     pub state: String,
@@ -25,7 +25,7 @@ pub struct AccountStatus {
 }
 
 /// One job. `last_result` is `ok`, `error`, `skipped` or null.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobReport {
     pub name: String,
     pub account: String,

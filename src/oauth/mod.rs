@@ -64,7 +64,6 @@ pub enum TokenState {
     /// The last attempt failed for a reason that may pass.
     Backoff {
         until: Timestamp,
-        attempt: u32,
     },
     /// The provider refused the refresh token or the client.
     NeedsLogin {
@@ -479,7 +478,7 @@ impl TokenManager {
                     .checked_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX))
                     .unwrap_or(Timestamp::MAX);
                 tracing::warn!(ACCOUNT = %account, "token refresh failed: {reason}; next try in {} (attempt {attempt})", format_duration(delay));
-                inner.state = TokenState::Backoff { until, attempt };
+                inner.state = TokenState::Backoff { until };
                 inner.last_error = Some(reason.clone());
                 TokenError::Backoff {
                     account,
