@@ -39,6 +39,10 @@ const JUMP_TOLERANCE: Duration = Duration::from_secs(1);
 /// Wall-clock time, and a signal for when it jumps.
 pub trait Clock: Send + Sync + fmt::Debug {
     fn now(&self) -> Timestamp;
+    /// Time since boot, counting suspend (`CLOCK_BOOTTIME`): it never goes
+    /// backward, whatever is done to the wall clock, so token expiry is
+    /// tracked on it (DESIGN §5).
+    fn boot(&self) -> Duration;
     /// Changes whenever the wall clock jumped against the monotonic clock
     /// (a suspend, or the time being set). Subscribing starts the guard.
     fn jumps(&self) -> watch::Receiver<u64>;
@@ -126,6 +130,14 @@ impl Clock for SystemClock {
         Timestamp::now()
     }
 
+    fn boot(&self) -> Duration {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or_default(),
+            u32::try_from(t.tv_nsec).unwrap_or_default(),
+        )
+    }
+
     fn jumps(&self) -> watch::Receiver<u64> {
         self.0.subscribe_threaded()
     }
@@ -144,7 +156,10 @@ pub struct TokioClock {
 struct TokioClockInner {
     base: Timestamp,
     start: tokio::time::Instant,
+    /// How far the wall clock was moved against tokio's clock.
     jumped: Mutex<SignedDuration>,
+    /// How long the simulated machine slept (boot time counts it).
+    slept: Mutex<Duration>,
 }
 
 impl TokioClockInner {
@@ -168,25 +183,46 @@ impl TokioClock {
                 base,
                 start: tokio::time::Instant::now(),
                 jumped: Mutex::new(SignedDuration::ZERO),
+                slept: Mutex::new(Duration::ZERO),
             }),
             signal: JumpSignal::default(),
         }
     }
 
-    /// Moves wall time forward without moving tokio's clock, as a suspend does.
+    /// Moves wall and boot time forward without moving tokio's clock, as a
+    /// suspend does.
     pub fn jump(&self, by: Duration) {
-        let mut j = self
+        self.step_wall(SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX));
+        *self
+            .inner
+            .slept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+    }
+
+    /// Sets the wall clock by `by` (either way) and nothing else, as an NTP
+    /// step or `date -s` does: boot time is not moved.
+    pub fn step_wall(&self, by: SignedDuration) {
+        *self
             .inner
             .jumped
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        *j += SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX);
+            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
     }
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> Timestamp {
         self.inner.now()
+    }
+
+    fn boot(&self) -> Duration {
+        let slept = *self
+            .inner
+            .slept
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.inner.start.elapsed() + slept
     }
 
     fn jumps(&self) -> watch::Receiver<u64> {
@@ -214,6 +250,27 @@ pub async fn sleep_until_wall(clock: &dyn Clock, target: Timestamp) {
             changed = jumps.changed() => {
                 if changed.is_err() {
                     // No guard (its runtime is gone): fall back to steps.
+                    tokio::time::sleep(left.min(WALL_CLOCK_STEP)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Sleeps until the boot clock ([`Clock::boot`]) reaches `target`: on the
+/// monotonic clock, which stops during a suspend, re-reading the boot clock
+/// whenever the clock's guard says time jumped (a suspend is one).
+pub async fn sleep_until_boot(clock: &dyn Clock, target: Duration) {
+    let mut jumps = clock.jumps();
+    loop {
+        let left = target.saturating_sub(clock.boot());
+        if left.is_zero() {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(left) => {}
+            changed = jumps.changed() => {
+                if changed.is_err() {
                     tokio::time::sleep(left.min(WALL_CLOCK_STEP)).await;
                 }
             }
