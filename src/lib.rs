@@ -18,6 +18,7 @@
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
 //! - [`fsutil`]: atomic, private file writes.
+//! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -27,6 +28,7 @@ pub mod daemon;
 pub mod demo;
 pub mod fake;
 pub mod fsutil;
+pub mod http;
 pub mod jobs;
 pub mod oauth;
 pub mod scheduler;
