@@ -18,6 +18,7 @@
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
 //! - [`fsutil`]: atomic, private file writes.
+//! - [`statelock`]: one daemon per state directory (`freshd.lock`).
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -32,5 +33,6 @@ pub mod oauth;
 pub mod scheduler;
 pub mod secrets;
 pub mod spotify;
+pub mod statelock;
 pub mod status;
 pub mod systemd;
