@@ -365,17 +365,21 @@ impl CredentialImport {
                 .stderr(Stdio::piped())
                 .spawn()
                 .map_err(|e| failed(e.to_string()))?;
-            if let Some(mut stdin) = child.stdin.take() {
-                stdin
-                    .write_all(token.expose_secret().as_bytes())
-                    .map_err(|e| failed(e.to_string()))?;
-            }
+            // A program that fails early closes its input: its own
+            // message, not the broken pipe, says why.
+            let written = child
+                .stdin
+                .take()
+                .map(|mut stdin| stdin.write_all(token.expose_secret().as_bytes()));
             let out = child
                 .wait_with_output()
                 .map_err(|e| failed(e.to_string()))?;
             if !out.status.success() {
                 let err = String::from_utf8_lossy(&out.stderr);
                 return Err(failed(format!("{}: {}", out.status, err.trim())));
+            }
+            if let Some(Err(e)) = written {
+                return Err(failed(e.to_string()));
             }
             std::fs::rename(&tmp, &self.path).map_err(|e| failed(e.to_string()))
         })();

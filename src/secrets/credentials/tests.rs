@@ -170,6 +170,14 @@ fn fake_systemd_creds(dir: &Path) -> PathBuf {
     )
     .unwrap();
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another test's fork may hold the script open for writing a moment
+    // (ETXTBSY); wait until it runs.
+    for _ in 0..100 {
+        if Command::new(&program).arg("--version").status().is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     program
 }
 
