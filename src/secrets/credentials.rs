@@ -211,7 +211,12 @@ impl SecretStore for CredentialsStore {
         }
         // Origin first: a crash between the two leaves the old copy with
         // the new origin, which names the same credential within a run.
-        self.write_origin(account, self.credential(account, kind)?.as_ref())?;
+        // A credential that cannot be read now (it was at start) must not
+        // cost the rotation: the origin then stays as it was.
+        match self.credential(account, kind) {
+            Ok(credential) => self.write_origin(account, credential.as_ref())?,
+            Err(e) => tracing::warn!(account, "cannot fingerprint the credential: {e}"),
+        }
         let path = self.rotated_path(account);
         fsutil::write_private(&path, value.expose_secret().as_bytes())
             .map_err(|source| SecretError::Write { path, source })
@@ -262,6 +267,14 @@ pub enum ImportError {
     Failed { command: String, why: String },
 }
 
+/// Why one run of the program failed.
+#[derive(Debug)]
+enum Why {
+    /// It could not be started (not installed).
+    Spawn(std::io::Error),
+    Other(String),
+}
+
 impl CredentialImport {
     /// For `account`, at [`CREDENTIALS_DIR`]`/ACCOUNT.refresh_token.cred`.
     pub fn new(account: &str) -> Self {
@@ -303,35 +316,26 @@ impl CredentialImport {
         )
     }
 
-    /// Whether [`Self::encrypt`] can work: the program runs and the
-    /// directory can be written. Checked before the token is read, so a
-    /// person who cannot store it is told so before giving it.
+    /// Whether [`Self::encrypt`] can work: a trial encryption of a dummy
+    /// value into the directory, removed at once, shows that the program
+    /// runs, may use the host key and can write there. Checked before the
+    /// token is read (and before `--check` may rotate it), so a person who
+    /// cannot store it is told so before giving it.
     pub fn check(&self) -> Result<(), ImportError> {
         let cannot = |why: String| ImportError::Cannot {
             path: self.path.clone(),
             why,
             command: self.command(),
         };
-        let runs = Command::new(&self.program)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !runs {
-            return Err(cannot(format!(
-                "{} is not installed",
-                self.program.display()
-            )));
-        }
         let dir = self.dir();
-        let probe = dir.join(format!(".freshd-probe-{}", std::process::id()));
-        std::fs::create_dir_all(dir)
-            .and_then(|()| std::fs::write(&probe, b""))
-            .map_err(|e| cannot(format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| cannot(format!("{}: {e}", dir.display())))?;
+        let probe = dir.join(format!(".freshd-probe-{}.cred", std::process::id()));
+        let result = self.run_encrypt("freshd-probe", b"probe", &probe);
         let _ = std::fs::remove_file(&probe);
-        Ok(())
+        result.map_err(|why| match why {
+            Why::Spawn(e) => cannot(format!("{}: {e}", self.program.display())),
+            Why::Other(why) => cannot(why),
+        })
     }
 
     fn dir(&self) -> &Path {
@@ -356,37 +360,43 @@ impl CredentialImport {
         let tmp = self
             .dir()
             .join(format!(".{file}.tmp-{}", std::process::id()));
-        let result = (|| {
-            let mut child = Command::new(&self.program)
-                .args(["encrypt", &format!("--name={}", self.name()), "-"])
-                .arg(&tmp)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .map_err(|e| failed(e.to_string()))?;
-            // A program that fails early closes its input: its own
-            // message, not the broken pipe, says why.
-            let written = child
-                .stdin
-                .take()
-                .map(|mut stdin| stdin.write_all(token.expose_secret().as_bytes()));
-            let out = child
-                .wait_with_output()
-                .map_err(|e| failed(e.to_string()))?;
-            if !out.status.success() {
-                let err = String::from_utf8_lossy(&out.stderr);
-                return Err(failed(format!("{}: {}", out.status, err.trim())));
-            }
-            if let Some(Err(e)) = written {
-                return Err(failed(e.to_string()));
-            }
-            std::fs::rename(&tmp, &self.path).map_err(|e| failed(e.to_string()))
-        })();
+        let result = self
+            .run_encrypt(&self.name(), token.expose_secret().as_bytes(), &tmp)
+            .map_err(|why| match why {
+                Why::Spawn(e) => failed(e.to_string()),
+                Why::Other(why) => failed(why),
+            })
+            .and_then(|()| std::fs::rename(&tmp, &self.path).map_err(|e| failed(e.to_string())));
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// `PROGRAM encrypt --name=NAME - DEST` with `value` on its input.
+    fn run_encrypt(&self, name: &str, value: &[u8], dest: &Path) -> Result<(), Why> {
+        let mut child = Command::new(&self.program)
+            .args(["encrypt", &format!("--name={name}"), "-"])
+            .arg(dest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(Why::Spawn)?;
+        // A program that fails early closes its input: its own message,
+        // not the broken pipe, says why.
+        let written = child.stdin.take().map(|mut stdin| stdin.write_all(value));
+        let out = child
+            .wait_with_output()
+            .map_err(|e| Why::Other(e.to_string()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            return Err(Why::Other(format!("{}: {}", out.status, err.trim())));
+        }
+        match written {
+            Some(Err(e)) => Err(Why::Other(e.to_string())),
+            _ => Ok(()),
+        }
     }
 
     /// What was done and what is left, for the CLI to print.

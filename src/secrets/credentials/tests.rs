@@ -161,12 +161,13 @@ fn same_credential_re_encrypted_does_not_shadow_the_rotation() {
 }
 
 /// A stand-in for systemd-creds: `encrypt --name=N - PATH` writes
-/// "N:" and its standard input to PATH; `FAIL` in the name fails.
+/// "N:" and its standard input to PATH; `FAIL` in the name fails, and so
+/// does every call once a file `NOKEY` is beside it.
 fn fake_systemd_creds(dir: &Path) -> PathBuf {
     let program = dir.join("systemd-creds");
     std::fs::write(
         &program,
-        "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\ncase \"$2\" in *FAIL*) echo 'no host key' >&2; exit 1;; esac\n{ printf '%s:' \"${2#--name=}\"; cat; } > \"$4\"\n",
+        "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\n[ -e \"$(dirname \"$0\")/NOKEY\" ] && { echo 'Failed to access host key' >&2; exit 1; }\ncase \"$2\" in *FAIL*) echo 'no host key' >&2; exit 1;; esac\n{ printf '%s:' \"${2#--name=}\"; cat; } > \"$4\"\n",
     )
     .unwrap();
     std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -266,5 +267,24 @@ fn default_import_targets_the_readme_path() {
     assert_eq!(
         import.command(),
         "systemd-creds encrypt --name=spotify.refresh_token - /etc/freshd/credentials/spotify.refresh_token.cred"
+    );
+}
+
+#[test]
+fn import_without_the_host_key_is_refused_before_the_token_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = fake_systemd_creds(dir.path());
+    std::fs::write(dir.path().join("NOKEY"), "").unwrap();
+    let path = dir.path().join("credentials/spotify.refresh_token.cred");
+    let import = CredentialImport::at(ACCOUNT, path.clone(), program);
+    let err = import.check().unwrap_err().to_string();
+    assert!(err.contains("Failed to access host key"), "{err}");
+    assert!(err.contains("nothing was stored"), "{err}");
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("credentials"))
+            .unwrap()
+            .count(),
+        0,
+        "no probe left"
     );
 }
