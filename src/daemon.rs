@@ -96,6 +96,8 @@ pub enum StartError {
     )]
     NoStateDir,
     #[error(transparent)]
+    Locked(#[from] crate::statelock::LockError),
+    #[error(transparent)]
     Socket(#[from] control::BindError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -571,6 +573,8 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         path: state_dir.clone(),
         source,
     })?;
+    // Held until run() returns: one daemon per state directory.
+    let _lock = crate::statelock::StateLock::acquire(&state_dir)?;
     let store: Arc<dyn SecretStore> = match (&options.store, config.daemon.secrets) {
         (Some(s), _) => Arc::clone(s),
         (None, SecretsMode::Keyring) => Arc::new(KeyringStore::new()),

@@ -19,6 +19,7 @@
 //! - [`demo`]: `freshd demo`.
 //! - [`fsutil`]: atomic, private file writes.
 //! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
+//! - [`statelock`]: one daemon per state directory (`freshd.lock`).
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -34,5 +35,6 @@ pub mod oauth;
 pub mod scheduler;
 pub mod secrets;
 pub mod spotify;
+pub mod statelock;
 pub mod status;
 pub mod systemd;
