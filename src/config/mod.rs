@@ -66,6 +66,8 @@ pub struct Daemon {
     pub state_dir: Option<PathBuf>,
     /// How long running jobs get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The command run when a person must act (DESIGN §3).
+    pub notify: Option<Vec<String>>,
 }
 
 /// Where refresh tokens and client secrets live (DESIGN §4).
@@ -170,6 +172,9 @@ pub struct Account {
     pub api_base_url: Option<String>,
     /// How long a refresh token lives after authorization, if limited.
     pub refresh_token_lifetime: Option<Duration>,
+    /// This account's own notify command, over `[daemon] notify`. Not
+    /// part of [`Account::same_as`]: changing who is told keeps the tokens.
+    pub notify: Option<Vec<String>>,
 }
 
 impl Account {

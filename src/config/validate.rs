@@ -298,7 +298,12 @@ fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
         .map_or(Some(DEFAULT_SHUTDOWN_GRACE), |g| {
             cx.duration(g, "daemon.shutdown_grace")
         });
+    let notify = match &raw.notify {
+        Some(n) => cx.argv(n, "daemon.notify").map(Some),
+        None => Some(None),
+    };
     Some(Daemon {
+        notify: notify?,
         timezone,
         timezone_name,
         secrets: secrets?,
@@ -443,10 +448,15 @@ fn account(
         Some(u) => redirect(cx, u, &key("redirect_uri"), provider).map(Some),
         None => Some(None),
     };
+    let notify = match &r.notify {
+        Some(c) => cx.argv(c, &key("notify")).map(Some),
+        None => Some(None),
+    };
     if !ok_name {
         return None;
     }
     Some(Account {
+        notify: notify?,
         name: n.clone(),
         provider,
         client_id: client_id?,
