@@ -653,6 +653,8 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
         _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
     }
+    // Whatever jobs' programs left running gets SIGTERM, then SIGKILL.
+    jobs::child::stop_all().await;
     heartbeat.abort();
     let _ = std::fs::remove_file(&socket);
     Ok(0)
