@@ -466,7 +466,7 @@ impl Config {
                         column: 1,
                         key: "(file)".into(),
                         message: format!(
-                            "the file is larger than {MAX_CONFIG_BYTES} bytes; a config is at most that"
+                            "the file is larger than a config can be: a config is at most {MAX_CONFIG_BYTES} bytes"
                         ),
                     }],
                 });
