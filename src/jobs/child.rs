@@ -96,8 +96,9 @@ pub async fn run(p: Program<'_>) -> Result<Finished, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
+        // Not kill_on_drop: the group guard below stops the leader with
+        // the rest of its group (SIGTERM first), and tokio reaps it.
+        .process_group(0);
     if let Some(t) = p.token {
         cmd.env("FRESHD_ACCESS_TOKEN", t.expose_secret());
     }
