@@ -417,3 +417,16 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
         detail: e.to_string(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_leave_descriptors_in_reserve() {
+        assert_eq!(connection_cap(64), 16);
+        assert_eq!(connection_cap(1024), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(20), 4, "a few, whatever the limit");
+        assert_eq!(connection_cap(u64::MAX), MAX_CONNECTIONS);
+    }
+}
