@@ -722,6 +722,19 @@ async fn run_job_whose_client_hung_up_does_not_run() {
     assert!(dropped <= 1, "{dropped} runs for clients that hung up");
     assert_eq!(cli(&setup, &["run-job", "slow"]).await.0, 0);
     assert_eq!(runs(), dropped + 1);
+    // A client that only shut down its writing side still waits: it runs.
+    let mut s = UnixStream::connect(setup.socket()).await.unwrap();
+    s.write_all(b"{\"command\":\"run_job\",\"job\":\"slow\"}\n")
+        .await
+        .unwrap();
+    s.shutdown().await.unwrap();
+    let mut answer = String::new();
+    timeout(PATIENCE, s.read_to_string(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+    assert_eq!(runs(), dropped + 2);
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);
 }
