@@ -257,7 +257,15 @@ pub async fn serve(
 /// Answers a connection over the cap without waiting for it: one line, if
 /// the socket takes it now, then close.
 fn refuse_busy(stream: &UnixStream, cap: usize) {
-    tracing::warn!("control socket: {cap} connections are open already; refused one more");
+    // Logged for the first refusal and every 100th: a flood must not
+    // flood the journal too.
+    static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n % 100 == 1 {
+        tracing::warn!(
+            "control socket: {cap} connections are open already; refused one more ({n} so far)"
+        );
+    }
     let answer = Response::error(
         format!(
             "freshd is busy: {cap} control connections are open already (the most it serves at once); try again"
