@@ -111,7 +111,9 @@ impl StartError {
     /// The exit code: 78 when a person must act.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) | StartError::NoStateDir => EXIT_CONFIG,
+            StartError::Config(_)
+            | StartError::NoStateDir
+            | StartError::Socket(control::BindError::NotASocket { .. }) => EXIT_CONFIG,
             StartError::Secrets { source, .. } if source.needs_person() => EXIT_CONFIG,
             _ => 1,
         }
@@ -729,6 +731,8 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
         _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
     }
+    // Whatever jobs' programs left running gets SIGTERM, then SIGKILL.
+    jobs::child::stop_all().await;
     finish_token_requests(&shared).await;
     heartbeat.abort();
     let _ = std::fs::remove_file(&socket);

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| if daemonish { "info" } else { "warn" }.to_owned());
     freshd::systemd::init_logging(&level);
+    if daemonish {
+        // As systemd advises daemons: the soft file limit up to the hard one.
+        freshd::control::raise_fd_limit();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A file operation stuck on a hung disk must not keep us from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("freshd: {e:#}");

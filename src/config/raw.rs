@@ -82,6 +82,7 @@ pub struct RawJob {
     pub query: Option<Spanned<BTreeMap<String, String>>>,
     pub body: Option<Spanned<toml::Value>>,
     pub output: Option<Spanned<String>>,
+    pub max_size: Option<Spanned<String>>,
     // command
     pub command: Option<Spanned<Vec<String>>>,
 }
