@@ -574,7 +574,7 @@ impl JobLoop {
                 woke = wait_wall(clock.as_ref(), due, &mut look) => {
                     if let Woke::Back(by) = woke {
                         (due, anchor) = self.trigger.after_backward_jump(clock.now(), by, due, anchor);
-                        tracing::info!(
+                        tracing::debug!(
                             JOB = %self.name,
                             "the wall clock went back by {}; next run at {due}",
                             crate::config::format_duration(by.unsigned_abs()),
