@@ -60,13 +60,15 @@ async fn wait_runs(path: &Path, n: usize, log: impl Fn() -> String) -> Vec<i64> 
     }
 }
 
-/// reliability: the wall clock set back 2 hours (libfaketime) under a running daemon with an `every = "2s"` job | saw the jump when the job's timer next fired, re-planned the job in the new time and kept running it every 2 s | nothing; no run was held back for the 2 hours
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_interval_job_keeps_running_after_the_clock_is_set_back_two_hours() {
-    if !have_libfaketime() {
-        return;
-    }
-    let setup = Setup::new(3600, "").await;
+/// The daemon under libfaketime with an `every = "2s"` job that writes
+/// the wall time it sees; once it has run twice, the clock is set by
+/// `step` (libfaketime's syntax, "-2h"). Returns the runs before the step,
+/// the runs after it once there are `more` of them, and the daemon.
+async fn step_under_a_running_job(
+    setup: &Setup,
+    step: &str,
+    more: usize,
+) -> (Vec<i64>, Vec<i64>, common::Daemon) {
     let offset = setup.path().join("faketime");
     std::fs::write(&offset, "+0\n").unwrap();
     let out = setup.path().join("runs");
@@ -74,39 +76,72 @@ async fn an_interval_job_keeps_running_after_the_clock_is_set_back_two_hours() {
         "\n[jobs.tick]\naccount = \"spotify\"\ntype = \"command\"\nevery = \"2s\"\ncommand = [\"sh\", \"-c\", \"date +%s >> '{}'\"]\n",
         out.display()
     ));
-    let offset_file = offset.to_str().unwrap();
     let daemon = setup
         .start_with(
             "debug",
             &[
                 ("LD_PRELOAD", LIBFAKETIME),
-                ("FAKETIME_TIMESTAMP_FILE", offset_file),
+                ("FAKETIME_TIMESTAMP_FILE", offset.to_str().unwrap()),
                 ("FAKETIME_NO_CACHE", "1"),
                 ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
             ],
         )
         .await;
     daemon.notify_containing("READY=1").await;
-    let log = || daemon.log_text();
-    let before = wait_runs(&out, 2, log).await;
+    let before = wait_runs(&out, 2, || daemon.log_text()).await;
+    // The clock is set, for the daemon and its job alike.
+    std::fs::write(&offset, format!("{step}\n")).unwrap();
+    let after = wait_runs(&out, before.len() + more, || daemon.log_text()).await;
+    let after = after[before.len()..].to_vec();
+    (before, after, daemon)
+}
 
-    // The clock goes back two hours, for the daemon and its job alike.
-    std::fs::write(&offset, "-2h\n").unwrap();
-    let after = wait_runs(&out, before.len() + 3, log).await;
-    let stepped: Vec<i64> = after[before.len()..].to_vec();
+/// reliability: the wall clock set back 2 hours (libfaketime) under a running daemon with an `every = "2s"` job | saw the jump when the job's timer next fired, re-planned the job in the new time and kept running it every 2 s | nothing; no run was held back for the 2 hours
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_job_keeps_running_after_the_clock_is_set_back_two_hours() {
+    if !have_libfaketime() {
+        return;
+    }
+    let setup = Setup::new(3600, "").await;
+    let (before, after, daemon) = step_under_a_running_job(&setup, "-2h", 3).await;
     let last_before = before[before.len() - 1];
-    assert!(
-        stepped.iter().any(|&t| t < last_before - 3600),
-        "the job never ran in the stepped-back time: before {before:?}, after {stepped:?}"
-    );
-    daemon.wait_for_log("the wall clock went back by").await;
-    // Three runs in the new time came about 2 s apart, not 2 hours.
-    let new_time: Vec<i64> = stepped
+    let new_time: Vec<i64> = after
         .iter()
         .copied()
         .filter(|&t| t < last_before - 3600)
         .collect();
+    assert!(
+        new_time.len() >= 2,
+        "the job did not go on in the stepped-back time: before {before:?}, after {after:?}"
+    );
+    daemon.wait_for_log("the wall clock went back by").await;
+    // The runs in the new time came about 2 s apart, not 2 hours.
     for pair in new_time.windows(2) {
         assert!(pair[1] - pair[0] <= 4, "runs too far apart: {new_time:?}");
+    }
+}
+
+/// reliability: the wall clock set forward 2 hours (libfaketime) under a running daemon with an `every = "2s"` job | ran the job once for the 3,600 runs the jump skipped, with a warning saying so, then every 2 s again | nothing; no burst of catch-up runs
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interval_job_runs_once_for_a_two_hour_forward_jump() {
+    if !have_libfaketime() {
+        return;
+    }
+    let setup = Setup::new(3600, "").await;
+    let (before, after, daemon) = step_under_a_running_job(&setup, "+2h", 3).await;
+    let last_before = before[before.len() - 1];
+    assert!(
+        after.iter().all(|&t| t > last_before + 3600),
+        "a run in the old time after the jump: before {before:?}, after {after:?}"
+    );
+    daemon
+        .wait_for_log("more run(s) were due while the machine was asleep or the clock jumped; running once for all of them")
+        .await;
+    // One catch-up run, then the old beat: about 2 s apart, no burst.
+    for pair in after.windows(2) {
+        assert!(
+            (1..=4).contains(&(pair[1] - pair[0])),
+            "runs not 2 s apart: {after:?}"
+        );
     }
 }
