@@ -164,6 +164,9 @@ fn check(path: &Path) -> u8 {
         }
     };
     println!("{}: ok", path.display());
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "daemon: time zone {}, secrets {}, state directory {}, control socket {}",
         config.daemon.timezone_name,
