@@ -231,3 +231,12 @@ impl Daemon {
         status.code().unwrap_or(-1)
     }
 }
+
+/// Says that a test is skipped, and why, on the real stderr: `eprintln!`
+/// inside a test is captured, so plain `cargo test` would hide the reason.
+/// Under CI (`CI` set) a skip is a failure instead: CI installs everything.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
+}
