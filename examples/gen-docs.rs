@@ -108,7 +108,7 @@ Set by systemd for the system unit: the control socket, the state directory
 \fIACCOUNT.refresh_token\fR and \fIACCOUNT.client_secret\fR.
 .TP
 \fBNO_COLOR\fR
-When set to anything, log lines on a terminal are not coloured.
+When set and not empty, log lines on a terminal are not coloured.
 .SH FILES
 .TP
 \fI~/.config/freshd/config.toml\fR

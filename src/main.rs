@@ -18,6 +18,7 @@ use freshd::secrets::{self as store, SecretKind, SecretStore};
 use secrecy::{ExposeSecret, SecretString};
 
 fn main() -> ExitCode {
+    freshd::status::mark_started();
     let cli = Cli::parse();
     let daemonish = matches!(cli.command, Command::Run | Command::Demo { .. });
     let level = cli
@@ -38,10 +39,27 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("freshd: {e:#}");
+            eprintln!("freshd: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// `e` and its causes, each said once: a message that already quotes its
+/// cause (an OS error, say) is not followed by it again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -56,6 +74,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         ),
+        Command::Demo { .. } if cli.config.is_some() => {
+            eprintln!(
+                "freshd: demo runs its built-in config (config/demo.toml) against a simulated provider and does not read --config; to run yours: freshd run --config PATH"
+            );
+            Ok(2)
+        }
         Command::Demo { duration } => freshd::demo::run(duration).await,
         Command::Check => Ok(check(&path)),
         Command::ImportToken { account, check } => import_token(&path, &account, check).await,
@@ -76,43 +100,75 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .await
         }
         Command::Token { account } => {
-            let answer = ask(&path, &Request::Token { account }).await?;
+            let answer = match ask(&path, &Request::Token { account }).await {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            };
             if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
                 println!("{}", token.0);
                 return Ok(0);
             }
             Ok(refused(&answer))
         }
-        Command::Status { json } => {
-            let answer = ask(&path, &Request::Status).await?;
-            let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
-                return Ok(refused(&answer));
-            };
-            if json {
-                println!("{}", serde_json::to_string(report)?);
-            } else {
-                print!("{}", report.render());
-            }
-            Ok(0)
-        }
+        Command::Status { json } => status(&path, json).await,
         Command::RunJob { job } => {
-            let answer = ask(&path, &Request::RunJob { job: job.clone() }).await?;
+            let answer = match ask(&path, &Request::RunJob { job: job.clone() }).await {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            };
             if answer.ok {
                 println!("{job}: ok");
                 return Ok(0);
             }
+            if answer.result.is_some() {
+                // The job ran: "error: …" or "skipped: …".
+                eprintln!("{job}: {}", answer.error.as_deref().unwrap_or("failed"));
+                return Ok(answer.exit_code.unwrap_or(1));
+            }
             Ok(refused(&answer))
         }
         Command::Reload => {
-            let answer = ask(&path, &Request::Reload).await?;
+            let answer = match ask(&path, &Request::Reload).await {
+                Ok(a) => a,
+                Err(code) => return Ok(code),
+            };
             if answer.ok {
                 println!("reloaded");
                 return Ok(0);
             }
-            Ok(refused(&answer))
+            eprintln!(
+                "freshd: reload refused; the daemon keeps running its previous configuration:\n{}",
+                answer.error.as_deref().unwrap_or("(no reason given)")
+            );
+            Ok(answer.exit_code.unwrap_or(EXIT_CONFIG))
         }
     }
 }
+
+/// `freshd status`: exit 0 when every account is ok, 3 when one needs a
+/// person (`needs_login`, `no_token`), so that scripts can test it.
+async fn status(path: &Path, json: bool) -> anyhow::Result<u8> {
+    let answer = match ask(path, &Request::Status).await {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
+        return Ok(refused(&answer));
+    };
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", report.render(jiff::Timestamp::now()));
+    }
+    Ok(if report.needs_person() {
+        EXIT_NEEDS_PERSON
+    } else {
+        0
+    })
+}
+
+/// `freshd status`'s exit code when some account waits for a person.
+const EXIT_NEEDS_PERSON: u8 = 3;
 
 fn refused(answer: &control::Response) -> u8 {
     eprintln!(
@@ -122,20 +178,89 @@ fn refused(answer: &control::Response) -> u8 {
     answer.exit_code.unwrap_or(1)
 }
 
-/// Asks the running daemon; the socket path comes from the config when it
-/// can be read, else from the environment (a broken config should not stop
-/// `freshd token` from reaching a daemon that runs an older, good one).
-async fn ask(path: &Path, request: &Request) -> anyhow::Result<control::Response> {
+/// Asks the running daemon; on failure prints why and returns the exit
+/// code. The socket path comes from the config, else from the environment.
+/// A broken config must not keep `freshd token` from a daemon that runs an
+/// older, good one, nor `freshd reload` from hearing why it was refused: its
+/// `socket =` is still read when the file is valid TOML.
+async fn ask(path: &Path, request: &Request) -> Result<control::Response, u8> {
     let configured = match Config::load(path) {
         Ok(c) => c.daemon.socket,
         Err(ConfigError::Read { .. }) => None,
         Err(e) => {
-            eprintln!("freshd: warning: {e}\nfreshd: looking for the daemon at the default socket");
-            None
+            if *request != Request::Reload {
+                // A reload's refusal gives these reasons itself.
+                eprintln!(
+                    "freshd: warning: the config has errors (a running daemon keeps the config it loaded):\n{e}"
+                );
+            }
+            socket_in_broken_config(path)
         }
     };
     let socket = control::socket_path(configured.as_deref());
-    Ok(control::ask(&socket, request).await?)
+    control::ask(&socket, request).await.map_err(|e| {
+        eprintln!("freshd: {}", client_error(&e, request));
+        1
+    })
+}
+
+/// `[daemon] socket` of a config that does not validate, if it is valid TOML.
+fn socket_in_broken_config(path: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let socket = PathBuf::from(table.get("daemon")?.get("socket")?.as_str()?);
+    socket.is_absolute().then_some(socket)
+}
+
+/// What went wrong talking to the daemon, and what to do about it.
+fn client_error(e: &control::ClientError, request: &Request) -> String {
+    use control::ClientError;
+    match e {
+        ClientError::NotRunning { path, source } => format!(
+            "nothing answers on {} ({source}): freshd is not running, or not for this user; {}",
+            path.display(),
+            start_hint(path)
+        ),
+        ClientError::Closed { path } => match request {
+            Request::RunJob { job } => format!(
+                "the daemon stopped while {job} was running (it closed {} without an answer); whether the run finished is unknown: {}",
+                path.display(),
+                journal_hint(path)
+            ),
+            _ => format!(
+                "the daemon closed {} without an answer (did it stop?): {}",
+                path.display(),
+                journal_hint(path)
+            ),
+        },
+        ClientError::NoAnswer { path } => format!(
+            "freshd did not answer on {} within a minute; it may be stuck: {}",
+            path.display(),
+            journal_hint(path)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `socket` is the system unit's (`RuntimeDirectory=freshd`).
+fn is_system_socket(socket: &Path) -> bool {
+    socket.starts_with("/run/freshd")
+}
+
+fn start_hint(socket: &Path) -> &'static str {
+    if is_system_socket(socket) {
+        "start it with `sudo systemctl start freshd` (the system unit)"
+    } else {
+        "start it with `systemctl --user start freshd` or `freshd run`"
+    }
+}
+
+fn journal_hint(socket: &Path) -> &'static str {
+    if is_system_socket(socket) {
+        "see `journalctl -u freshd`"
+    } else {
+        "see `journalctl --user -u freshd`"
+    }
 }
 
 fn check(path: &Path) -> u8 {

@@ -61,8 +61,17 @@ fn example_keys() -> BTreeSet<String> {
 fn freshd_toml_5_documents_every_key_of_the_example_config() {
     let page = std::fs::read_to_string(repo().join("docs/man/freshd.toml.5")).unwrap();
     let keys = example_keys();
-    for expected in ["timezone", "client_id", "refresh_token_lifetime", "kind", "on_change"] {
-        assert!(keys.contains(expected), "the key scan missed {expected}: {keys:?}");
+    for expected in [
+        "timezone",
+        "client_id",
+        "refresh_token_lifetime",
+        "kind",
+        "on_change",
+    ] {
+        assert!(
+            keys.contains(expected),
+            "the key scan missed {expected}: {keys:?}"
+        );
     }
     let missing: Vec<&String> = keys
         .iter()
@@ -96,7 +105,10 @@ fn man_pages_render_with_man_l() {
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "man -l {page}: {out:?}");
-        assert!(text.contains(needle), "man -l {page} lacks {needle:?}:\n{text}");
+        assert!(
+            text.contains(needle),
+            "man -l {page} lacks {needle:?}:\n{text}"
+        );
         assert!(
             out.stderr.is_empty(),
             "man -l {page} warned: {}",
@@ -120,7 +132,10 @@ fn the_bash_completion_loads_and_completes_subcommands() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("-F _freshd freshd"), "{text}");
-    assert!(text.lines().any(|l| l == "status"), "no `status` completion: {text}");
+    assert!(
+        text.lines().any(|l| l == "status"),
+        "no `status` completion: {text}"
+    );
 }
 
 fn have(program: &str) -> bool {
