@@ -245,3 +245,53 @@ async fn demo_honours_no_color_logs_to_the_second_and_explains_itself() {
     assert!(!summary.contains(" 1 token requests"), "{summary}");
     assert!(summary.contains("token request"), "{summary}");
 }
+
+/// `cargo test` leaves nothing behind: a test's daemon, dropped while a job
+/// runs (as a failing test drops it), takes the job's program with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_test_daemon_leaves_no_job_program_behind() {
+    let marker = format!(
+        "{}.{}",
+        3000 + fastrand::u32(..500),
+        fastrand::u32(1..999_999)
+    );
+    let setup = Setup::new(
+        3600,
+        &format!(
+            "[jobs.long]\naccount = \"spotify\"\ntype = \"command\"\nschedule = \"0 0 1 1 *\"\ncommand = [\"sh\", \"-c\", \"echo started; exec sleep {marker}\"]\n"
+        ),
+    )
+    .await;
+    let daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    let run = tokio::spawn({
+        let config = setup.config.clone();
+        async move {
+            Command::new(bin())
+                .args(["run-job", "long", "--config"])
+                .arg(config)
+                .output()
+                .await
+        }
+    });
+    daemon.wait_for_log("started").await;
+    let alive = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", &format!("sleep {marker}")])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(alive(), "the job's program runs");
+    drop(daemon);
+    let _ = tokio::time::timeout(PATIENCE, run).await;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while alive() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "sleep {marker} outlived its daemon"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
