@@ -64,14 +64,15 @@ check "the example config is in /usr/share/doc/freshd/examples" test -f /usr/sha
 check "the copyright file is in place" grep -q "^License: MIT" /usr/share/doc/freshd/copyright
 docs=$(systemctl show -p Documentation --value freshd)
 check "the unit's Documentation= ($docs) is what the package installs" test \
-  "$docs" = "man:freshd(1) man:freshd.toml(5) file:/usr/share/doc/freshd/README.md" -a -f /usr/share/doc/freshd/README.md
+  "$docs" = '"man:freshd(1)" "man:freshd.toml(5)" file:/usr/share/doc/freshd/README.md' -a -f /usr/share/doc/freshd/README.md
 export MANPAGER=cat PAGER=cat MANWIDTH=80
 check "man -l renders freshd(1)" sh -c "man -l /usr/share/man/man1/freshd.1.gz 2>&1 | grep -q 'EXIT STATUS'"
 check "man freshd finds the page" sh -c "man freshd 2>/dev/null | grep -q 'freshd-status(1)'"
 check "man 5 freshd.toml documents refresh_before_expiry" sh -c "man 5 freshd.toml 2>/dev/null | grep -q refresh_before_expiry"
 check "man freshd-status finds the command's page" sh -c "man freshd-status 2>/dev/null | grep -q -- --json"
+# (_completion_loader returns 124, "completion loaded, try again", on success.)
 check "bash completion loads and completes subcommands" bash -c \
-  'source /usr/share/bash-completion/bash_completion && _completion_loader freshd && complete -p freshd | grep -q _freshd && COMP_WORDS=(freshd sta) COMP_CWORD=1 COMP_LINE="freshd sta" COMP_POINT=10 && _freshd freshd sta freshd && test "${COMPREPLY[*]}" = status'
+  'source /usr/share/bash-completion/bash_completion; _completion_loader freshd; complete -p freshd | grep -q _freshd && COMP_WORDS=(freshd sta) COMP_CWORD=1 COMP_LINE="freshd sta" COMP_POINT=10 && _freshd freshd sta freshd && test "${COMPREPLY[*]}" = status'
 
 # ---------------------------------------------------------------- system unit
 mkdir -p /etc/freshd/credentials
@@ -98,6 +99,14 @@ check "systemctl reload works (ExecReload=freshd reload)" systemctl reload fresh
 check "active after the reload" systemctl is-active --quiet freshd
 check "the journal has the reload" sh -c "journalctl -u freshd -o cat | grep -q 'reload done'"
 
+check "journalctl -u freshd JOB=tick finds the job's lines" sh -c "journalctl -u freshd JOB=tick -o cat | grep -q 'tick for spotify'"
+check "journalctl -u freshd ACCOUNT=spotify finds the refreshes" sh -c "journalctl -u freshd ACCOUNT=spotify -o cat | grep -q 'access token refreshed'"
+check "refreshes are logged at info priority or above, not as warnings" sh -c \
+  "journalctl -u freshd ACCOUNT=spotify -p info -o cat | grep -q 'access token refreshed' && ! journalctl -u freshd ACCOUNT=spotify -p warning -o cat | grep -q 'access token refreshed'"
+check "nothing at error priority while all is well" sh -c "test -z \"\$(journalctl -u freshd -p err -o cat)\""
+check "freshd status (as root) reaches the socket, exit 0" sh -c "freshd status --config /etc/freshd/config.toml | grep -q 'spotify.*ok'"
+check "freshd status has the header" sh -c "freshd status --config /etc/freshd/config.toml | head -n1 | grep -q '^freshd .* (pid [0-9]*), running since '"
+
 # A bad config: systemctl reload fails, says why, and the old config runs on.
 cp /etc/freshd/config.toml /root/good.toml
 echo 'reload_breaker = 1' >>/etc/freshd/config.toml
@@ -106,18 +115,11 @@ check "systemctl reload says to look at systemctl status" grep -q "systemctl sta
 systemctl status freshd --no-pager -l -n 30 >/root/status.txt 2>&1
 check "systemctl status shows that the reload was refused" grep -q 'reload refused' /root/status.txt
 check "and why" grep -q 'unknown field .reload_breaker.' /root/status.txt
+tail -n 6 /root/status.txt | sed 's/^/   | /' >>"$out"
 check "still active after the refused reload" systemctl is-active --quiet freshd
 check "no restart for a refused reload (NRestarts $(show NRestarts))" test "$(show NRestarts)" = 0
 cp /root/good.toml /etc/freshd/config.toml
 check "systemctl reload works again with the config mended" systemctl reload freshd
-
-check "journalctl -u freshd JOB=tick finds the job's lines" sh -c "journalctl -u freshd JOB=tick -o cat | grep -q 'tick for spotify'"
-check "journalctl -u freshd ACCOUNT=spotify finds the refreshes" sh -c "journalctl -u freshd ACCOUNT=spotify -o cat | grep -q 'access token refreshed'"
-check "refreshes are logged at info priority or above, not as warnings" sh -c \
-  "journalctl -u freshd ACCOUNT=spotify -p info -o cat | grep -q 'access token refreshed' && ! journalctl -u freshd ACCOUNT=spotify -p warning -o cat | grep -q 'access token refreshed'"
-check "nothing at error priority while all is well" sh -c "test -z \"\$(journalctl -u freshd -p err -o cat)\""
-check "freshd status (as root) reaches the socket, exit 0" sh -c "freshd status --config /etc/freshd/config.toml | grep -q 'spotify.*ok'"
-check "freshd status has the header" sh -c "freshd status --config /etc/freshd/config.toml | head -n1 | grep -q '^freshd .* (pid [0-9]*), running since '"
 
 check "a rotated refresh token landed in the StateDirectory" test -s /var/lib/private/freshd/spotify.refresh_token
 mode=$(stat -c %a /var/lib/private/freshd/spotify.refresh_token)
