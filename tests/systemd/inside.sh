@@ -204,4 +204,10 @@ check "with status 78 ($(as systemctl --user show -p ExecMainStatus --value fres
 ujournal=$(as journalctl --user -u freshd -p err -o cat 2>&1)
 check "the user's journal says, at error priority, how to unlock it" grep -q 'gnome-keyring-daemon --replace --unlock' <<<"$ujournal"
 
+# ------------------------------------------------------------------ removal
+rm -rf /etc/systemd/system/freshd.service.d
+check "apt remove freshd takes the binary and both units away" sh -c \
+  "DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq freshd >/root/apt-remove.log 2>&1 && test ! -e /usr/bin/freshd -a ! -e /lib/systemd/system/freshd.service -a ! -e /usr/lib/systemd/user/freshd.service"
+check "and systemd no longer finds the system unit" sh -c "! systemctl cat freshd >/dev/null 2>&1"
+
 echo done >>"$out"
