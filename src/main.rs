@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use freshd::cli::{Cli, Command};
-use freshd::config::{self, Config, ConfigError, SecretsMode};
+use freshd::client;
+use freshd::config::{self, Config, SecretsMode};
 use freshd::control::{self, Request};
 use freshd::daemon::{self, ConfigSource, EXIT_CONFIG, Options};
 use freshd::oauth::login::{LOGIN_TIMEOUT, LoginOptions};
@@ -99,167 +100,10 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             )
             .await
         }
-        Command::Token { account } => {
-            let answer = match ask(&path, &Request::Token { account }).await {
-                Ok(a) => a,
-                Err(code) => return Ok(code),
-            };
-            if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
-                println!("{}", token.0);
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
-        Command::Status { json } => status(&path, json).await,
-        Command::RunJob { job } => {
-            let answer = match ask(&path, &Request::RunJob { job: job.clone() }).await {
-                Ok(a) => a,
-                Err(code) => return Ok(code),
-            };
-            if answer.ok {
-                println!("{job}: ok");
-                return Ok(0);
-            }
-            if answer.result.is_some() {
-                // The job ran: "error: …" or "skipped: …".
-                eprintln!("{job}: {}", answer.error.as_deref().unwrap_or("failed"));
-                return Ok(answer.exit_code.unwrap_or(1));
-            }
-            Ok(refused(&answer))
-        }
-        Command::Reload => {
-            let answer = match ask(&path, &Request::Reload).await {
-                Ok(a) => a,
-                Err(code) => return Ok(code),
-            };
-            if answer.ok {
-                println!("reloaded");
-                return Ok(0);
-            }
-            eprintln!(
-                "freshd: reload refused; the daemon keeps running its previous configuration:\n{}",
-                answer.error.as_deref().unwrap_or("(no reason given)")
-            );
-            Ok(answer.exit_code.unwrap_or(EXIT_CONFIG))
-        }
-    }
-}
-
-/// `freshd status`: exit 0 when every account is ok, 3 when one needs a
-/// person (`needs_login`, `no_token`), so that scripts can test it.
-async fn status(path: &Path, json: bool) -> anyhow::Result<u8> {
-    let answer = match ask(path, &Request::Status).await {
-        Ok(a) => a,
-        Err(code) => return Ok(code),
-    };
-    let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
-        return Ok(refused(&answer));
-    };
-    if json {
-        println!("{}", serde_json::to_string(report)?);
-    } else {
-        print!("{}", report.render(jiff::Timestamp::now()));
-    }
-    Ok(if report.needs_person() {
-        EXIT_NEEDS_PERSON
-    } else {
-        0
-    })
-}
-
-/// `freshd status`'s exit code when some account waits for a person.
-const EXIT_NEEDS_PERSON: u8 = 3;
-
-fn refused(answer: &control::Response) -> u8 {
-    eprintln!(
-        "freshd: {}",
-        answer.error.as_deref().unwrap_or("the daemon refused")
-    );
-    answer.exit_code.unwrap_or(1)
-}
-
-/// Asks the running daemon; on failure prints why and returns the exit
-/// code. The socket path comes from the config, else from the environment.
-/// A broken config must not keep `freshd token` from a daemon that runs an
-/// older, good one, nor `freshd reload` from hearing why it was refused: its
-/// `socket =` is still read when the file is valid TOML.
-async fn ask(path: &Path, request: &Request) -> Result<control::Response, u8> {
-    let configured = match Config::load(path) {
-        Ok(c) => c.daemon.socket,
-        Err(ConfigError::Read { .. }) => None,
-        Err(e) => {
-            if *request != Request::Reload {
-                // A reload's refusal gives these reasons itself.
-                eprintln!(
-                    "freshd: warning: the config has errors (a running daemon keeps the config it loaded):\n{e}"
-                );
-            }
-            socket_in_broken_config(path)
-        }
-    };
-    let socket = control::socket_path(configured.as_deref());
-    control::ask(&socket, request).await.map_err(|e| {
-        eprintln!("freshd: {}", client_error(&e, request));
-        1
-    })
-}
-
-/// `[daemon] socket` of a config that does not validate, if it is valid TOML.
-fn socket_in_broken_config(path: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(path).ok()?;
-    let table: toml::Table = toml::from_str(&text).ok()?;
-    let socket = PathBuf::from(table.get("daemon")?.get("socket")?.as_str()?);
-    socket.is_absolute().then_some(socket)
-}
-
-/// What went wrong talking to the daemon, and what to do about it.
-fn client_error(e: &control::ClientError, request: &Request) -> String {
-    use control::ClientError;
-    match e {
-        ClientError::NotRunning { path, source } => format!(
-            "nothing answers on {} ({source}): freshd is not running, or not for this user; {}",
-            path.display(),
-            start_hint(path)
-        ),
-        ClientError::Closed { path } => match request {
-            Request::RunJob { job } => format!(
-                "the daemon stopped while {job} was running (it closed {} without an answer); whether the run finished is unknown: {}",
-                path.display(),
-                journal_hint(path)
-            ),
-            _ => format!(
-                "the daemon closed {} without an answer (did it stop?): {}",
-                path.display(),
-                journal_hint(path)
-            ),
-        },
-        ClientError::NoAnswer { path } => format!(
-            "freshd did not answer on {} within a minute; it may be stuck: {}",
-            path.display(),
-            journal_hint(path)
-        ),
-        other => other.to_string(),
-    }
-}
-
-/// Whether `socket` is the system unit's (`RuntimeDirectory=freshd`).
-fn is_system_socket(socket: &Path) -> bool {
-    socket.starts_with("/run/freshd")
-}
-
-fn start_hint(socket: &Path) -> &'static str {
-    if is_system_socket(socket) {
-        "start it with `sudo systemctl start freshd` (the system unit)"
-    } else {
-        "start it with `systemctl --user start freshd` or `freshd run`"
-    }
-}
-
-fn journal_hint(socket: &Path) -> &'static str {
-    if is_system_socket(socket) {
-        "see `journalctl -u freshd`"
-    } else {
-        "see `journalctl --user -u freshd`"
+        Command::Token { account } => Ok(client::token(&path, account).await),
+        Command::Status { json } => client::status(&path, json).await,
+        Command::RunJob { job } => Ok(client::run_job(&path, job).await),
+        Command::Reload => Ok(client::reload(&path).await),
     }
 }
 
