@@ -236,15 +236,22 @@ fn config_and_account(path: &Path, account: &str) -> Result<(Config, Arc<config:
     Ok((config, acc))
 }
 
-/// The account's client secret: from the file, else from the store.
+/// The account's client secret: from the file, else from the store. A store
+/// that cannot be read (no keyring, a locked one) is said, and is exit 78
+/// when a person must act, as `run` does.
 async fn client_secret(
     store: &Arc<dyn SecretStore>,
     acc: &config::Account,
-) -> anyhow::Result<Option<SecretString>> {
+) -> Result<Option<SecretString>, u8> {
     if acc.client_secret.is_some() {
         return Ok(acc.client_secret.clone());
     }
-    Ok(store::get(store, &acc.name, SecretKind::ClientSecret).await?)
+    store::get(store, &acc.name, SecretKind::ClientSecret)
+        .await
+        .map_err(|e| {
+            eprintln!("freshd: {e}");
+            if e.needs_person() { EXIT_CONFIG } else { 1 }
+        })
 }
 
 /// Stores a refresh token a person just obtained, remembers when, and asks
@@ -331,7 +338,10 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
         return Ok(code);
     }
     let store = open_store(&config)?;
-    let secret = client_secret(&store, &acc).await?;
+    let secret = match client_secret(&store, &acc).await {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
     let http = freshd::http::token_client().context("cannot build the HTTP client")?;
     match freshd::oauth::login::login(&acc, secret, http, options).await {
         Ok(token) => Ok(save_refresh_token(&config, &store, account, token).await),
@@ -362,7 +372,10 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
     let store = open_store(&config)?;
     if check {
         use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
-        let secret = client_secret(&store, &acc).await?;
+        let secret = match client_secret(&store, &acc).await {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
         let endpoint = HttpEndpoint::new(
             freshd::http::token_client().context("cannot build the HTTP client")?,
             acc.token_url.clone(),

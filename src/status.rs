@@ -150,6 +150,7 @@ impl StatusReport {
         out.push_str("ACCOUNTS\n");
         for a in &self.accounts {
             let expiry = match a.access_token_expires_at {
+                None if a.static_token => "static, no expiry".to_owned(),
                 Some(e) if e <= now => format!("expired {} (passed)", at(e, &zone)),
                 e => format!("expires {}", t(&e)),
             };
@@ -165,6 +166,9 @@ impl StatusReport {
             }
             if let Some(w) = &a.warning {
                 let _ = writeln!(out, "    warning: {w}");
+            }
+            if let Some(e) = &a.store_error {
+                let _ = writeln!(out, "    NOT STORED: {e}");
             }
         }
         out.push_str("JOBS\n");

@@ -90,7 +90,7 @@ fn unknown_key(line: usize, column: usize, table: &str, rest: &str) -> Problem {
         column,
         key: join(table, unknown),
         message: format!(
-            "unknown key `{unknown}`; {hint}valid here: {} (config/freshd.toml shows every key)",
+            "unknown key `{unknown}`; {hint}valid here: {} (`man freshd.toml` lists every key)",
             list.join(", ")
         ),
     }

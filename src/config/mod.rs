@@ -515,7 +515,7 @@ impl Config {
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         if self.accounts.is_empty() && self.jobs.is_empty() {
-            out.push("the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (config/freshd.toml shows every key)".to_owned());
+            out.push("the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (`man freshd.toml` lists every key)".to_owned());
         }
         for a in self.accounts.values() {
             if PLACEHOLDER_CLIENT_IDS.contains(&a.client_id.as_str())

@@ -355,7 +355,7 @@ fn check_warns_about_placeholders_and_an_empty_config() {
     );
     assert_eq!(
         parse("").unwrap().warnings(),
-        vec!["the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (config/freshd.toml shows every key)".to_owned()]
+        vec!["the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (`man freshd.toml` lists every key)".to_owned()]
     );
     assert!(parse(ACCOUNT).unwrap().warnings().is_empty());
 }

@@ -124,7 +124,10 @@ pub enum TokenError {
     NoToken { account: String },
     #[error("account {account} needs a new login ({reason}): run `freshd login {account}`")]
     NeedsLogin { account: String, reason: String },
-    #[error("account {account} cannot refresh its token now ({reason}); next try at {until}")]
+    #[error(
+        "account {account} cannot refresh its token now ({reason}); next try at {}",
+        crate::scheduler::to_the_second(*until)
+    )]
     Backoff {
         account: String,
         reason: String,

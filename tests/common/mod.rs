@@ -175,7 +175,7 @@ pub struct Daemon {
     pub notify: UnixDatagram,
     pub log: Arc<Mutex<Vec<String>>>,
     /// The process group freshd leads: it and its jobs' programs.
-    group: u32,
+    pub group: u32,
 }
 
 impl Drop for Daemon {
@@ -183,11 +183,40 @@ impl Drop for Daemon {
     /// behind: SIGKILL to the whole group, whether freshd still runs or not
     /// (a `kill -9` in a test orphans the job programs it had started).
     fn drop(&mut self) {
+        // Job programs run in process groups of their own (so a timeout
+        // stops a whole tree): find them before freshd goes.
+        let mut targets = vec![format!("-{}", self.group)];
+        for pid in descendants(self.group) {
+            targets.push(format!("-{pid}"));
+            targets.push(pid.to_string());
+        }
         let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.group)])
+            .arg("-KILL")
+            .arg("--")
+            .args(&targets)
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Every process below `pid`, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    found
 }
 
 impl Daemon {
