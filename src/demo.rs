@@ -42,7 +42,7 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     let store = Arc::new(MemoryStore::new());
     for (name, account) in &mut config.accounts {
         let mut a = (**account).clone();
-        a.token_url = fake.token_url();
+        a.token_url = Some(fake.token_url());
         a.api_base_url = Some(fake.api_base_url());
         a.authorize_url = Some(format!("{}/authorize", fake.base_url()));
         *account = Arc::new(a);

@@ -57,7 +57,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             },
         ),
         Command::Demo { duration } => freshd::demo::run(duration).await,
-        Command::Check => Ok(check(&path)),
+        Command::Check => Ok(check(&path).await),
+        Command::Logout { account } => logout(&path, &account).await,
         Command::ImportToken { account, check } => import_token(&path, &account, check).await,
         Command::Login {
             account,
@@ -138,7 +139,7 @@ async fn ask(path: &Path, request: &Request) -> anyhow::Result<control::Response
     Ok(control::ask(&socket, request).await?)
 }
 
-fn check(path: &Path) -> u8 {
+async fn check(path: &Path) -> u8 {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -155,14 +156,15 @@ fn check(path: &Path) -> u8 {
         daemon::describe_socket(&config)
     );
     println!("accounts:");
+    let http = reqwest::Client::new();
     for a in config.accounts.values() {
         let provider = a.provider.map_or("custom", |p| p.name());
         println!(
-            "  {:<16} {provider}, token URL {}, refreshed {} before expiry",
+            "  {:<16} {provider}, refreshed {} before expiry",
             a.name,
-            a.token_url,
             config::format_duration(a.refresh_before_expiry)
         );
+        print!("{}", describe_endpoints(&config, a, &http).await);
     }
     println!("jobs:");
     let now = jiff::Timestamp::now();
@@ -191,6 +193,62 @@ fn check(path: &Path) -> u8 {
         println!("    next runs: {}", next.join(", "));
     }
     0
+}
+
+/// What `check` knows of an account's endpoints, and where each came from
+/// (the config, the issuer's metadata, or its cached copy).
+async fn describe_endpoints(
+    config: &Config,
+    acc: &config::Account,
+    http: &reqwest::Client,
+) -> String {
+    use freshd::oauth::discovery::Discovery;
+    let mut out = String::new();
+    if let Some(issuer) = &acc.issuer {
+        out.push_str(&format!("    issuer: {issuer}\n"));
+    }
+    let discovery = Discovery::new(acc, daemon::state_dir(config));
+    match discovery.endpoints(http).await {
+        Ok(e) => {
+            if let Some((_, origin)) = &e.metadata {
+                out.push_str(&format!("    metadata: {origin}\n"));
+            }
+            for (what, url) in [
+                ("token URL", &e.token_url),
+                ("authorize URL", &e.authorize_url),
+                ("revocation URL", &e.revocation_url),
+            ] {
+                let line = match url {
+                    Some((u, origin)) => format!("    {what}: {u} ({origin})\n"),
+                    None => format!("    {what}: none\n"),
+                };
+                out.push_str(&line);
+            }
+            if e.iss_required {
+                out.push_str("    the issuer sends `iss` in every authorization response (RFC 9207): login requires it\n");
+            }
+        }
+        Err(e) => out.push_str(&format!("    endpoints: unknown: {e}\n")),
+    }
+    let auth = match acc.token_endpoint_auth_method {
+        Some(m) => m.name().to_owned(),
+        None if acc.client_secret.is_some() => acc.auth_method(true).name().to_owned(),
+        None => format!(
+            "{} with a client secret in the store, else none",
+            acc.auth_method(true).name()
+        ),
+    };
+    out.push_str(&format!("    client authentication: {auth}\n"));
+    for (what, params) in [
+        ("authorize_params", &acc.authorize_params),
+        ("token_params", &acc.token_params),
+    ] {
+        if !params.is_empty() {
+            let names: Vec<&str> = params.keys().map(String::as_str).collect();
+            out.push_str(&format!("    {what}: {}\n", names.join(", ")));
+        }
+    }
+    out
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SecretStore>> {
@@ -302,8 +360,20 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
     };
     let store = open_store(&config)?;
     let secret = client_secret(&store, &acc).await?;
-    match freshd::oauth::login::login(&acc, secret, reqwest::Client::new(), options).await {
-        Ok(token) => Ok(save_refresh_token(&config, &store, account, token).await),
+    let state_dir = daemon::state_dir(&config);
+    let http = reqwest::Client::new();
+    match freshd::oauth::login::login(&acc, secret, http, options, state_dir).await {
+        Ok(authorized) => {
+            let token = authorized.refresh_token.clone();
+            let code = save_refresh_token(&config, &store, account, token).await;
+            let outcome = if code == 0 {
+                Ok(())
+            } else {
+                Err("the provider authorized freshd, but freshd could not store the refresh token; the terminal says why and what to do".to_owned())
+            };
+            authorized.finish(account, outcome).await;
+            Ok(code)
+        }
         Err(e) => {
             eprintln!("freshd: login failed: {e}");
             Ok(e.exit_code())
@@ -329,12 +399,11 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
     if check {
         use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
         let secret = client_secret(&store, &acc).await?;
-        let endpoint = HttpEndpoint::new(
+        let endpoint = HttpEndpoint::for_account(
             reqwest::Client::new(),
-            acc.token_url.clone(),
-            acc.client_id.clone(),
+            &acc,
             secret,
-            acc.scopes.clone(),
+            daemon::state_dir(&config),
         );
         match endpoint.request(GrantRequest::RefreshToken(&token)).await {
             Ok(tokens) => {
@@ -350,4 +419,71 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         }
     }
     Ok(save_refresh_token(&config, &store, account, token).await)
+}
+
+/// `freshd logout`: revoke the refresh token at the provider (RFC 7009)
+/// where it has a revocation endpoint, then delete it from the store. A
+/// revocation that fails for a reason that may pass deletes nothing, so
+/// that running logout again can still revoke.
+async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
+    use freshd::oauth::endpoint::{HttpEndpoint, RefreshError, Revocation};
+    let (config, acc) = match config_and_account(path, account) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let token = match store::get(&store, account, SecretKind::RefreshToken).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("freshd: {e}");
+            return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
+        }
+    };
+    let mut code = 0;
+    match &token {
+        None => eprintln!("freshd: no refresh token of {account} is stored; nothing to revoke"),
+        Some(token) => {
+            let secret = client_secret(&store, &acc).await?;
+            let endpoint = HttpEndpoint::for_account(
+                reqwest::Client::new(),
+                &acc,
+                secret,
+                daemon::state_dir(&config),
+            );
+            match endpoint.revoke(token).await {
+                Ok(Revocation::Revoked { url }) => {
+                    eprintln!("freshd: revoked the refresh token of {account} at {url}");
+                }
+                Ok(Revocation::NoEndpoint) => eprintln!(
+                    "freshd: the provider of {account} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the token stays valid at the provider until you remove freshd's access there"
+                ),
+                Err(e @ RefreshError::Transient { .. }) => {
+                    eprintln!(
+                        "freshd: cannot revoke the refresh token of {account}: {e}; nothing was deleted: run `freshd logout {account}` again later"
+                    );
+                    return Ok(1);
+                }
+                Err(e) => {
+                    eprintln!(
+                        "freshd: the provider refused to revoke the refresh token of {account}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
+                    );
+                    code = 1;
+                }
+            }
+        }
+    }
+    if let Err(e) = store::delete(&store, account, SecretKind::RefreshToken).await {
+        eprintln!("freshd: {e}");
+        return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
+    }
+    if let Some(dir) = daemon::state_dir(&config) {
+        let _ = std::fs::remove_file(dir.join(format!("{account}.token-info.json")));
+    }
+    if token.is_some() {
+        eprintln!(
+            "freshd: deleted the refresh token of {account} from {}",
+            store.hint(account, SecretKind::RefreshToken)
+        );
+    }
+    Ok(code)
 }

@@ -14,6 +14,7 @@
 //! - Waits use the wall clock in 30 s steps, so a token that expired during
 //!   a suspend is refreshed right after waking.
 
+pub mod discovery;
 pub mod endpoint;
 pub mod login;
 

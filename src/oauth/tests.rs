@@ -55,6 +55,7 @@ fn tokens(n: u32, lifetime: u64, rotate: bool) -> Tokens {
         access_token: SecretString::from(format!("at-{n}")),
         expires_in: Some(Duration::from_secs(lifetime)),
         refresh_token: rotate.then(|| SecretString::from(format!("rt-{}", n + 1))),
+        scope: None,
     }
 }
 
