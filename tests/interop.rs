@@ -500,3 +500,69 @@ async fn client_credentials_send_token_params() {
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);
 }
+
+/// Without `prompt=consent` the server drops `offline_access` (OIDC Core
+/// §11) and issues no refresh token: freshd says exactly that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offline_access_not_granted_is_named() {
+    let Some(t) = Interop::new("").await else {
+        return;
+    };
+    t.write_config(&format!(
+        "issuer = \"{}\"\nclient_id = \"{PUBLIC_CLIENT}\"\nscopes = [\"openid\", \"offline_access\"]\nauthorize_params = {{ prompt = \"login\" }}\n",
+        t.oidc.issuer
+    ));
+    let (login, url) = t.start_login().await;
+    assert_eq!(query(&url)["prompt"], "login", "the config's prompt wins");
+    let callback = t.browse(url, "alice").await;
+    let page = reqwest::get(callback).await.unwrap().text().await.unwrap();
+    let (code, err) = login.finish().await;
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("the provider did not grant offline access (it granted the scopes \"openid\""),
+        "{err}"
+    );
+    assert!(page.contains("freshd is not authorized"), "{page}");
+    assert!(page.contains("did not grant offline access"), "{page}");
+    assert!(t.stored().is_none());
+}
+
+/// With `issuer` alone, the daemon starts while the server is down, from
+/// the metadata cached by an earlier run, and refreshes once it is back.
+///
+/// reliability: the OIDC server (found through `issuer`) down when the daemon starts | took the endpoints from the metadata cached in the state directory, said so in the log, backed off, refreshed when the server came back | nothing; no restart
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_starts_from_cached_metadata_while_the_server_is_down() {
+    let Some(mut t) = Interop::new("").await else {
+        return;
+    };
+    t.write_config(&format!(
+        "issuer = \"{}\"\nclient_id = \"{PUBLIC_CLIENT}\"\nscopes = [\"openid\", \"offline_access\"]\n",
+        t.oidc.issuer
+    ));
+    t.login().await;
+    t.oidc.stop();
+    let mut daemon = t.start().await;
+    daemon.notify_containing("READY=1").await;
+    daemon
+        .wait_for_log("using the endpoints cached in the state directory")
+        .await;
+    t.oidc.restart().await;
+    // Backoff retries within seconds once the server answers again.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let (code, out, err) = t.cli(&["token", ACCOUNT], None).await;
+        if code == 0 {
+            assert!(!out.trim().is_empty());
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{err}\n{}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
+}

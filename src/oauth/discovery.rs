@@ -244,7 +244,7 @@ impl Discovery {
                 match self.load(issuer) {
                     Some(found) => {
                         tracing::warn!(
-                            account = %self.account,
+                            ACCOUNT = %self.account,
                             "cannot reach issuer {issuer} ({reason}); using the endpoints cached in the state directory"
                         );
                         found
@@ -286,7 +286,7 @@ impl Discovery {
             .and_then(|bytes| crate::fsutil::write_private(&path, &bytes));
         if let Err(e) = written {
             tracing::warn!(
-                account = %self.account,
+                ACCOUNT = %self.account,
                 "cannot cache the issuer's metadata in {}: {e}; starting while the provider is down will not work",
                 path.display()
             );
