@@ -386,3 +386,35 @@ fn reload_notices_changes_of_the_standard_keys() {
         .clone();
     assert!(!a.same_as(&b));
 }
+
+#[test]
+fn the_readme_provider_examples_are_valid() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Providers")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Providers section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(blocks.len(), 4, "Spotify, Todoist, Google-style, OIDC");
+    let mut methods = Vec::new();
+    for block in blocks {
+        let config = Config::parse(block, Path::new("/README.md"), true)
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let acc = config.accounts.values().next().unwrap();
+        methods.push((acc.name.clone(), acc.auth_method(true)));
+    }
+    assert_eq!(
+        methods,
+        [
+            ("spotify".to_owned(), AuthMethod::ClientSecretBasic),
+            ("todoist".to_owned(), AuthMethod::ClientSecretPost),
+            ("google".to_owned(), AuthMethod::ClientSecretBasic),
+            ("work".to_owned(), AuthMethod::ClientSecretBasic),
+        ]
+    );
+}
