@@ -207,7 +207,7 @@ async fn describe_endpoints(
     if let Some(issuer) = &acc.issuer {
         out.push_str(&format!("    issuer: {issuer}\n"));
     }
-    let discovery = Discovery::new(acc, daemon::state_dir(config));
+    let discovery = Discovery::new(acc, daemon::state_dir(config)).read_only();
     match discovery.endpoints(http).await {
         Ok(e) => {
             if let Some((_, origin)) = &e.metadata {

@@ -154,6 +154,8 @@ pub struct Discovery {
     revocation_url: Option<String>,
     issuer: Option<String>,
     state_dir: Option<PathBuf>,
+    /// Whether a fetch refreshes the cached copy (`check` only reads it).
+    save: bool,
     known: Mutex<Option<Known>>,
 }
 
@@ -166,8 +168,17 @@ impl Discovery {
             revocation_url: account.revocation_url.clone(),
             issuer: account.issuer.clone(),
             state_dir,
+            save: true,
             known: Mutex::new(None),
         }
+    }
+
+    /// The same, but never writing the cache: for `freshd check`, which
+    /// may run as another user than the daemon.
+    #[must_use]
+    pub fn read_only(mut self) -> Self {
+        self.save = false;
+        self
     }
 
     /// A token endpoint at a fixed URL, nothing to discover.
@@ -179,6 +190,7 @@ impl Discovery {
             revocation_url: None,
             issuer: None,
             state_dir: None,
+            save: false,
             known: Mutex::new(None),
         }
     }
@@ -231,7 +243,9 @@ impl Discovery {
         let fetched = fetch(http, issuer).await;
         let (metadata, origin) = match fetched {
             Ok((metadata, url)) => {
-                self.save(&metadata, &url);
+                if self.save {
+                    self.save(&metadata, &url);
+                }
                 (Arc::new(metadata), Origin::Fetched { url })
             }
             Err(e @ DiscoveryError::Invalid { .. }) => return Err(e),

@@ -168,4 +168,22 @@ mod tests {
             Err(SecretError::ReadOnly { .. })
         ));
     }
+
+    #[test]
+    fn delete_removes_the_rotated_copy_and_names_a_credential_it_cannot() {
+        let creds = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let store = CredentialsStore::new(Some(creds.path().to_owned()), state.path().to_owned());
+        let token = SecretString::from("rotated");
+        store.set("a", SecretKind::RefreshToken, &token).unwrap();
+        store.delete("a", SecretKind::RefreshToken).unwrap();
+        assert!(store.get("a", SecretKind::RefreshToken).unwrap().is_none());
+        // Deleting what is not there is no error.
+        store.delete("a", SecretKind::RefreshToken).unwrap();
+        std::fs::write(creds.path().join("b.refresh_token"), "loaded\n").unwrap();
+        assert!(matches!(
+            store.delete("b", SecretKind::RefreshToken),
+            Err(SecretError::CredentialRemains { .. })
+        ));
+    }
 }
