@@ -202,7 +202,7 @@ async fn describe_endpoints(
     acc: &config::Account,
     http: &reqwest::Client,
 ) -> String {
-    use freshd::oauth::discovery::Discovery;
+    use freshd::oauth::discovery::{Discovery, Origin};
     let mut out = String::new();
     if let Some(issuer) = &acc.issuer {
         out.push_str(&format!("    issuer: {issuer}\n"));
@@ -218,9 +218,16 @@ async fn describe_endpoints(
                 ("authorize URL", &e.authorize_url),
                 ("revocation URL", &e.revocation_url),
             ] {
-                let line = match url {
-                    Some((u, origin)) => format!("    {what}: {u} ({origin})\n"),
-                    None => format!("    {what}: none\n"),
+                let preset = acc.provider.filter(|p| {
+                    url.as_ref()
+                        .is_some_and(|(u, _)| u == p.authorize_url() || u == p.token_url())
+                });
+                let line = match (url, preset) {
+                    (Some((u, Origin::Config)), Some(p)) => {
+                        format!("    {what}: {u} (the {} preset)\n", p.name())
+                    }
+                    (Some((u, origin)), _) => format!("    {what}: {u} ({origin})\n"),
+                    (None, _) => format!("    {what}: none\n"),
                 };
                 out.push_str(&line);
             }

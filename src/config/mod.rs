@@ -111,14 +111,14 @@ impl Provider {
         }
     }
 
-    fn authorize_url(self) -> &'static str {
+    pub fn authorize_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/authorize",
             Self::Todoist => "https://todoist.com/oauth/authorize",
         }
     }
 
-    fn token_url(self) -> &'static str {
+    pub fn token_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/api/token",
             Self::Todoist => "https://todoist.com/oauth/access_token",

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 
 use super::discovery::Endpoints;
 use super::endpoint::{GrantRequest, HttpEndpoint, RefreshError, TokenEndpoint, Tokens};
-use crate::config::{Account, Grant};
+use crate::config::{Account, AuthMethod, Grant};
 
 /// How long `login` waits for the browser to come back: long enough to log
 /// in with two-factor authentication, short enough not to linger forever.
@@ -52,6 +52,13 @@ pub enum LoginError {
         account: String,
         key: &'static str,
         detail: String,
+    },
+    #[error(
+        "account {account} has token_endpoint_auth_method = \"{method}\" but no client secret; store it with `secret-tool store --label='freshd {account} client secret' service freshd username {account}/client_secret` (or as the credential {account}.client_secret), or use \"none\" for a public client"
+    )]
+    NoClientSecret {
+        account: String,
+        method: &'static str,
     },
     #[error("cannot find the provider's endpoints: {0}")]
     Discovery(RefreshError),
@@ -104,7 +111,10 @@ impl LoginError {
     /// 78 where the configuration must change; 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            LoginError::Missing { .. } | LoginError::BadUrl { .. } | LoginError::NotNeeded(_) => 78,
+            LoginError::Missing { .. }
+            | LoginError::BadUrl { .. }
+            | LoginError::NotNeeded(_)
+            | LoginError::NoClientSecret { .. } => 78,
             LoginError::Exchange(RefreshError::Rejected { .. })
             | LoginError::Discovery(RefreshError::Rejected { .. }) => 78,
             _ => 1,
@@ -211,6 +221,14 @@ pub async fn login(
         .redirect_uri
         .clone()
         .ok_or_else(|| missing("redirect_uri"))?;
+    // Before the browser: a login that cannot end in an exchange is no login.
+    let method = account.auth_method(client_secret.is_some());
+    if client_secret.is_none() && method != AuthMethod::None {
+        return Err(LoginError::NoClientSecret {
+            account: name.to_owned(),
+            method: method.name(),
+        });
+    }
     let endpoint = HttpEndpoint::for_account(http, account, client_secret, state_dir);
     let endpoints = endpoint.endpoints().await.map_err(LoginError::Discovery)?;
     let (authorize, _) = endpoints
@@ -618,6 +636,23 @@ mod tests {
             refresh_token_of(&account(""), answer(Some("openid"))),
             Err(LoginError::NoRefreshToken)
         ));
+    }
+
+    #[tokio::test]
+    async fn a_secret_method_without_a_secret_stops_before_the_browser() {
+        let acc = account(
+            "redirect_uri = \"http://127.0.0.1:1/cb\"\nauthorize_url = \"http://127.0.0.1:1/a\"\ntoken_endpoint_auth_method = \"client_secret_post\"\n",
+        );
+        let options = LoginOptions {
+            no_browser: true,
+            paste: false,
+            timeout: Duration::from_secs(1),
+        };
+        let e = login(&acc, None, reqwest::Client::new(), options, None)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, LoginError::NoClientSecret { .. }), "{e}");
+        assert_eq!(e.exit_code(), 78);
     }
 
     #[test]
