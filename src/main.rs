@@ -164,7 +164,10 @@ async fn check(path: &Path) -> u8 {
             a.name,
             config::format_duration(a.refresh_before_expiry)
         );
-        print!("{}", describe_endpoints(&config, a, &http).await);
+        print!(
+            "{}",
+            freshd::oauth::discovery::describe(a, daemon::state_dir(&config), &http).await
+        );
     }
     println!("jobs:");
     let now = jiff::Timestamp::now();
@@ -193,69 +196,6 @@ async fn check(path: &Path) -> u8 {
         println!("    next runs: {}", next.join(", "));
     }
     0
-}
-
-/// What `check` knows of an account's endpoints, and where each came from
-/// (the config, the issuer's metadata, or its cached copy).
-async fn describe_endpoints(
-    config: &Config,
-    acc: &config::Account,
-    http: &reqwest::Client,
-) -> String {
-    use freshd::oauth::discovery::{Discovery, Origin};
-    let mut out = String::new();
-    if let Some(issuer) = &acc.issuer {
-        out.push_str(&format!("    issuer: {issuer}\n"));
-    }
-    let discovery = Discovery::new(acc, daemon::state_dir(config)).read_only();
-    match discovery.endpoints(http).await {
-        Ok(e) => {
-            if let Some((_, origin)) = &e.metadata {
-                out.push_str(&format!("    metadata: {origin}\n"));
-            }
-            for (what, url) in [
-                ("token URL", &e.token_url),
-                ("authorize URL", &e.authorize_url),
-                ("revocation URL", &e.revocation_url),
-            ] {
-                let preset = acc.provider.filter(|p| {
-                    url.as_ref()
-                        .is_some_and(|(u, _)| u == p.authorize_url() || u == p.token_url())
-                });
-                let line = match (url, preset) {
-                    (Some((u, Origin::Config)), Some(p)) => {
-                        format!("    {what}: {u} (the {} preset)\n", p.name())
-                    }
-                    (Some((u, origin)), _) => format!("    {what}: {u} ({origin})\n"),
-                    (None, _) => format!("    {what}: none\n"),
-                };
-                out.push_str(&line);
-            }
-            if e.iss_required {
-                out.push_str("    the issuer sends `iss` in every authorization response (RFC 9207): login requires it\n");
-            }
-        }
-        Err(e) => out.push_str(&format!("    endpoints: unknown: {e}\n")),
-    }
-    let auth = match acc.token_endpoint_auth_method {
-        Some(m) => m.name().to_owned(),
-        None if acc.client_secret.is_some() => acc.auth_method(true).name().to_owned(),
-        None => format!(
-            "{} with a client secret in the store, else none",
-            acc.auth_method(true).name()
-        ),
-    };
-    out.push_str(&format!("    client authentication: {auth}\n"));
-    for (what, params) in [
-        ("authorize_params", &acc.authorize_params),
-        ("token_params", &acc.token_params),
-    ] {
-        if !params.is_empty() {
-            let names: Vec<&str> = params.keys().map(String::as_str).collect();
-            out.push_str(&format!("    {what}: {}\n", names.join(", ")));
-        }
-    }
-    out
 }
 
 fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SecretStore>> {
@@ -428,69 +368,14 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
     Ok(save_refresh_token(&config, &store, account, token).await)
 }
 
-/// `freshd logout`: revoke the refresh token at the provider (RFC 7009)
-/// where it has a revocation endpoint, then delete it from the store. A
-/// revocation that fails for a reason that may pass deletes nothing, so
-/// that running logout again can still revoke.
+/// `freshd logout` (DESIGN §2).
 async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
-    use freshd::oauth::endpoint::{HttpEndpoint, RefreshError, Revocation};
     let (config, acc) = match config_and_account(path, account) {
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
     let store = open_store(&config)?;
-    let token = match store::get(&store, account, SecretKind::RefreshToken).await {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("freshd: {e}");
-            return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
-        }
-    };
-    let mut code = 0;
-    match &token {
-        None => eprintln!("freshd: no refresh token of {account} is stored; nothing to revoke"),
-        Some(token) => {
-            let secret = client_secret(&store, &acc).await?;
-            let endpoint = HttpEndpoint::for_account(
-                reqwest::Client::new(),
-                &acc,
-                secret,
-                daemon::state_dir(&config),
-            );
-            match endpoint.revoke(token).await {
-                Ok(Revocation::Revoked { url }) => {
-                    eprintln!("freshd: revoked the refresh token of {account} at {url}");
-                }
-                Ok(Revocation::NoEndpoint) => eprintln!(
-                    "freshd: the provider of {account} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the token stays valid at the provider until you remove freshd's access there"
-                ),
-                Err(e @ RefreshError::Transient { .. }) => {
-                    eprintln!(
-                        "freshd: cannot revoke the refresh token of {account}: {e}; nothing was deleted: run `freshd logout {account}` again later"
-                    );
-                    return Ok(1);
-                }
-                Err(e) => {
-                    eprintln!(
-                        "freshd: the provider refused to revoke the refresh token of {account}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
-                    );
-                    code = 1;
-                }
-            }
-        }
-    }
-    if let Err(e) = store::delete(&store, account, SecretKind::RefreshToken).await {
-        eprintln!("freshd: {e}");
-        return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
-    }
-    if let Some(dir) = daemon::state_dir(&config) {
-        let _ = std::fs::remove_file(dir.join(format!("{account}.token-info.json")));
-    }
-    if token.is_some() {
-        eprintln!(
-            "freshd: deleted the refresh token of {account} from {}",
-            store.hint(account, SecretKind::RefreshToken)
-        );
-    }
-    Ok(code)
+    let secret = client_secret(&store, &acc).await?;
+    let http = reqwest::Client::new();
+    Ok(freshd::oauth::logout::logout(&acc, &store, secret, http, daemon::state_dir(&config)).await)
 }

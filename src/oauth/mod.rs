@@ -17,6 +17,7 @@
 pub mod discovery;
 pub mod endpoint;
 pub mod login;
+pub mod logout;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,124 @@
+//! `freshd logout`: revoke the refresh token at the provider (RFC 7009)
+//! where it has a revocation endpoint, then delete it from the store.
+//!
+//! A revocation that fails for a reason that may pass (the provider is
+//! down) deletes nothing, so that running logout again can still revoke; a
+//! provider that refuses outright does not keep the token in the store.
+//! The token and the client secret are never printed.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use secrecy::SecretString;
+
+use super::endpoint::{HttpEndpoint, RefreshError, Revocation};
+use crate::config::Account;
+use crate::secrets::{self, SecretKind, SecretStore};
+
+/// Exit code when a person must act (DESIGN §2).
+const EXIT_CONFIG: u8 = 78;
+
+/// Logs `account` out, saying what happened on stderr; the exit code.
+pub async fn logout(
+    account: &Account,
+    store: &Arc<dyn SecretStore>,
+    client_secret: Option<SecretString>,
+    http: reqwest::Client,
+    state_dir: Option<PathBuf>,
+) -> u8 {
+    let name = account.name.as_str();
+    let token = match secrets::get(store, name, SecretKind::RefreshToken).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("freshd: {e}");
+            return if e.needs_person() { EXIT_CONFIG } else { 1 };
+        }
+    };
+    let mut code = 0;
+    match &token {
+        None => eprintln!("freshd: no refresh token of {name} is stored; nothing to revoke"),
+        Some(token) => {
+            let endpoint =
+                HttpEndpoint::for_account(http, account, client_secret, state_dir.clone());
+            match endpoint.revoke(token).await {
+                Ok(Revocation::Revoked { url }) => {
+                    eprintln!("freshd: revoked the refresh token of {name} at {url}");
+                }
+                Ok(Revocation::NoEndpoint) => eprintln!(
+                    "freshd: the provider of {name} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the token stays valid at the provider until you remove freshd's access there"
+                ),
+                Err(e @ RefreshError::Transient { .. }) => {
+                    eprintln!(
+                        "freshd: cannot revoke the refresh token of {name}: {e}; nothing was deleted: run `freshd logout {name}` again later"
+                    );
+                    return 1;
+                }
+                Err(e) => {
+                    eprintln!(
+                        "freshd: the provider refused to revoke the refresh token of {name}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
+                    );
+                    code = 1;
+                }
+            }
+        }
+    }
+    if let Err(e) = secrets::delete(store, name, SecretKind::RefreshToken).await {
+        eprintln!("freshd: {e}");
+        return if e.needs_person() { EXIT_CONFIG } else { 1 };
+    }
+    if let Some(dir) = state_dir {
+        let _ = std::fs::remove_file(dir.join(format!("{name}.token-info.json")));
+    }
+    if token.is_some() {
+        eprintln!(
+            "freshd: deleted the refresh token of {name} from {}",
+            store.hint(name, SecretKind::RefreshToken)
+        );
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::memory::MemoryStore;
+    use secrecy::ExposeSecret;
+
+    fn account(extra: &str) -> Account {
+        let config = crate::config::Config::parse(
+            &format!(
+                "[accounts.a]\nclient_id = \"id\"\ntoken_url = \"http://127.0.0.1:9/t\"\n{extra}"
+            ),
+            std::path::Path::new("/x.toml"),
+            false,
+        )
+        .unwrap();
+        (*config.accounts["a"]).clone()
+    }
+
+    fn store_with_token() -> Arc<dyn SecretStore> {
+        let store: Arc<dyn SecretStore> = Arc::new(MemoryStore::new());
+        store
+            .set("a", SecretKind::RefreshToken, &SecretString::from("rt"))
+            .unwrap();
+        store
+    }
+
+    #[tokio::test]
+    async fn without_a_revocation_endpoint_the_token_is_deleted() {
+        let store = store_with_token();
+        let code = logout(&account(""), &store, None, reqwest::Client::new(), None).await;
+        assert_eq!(code, 0);
+        assert!(store.get("a", SecretKind::RefreshToken).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_revocation_endpoint_deletes_nothing() {
+        let store = store_with_token();
+        let acc = account("revocation_url = \"http://127.0.0.1:9/revoke\"\n");
+        let code = logout(&acc, &store, None, reqwest::Client::new(), None).await;
+        assert_eq!(code, 1);
+        let kept = store.get("a", SecretKind::RefreshToken).unwrap().unwrap();
+        assert_eq!(kept.expose_secret(), "rt");
+    }
+}
