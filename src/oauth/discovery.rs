@@ -347,60 +347,77 @@ pub fn well_known_urls(issuer: &str) -> Vec<String> {
     urls
 }
 
-/// Fetches and checks the metadata; the URL it came from.
+/// What one well-known URL gave.
+enum Answer {
+    Found(Vec<u8>),
+    /// A 4xx: no metadata here; the other well-known URL may have it.
+    NotHere(String),
+    /// No answer, or a 5xx: may pass.
+    Down(String),
+}
+
+/// Fetches and checks the metadata; the URL it came from. Both well-known
+/// URLs are tried: servers differ in which one they serve.
 async fn fetch(http: &reqwest::Client, issuer: &str) -> Result<(Metadata, String), DiscoveryError> {
-    let mut last = String::from("no metadata URL");
+    let mut not_here = Vec::new();
+    let mut down = None;
     for url in well_known_urls(issuer) {
         match fetch_one(http, &url).await {
-            Ok(Some(body)) => return parse(&body, issuer, &url).map(|m| (m, url)),
-            // Not there: the other well-known path may be.
-            Ok(None) => last = format!("{url} answered 404"),
-            Err(reason) => {
-                return Err(DiscoveryError::Unreachable {
-                    issuer: issuer.to_owned(),
-                    reason,
-                });
-            }
+            Answer::Found(body) => return parse(&body, issuer, &url).map(|m| (m, url)),
+            Answer::NotHere(why) => not_here.push(why),
+            Answer::Down(why) => down = Some(why),
         }
+    }
+    if let Some(reason) = down {
+        return Err(DiscoveryError::Unreachable {
+            issuer: issuer.to_owned(),
+            reason,
+        });
     }
     Err(DiscoveryError::Invalid {
         url: issuer.to_owned(),
         reason: format!(
-            "neither well-known metadata URL answered ({last}); check that `issuer` is the server's issuer identifier, or set token_url and authorize_url instead"
+            "no metadata at either well-known URL ({}); check that `issuer` is the server's issuer identifier, or set token_url and authorize_url instead",
+            not_here.join("; ")
         ),
     })
 }
 
-/// One metadata URL's body; `None` for "not here" (404, 405, 410).
-async fn fetch_one(http: &reqwest::Client, url: &str) -> Result<Option<Vec<u8>>, String> {
-    let mut resp = http
+async fn fetch_one(http: &reqwest::Client, url: &str) -> Answer {
+    let resp = http
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json")
         .timeout(FETCH_TIMEOUT)
         .send()
-        .await
-        .map_err(|e| super::endpoint::describe_reqwest(&e))?;
+        .await;
+    let mut resp = match resp {
+        Ok(r) => r,
+        Err(e) => return Answer::Down(super::endpoint::describe_reqwest(&e)),
+    };
     let status = resp.status().as_u16();
-    if matches!(status, 404 | 405 | 410) {
-        return Ok(None);
-    }
     if status != 200 {
-        return Err(format!("{url} answered {status}"));
+        let why = format!("{url} answered {status}");
+        return if status >= 500 || status == 408 || status == 429 {
+            Answer::Down(why)
+        } else {
+            Answer::NotHere(why)
+        };
     }
     let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| super::endpoint::describe_reqwest(&e))?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_METADATA_BYTES {
-            return Err(format!(
-                "{url} answered more than {MAX_METADATA_BYTES} bytes"
-            ));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk);
+                if body.len() > MAX_METADATA_BYTES {
+                    return Answer::NotHere(format!(
+                        "{url} answered more than {MAX_METADATA_BYTES} bytes"
+                    ));
+                }
+            }
+            Ok(None) => return Answer::Found(body),
+            Err(e) => return Answer::Down(super::endpoint::describe_reqwest(&e)),
         }
     }
-    Ok(Some(body))
 }
 
 /// The metadata in `body`, if it is for `issuer` and its URLs are URLs.
@@ -602,5 +619,64 @@ mod tests {
         let other = account("issuer = \"http://127.0.0.1:9/other\"\n");
         let d = Discovery::new(&other, Some(dir.path().to_owned()));
         assert!(d.endpoints(&http).await.is_err());
+    }
+
+    /// A tiny HTTP server on 127.0.0.1: `answer(path)` gives status and body.
+    async fn serve(answer: fn(&str, &str) -> (u16, String)) -> String {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let issuer = base.clone();
+        tokio::spawn(async move {
+            loop {
+                let (s, _) = listener.accept().await.unwrap();
+                let (r, mut w) = s.into_split();
+                let mut lines = BufReader::new(r).lines();
+                let first = lines.next_line().await.unwrap().unwrap_or_default();
+                while let Ok(Some(l)) = lines.next_line().await {
+                    if l.is_empty() {
+                        break;
+                    }
+                }
+                let path = first.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let (status, body) = answer(&path, &issuer);
+                let resp = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = w.write_all(resp.as_bytes()).await;
+            }
+        });
+        base
+    }
+
+    #[tokio::test]
+    async fn the_oidc_url_is_tried_when_rfc8414_is_not_served() {
+        let issuer = serve(|path, issuer| match path {
+            "/.well-known/openid-configuration" => (
+                200,
+                format!(r#"{{"issuer":"{issuer}","token_endpoint":"{issuer}/token"}}"#),
+            ),
+            _ => (404, String::new()),
+        })
+        .await;
+        let (m, url) = fetch(&reqwest::Client::new(), &issuer).await.unwrap();
+        assert_eq!(url, format!("{issuer}/.well-known/openid-configuration"));
+        assert_eq!(m.token_endpoint, Some(format!("{issuer}/token")));
+    }
+
+    #[tokio::test]
+    async fn a_failing_server_is_transient_and_a_missing_document_is_not() {
+        let down = serve(|_, _| (503, String::new())).await;
+        let err = fetch(&reqwest::Client::new(), &down).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::Unreachable { .. }), "{err}");
+        let none = serve(|_, _| (404, String::new())).await;
+        let err = fetch(&reqwest::Client::new(), &none).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::Invalid { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("no metadata at either well-known URL"),
+            "{err}"
+        );
     }
 }
