@@ -41,6 +41,7 @@ impl fmt::Debug for Tokens {
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("scope", &self.scope)
             .finish()
     }
 }

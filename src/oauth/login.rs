@@ -235,64 +235,8 @@ pub async fn login(
         .authorize_url
         .clone()
         .ok_or_else(|| missing("authorize_url"))?;
-    let bad = |key, detail: String| LoginError::BadUrl {
-        account: name.to_owned(),
-        key,
-        detail,
-    };
-    let client = BasicClient::new(ClientId::new(account.client_id.clone()))
-        .set_auth_uri(AuthUrl::new(authorize).map_err(|e| bad("authorize_url", e.to_string()))?)
-        .set_redirect_uri(
-            RedirectUrl::new(redirect.clone()).map_err(|e| bad("redirect_uri", e.to_string()))?,
-        );
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let mut request = client
-        .authorize_url(CsrfToken::new_random)
-        .add_scopes(account.scopes.iter().cloned().map(Scope::new))
-        .set_pkce_challenge(challenge);
-    for (k, v) in authorize_params(account) {
-        request = request.add_extra_param(k, v);
-    }
-    let (url, state) = request.url();
-    let redirect_url =
-        reqwest::Url::parse(&redirect).map_err(|e| bad("redirect_uri", e.to_string()))?;
-    let listen = loopback_addr(&redirect_url).filter(|_| !options.paste);
-    // Bind before showing the URL, so a fast browser finds us listening.
-    let listener = match listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| LoginError::Listen { addr, source })?,
-        ),
-        None => None,
-    };
-    eprintln!(
-        "To authorize freshd for account {name}, open this URL in a browser and allow access:\n\n  {url}\n"
-    );
-    if let Some(addr) = listener.as_ref().and_then(|l| l.local_addr().ok())
-        && (options.no_browser || !open_browser(url.as_str()))
-    {
-        eprintln!("{}", headless_hint(name, addr.port()));
-    }
-    let (got, browser) = match listener {
-        Some(l) => {
-            eprintln!("Waiting for the browser to come back to {redirect} …");
-            let (got, browser) =
-                tokio::time::timeout(options.timeout, accept_redirect(l, redirect_url.path()))
-                    .await
-                    .map_err(|_| LoginError::Timeout(options.timeout))?;
-            (got, Some(browser))
-        }
-        None => {
-            if !options.paste {
-                eprintln!(
-                    "The redirect URI is not on this machine's loopback address, so freshd cannot catch it."
-                );
-            }
-            (read_pasted(&redirect).await?, None)
-        }
-    };
-    let verifier = SecretString::from(verifier.secret().clone());
+    let (url, state, verifier) = authorization_request(account, authorize, &redirect)?;
+    let (got, browser) = receive(name, &url, &redirect, options).await?;
     let exchanged = async {
         let code = check_redirect(&got, state.secret(), &redirect, &endpoints)?;
         let tokens = endpoint
@@ -318,6 +262,91 @@ pub async fn login(
             Err(e)
         }
     }
+}
+
+fn bad_url(account: &Account, key: &'static str, detail: String) -> LoginError {
+    LoginError::BadUrl {
+        account: account.name.clone(),
+        key,
+        detail,
+    }
+}
+
+/// The authorization URL (PKCE S256, `state`, the scopes and the extra
+/// parameters), its `state` and the PKCE verifier.
+fn authorization_request(
+    account: &Account,
+    authorize: String,
+    redirect: &str,
+) -> Result<(reqwest::Url, CsrfToken, SecretString), LoginError> {
+    let client = BasicClient::new(ClientId::new(account.client_id.clone()))
+        .set_auth_uri(
+            AuthUrl::new(authorize)
+                .map_err(|e| bad_url(account, "authorize_url", e.to_string()))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(redirect.to_owned())
+                .map_err(|e| bad_url(account, "redirect_uri", e.to_string()))?,
+        );
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = client
+        .authorize_url(CsrfToken::new_random)
+        .add_scopes(account.scopes.iter().cloned().map(Scope::new))
+        .set_pkce_challenge(challenge);
+    for (k, v) in authorize_params(account) {
+        request = request.add_extra_param(k, v);
+    }
+    let (url, state) = request.url();
+    Ok((url, state, SecretString::from(verifier.secret().clone())))
+}
+
+/// Shows `url` and waits for the redirect: on the redirect URI's loopback
+/// address (with the browser's connection kept for the final page), or
+/// pasted. `name` is the account's.
+async fn receive(
+    name: &str,
+    url: &reqwest::Url,
+    redirect: &str,
+    options: LoginOptions,
+) -> Result<(Redirect, Option<Browser>), LoginError> {
+    let redirect_url = reqwest::Url::parse(redirect).map_err(|e| LoginError::BadUrl {
+        account: name.to_owned(),
+        key: "redirect_uri",
+        detail: e.to_string(),
+    })?;
+    let listen = loopback_addr(&redirect_url).filter(|_| !options.paste);
+    // Bind before showing the URL, so a fast browser finds us listening.
+    let listener = match listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| LoginError::Listen { addr, source })?,
+        ),
+        None => None,
+    };
+    eprintln!(
+        "To authorize freshd for account {name}, open this URL in a browser and allow access:\n\n  {url}\n"
+    );
+    let Some(listener) = listener else {
+        if !options.paste {
+            eprintln!(
+                "The redirect URI is not on this machine's loopback address, so freshd cannot catch it."
+            );
+        }
+        return Ok((read_pasted(redirect).await?, None));
+    };
+    if options.no_browser || !open_browser(url.as_str()) {
+        let port = listener.local_addr().map_or(0, |a| a.port());
+        eprintln!("{}", headless_hint(name, port));
+    }
+    eprintln!("Waiting for the browser to come back to {redirect} …");
+    let (got, browser) = tokio::time::timeout(
+        options.timeout,
+        accept_redirect(listener, redirect_url.path()),
+    )
+    .await
+    .map_err(|_| LoginError::Timeout(options.timeout))?;
+    Ok((got, Some(browser)))
 }
 
 /// The extra authorization parameters: the config's, and `prompt=consent`
