@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -24,8 +24,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::{self, JobContext};
+use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
-use crate::oauth::{TokenError, TokenManager};
+use crate::oauth::{Adopted, TokenError, TokenManager};
 use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemClock};
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
@@ -97,6 +98,8 @@ pub enum StartError {
     )]
     NoStateDir,
     #[error(transparent)]
+    Locked(#[from] crate::statelock::LockError),
+    #[error(transparent)]
     Socket(#[from] control::BindError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -108,7 +111,9 @@ impl StartError {
     /// The exit code: 78 when a person must act.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) | StartError::NoStateDir => EXIT_CONFIG,
+            StartError::Config(_)
+            | StartError::NoStateDir
+            | StartError::Socket(control::BindError::NotASocket { .. }) => EXIT_CONFIG,
             StartError::Secrets { source, .. } if source.needs_person() => EXIT_CONFIG,
             _ => 1,
         }
@@ -140,6 +145,8 @@ struct JobHandle {
     cancel: CancellationToken,
     manual: mpsc::Sender<RunNow>,
     status: Arc<JobStatus>,
+    /// Runs that ended in an error, in a row (for `notify`).
+    failures: Arc<AtomicU32>,
 }
 
 /// A running account.
@@ -162,7 +169,10 @@ struct Shared {
     state: RwLock<State>,
     store: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
+    /// For the APIs jobs call: same-origin redirects only.
     http: reqwest::Client,
+    /// For token endpoints: no redirects.
+    token_http: reqwest::Client,
     state_dir: PathBuf,
     source: ConfigSource,
     tracker: TaskTracker,
@@ -171,6 +181,7 @@ struct Shared {
     /// Something `STATUS=` shows changed.
     changed: Arc<Notify>,
     cooldowns: Arc<Cooldowns>,
+    notifier: Notifier,
 }
 
 impl Shared {
@@ -216,7 +227,7 @@ impl Shared {
     fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {
         let account = Arc::clone(account);
         let endpoint = HttpEndpoint::for_account(
-            self.http.clone(),
+            self.token_http.clone(),
             &account,
             account.client_secret.clone(),
             Some(self.state_dir.clone()),
@@ -291,10 +302,20 @@ impl Shared {
             clock: Arc::clone(&self.clock),
         };
         let changed = Arc::clone(&self.changed);
+        let failures = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&failures);
         let fut = job_loop.run(move || {
             let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
+            let counter = Arc::clone(&counter);
             async move {
                 let ran = body.run(&cx).await;
+                match ran.outcome {
+                    RunOutcome::Ok => counter.store(0, Ordering::Relaxed),
+                    RunOutcome::Error(_) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RunOutcome::Skipped(_) => {}
+                }
                 changed.notify_one();
                 ran
             }
@@ -306,6 +327,25 @@ impl Shared {
             cancel,
             manual: tx,
             status,
+            failures,
+        }
+    }
+
+    /// Tells a person what needs them, through `notify` (each event at most
+    /// once a day).
+    fn notify(&self, report: &StatusReport) {
+        let (config, failures) = {
+            let state = self.read();
+            let failures = state
+                .jobs
+                .iter()
+                .map(|(n, j)| (n.clone(), j.failures.load(Ordering::Relaxed)))
+                .collect();
+            (Arc::clone(&state.config), failures)
+        };
+        let notices = crate::notify::notices(report, &failures);
+        if !notices.is_empty() {
+            self.notifier.send(&config, notices, self.clock.now());
         }
     }
 
@@ -387,6 +427,9 @@ impl Shared {
                 tracing::info!(ACCOUNT = %name, "account (re)started by the reload");
                 if let Some(old) = old_accounts.remove(name) {
                     old.cancel.cancel();
+                    // The old manager may hold a rotation the store refused,
+                    // or have a request in flight: the chain goes on here.
+                    manager.inherit(&old.tokens).await;
                 }
                 accounts.insert(name.clone(), self.spawn_account(&manager));
             } else if let Some(handle) = old_accounts.remove(name) {
@@ -440,6 +483,7 @@ impl Handler for ControlHandler {
                 }
                 Request::RunJob { job } => run_job(shared, &job).await,
                 Request::Token { account } => token(shared, &account).await,
+                Request::Adopt { account } => adopt(shared, &account).await,
             }
         })
     }
@@ -481,22 +525,56 @@ async fn run_job(shared: &Shared, name: &str) -> Response {
     }
 }
 
-async fn token(shared: &Shared, account: &str) -> Response {
-    let tokens = {
-        let state = shared.read();
-        match state.accounts.get(account) {
-            Some(a) => Arc::clone(&a.tokens),
-            None => {
-                let known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
-                return Response::error(
-                    format!(
-                        "no account named \"{account}\"; accounts: {}",
-                        known.join(", ")
-                    ),
-                    2,
-                );
-            }
+/// The running account's token manager, or the answer naming the known ones.
+fn account_tokens(shared: &Shared, account: &str) -> Result<Arc<TokenManager>, Response> {
+    let state = shared.read();
+    match state.accounts.get(account) {
+        Some(a) => Ok(Arc::clone(&a.tokens)),
+        None => {
+            let known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+            Err(Response::error(
+                format!(
+                    "no account named \"{account}\"; accounts: {}",
+                    known.join(", ")
+                ),
+                2,
+            ))
         }
+    }
+}
+
+async fn adopt(shared: &Shared, account: &str) -> Response {
+    let tokens = match account_tokens(shared, account) {
+        Ok(t) => t,
+        Err(answer) => return answer,
+    };
+    let result = tokens.adopt().await;
+    shared.changed.notify_one();
+    match result {
+        Ok(Adopted::Working) => Response {
+            ok: true,
+            result: Some("working".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Unchanged) => Response {
+            ok: true,
+            result: Some("unchanged".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Removed) => Response {
+            ok: true,
+            result: Some("removed".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Failing(why)) => Response::error(why, EXIT_CONFIG),
+        Err(e) => Response::error(format!("the daemon cannot read the store: {e}"), 1),
+    }
+}
+
+async fn token(shared: &Shared, account: &str) -> Response {
+    let tokens = match account_tokens(shared, account) {
+        Ok(t) => t,
+        Err(answer) => return answer,
     };
     match tokens.access_token().await {
         Ok(t) => Response {
@@ -530,17 +608,15 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         path: state_dir.clone(),
         source,
     })?;
+    // Held until run() returns: one daemon per state directory.
+    let _lock = crate::statelock::StateLock::acquire(&state_dir)?;
     let store: Arc<dyn SecretStore> = match (&options.store, config.daemon.secrets) {
         (Some(s), _) => Arc::clone(s),
         (None, SecretsMode::Keyring) => Arc::new(KeyringStore::new()),
         (None, SecretsMode::Credentials) => Arc::new(CredentialsStore::from_env(state_dir.clone())),
     };
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("freshd/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| StartError::Http(e.to_string()))?;
+    let http = crate::http::api_client().map_err(|e| StartError::Http(e.to_string()))?;
+    let token_http = crate::http::token_client().map_err(|e| StartError::Http(e.to_string()))?;
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
     let shared = Arc::new(Shared {
         state: RwLock::new(State {
@@ -551,6 +627,8 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         store,
         clock: Arc::clone(&options.clock),
         http,
+        token_http,
+        notifier: Notifier::new(Some(state_dir.clone())),
         state_dir,
         source: options.config.clone(),
         tracker: TaskTracker::new(),
@@ -652,9 +730,39 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
         _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
     }
+    // Whatever jobs' programs left running gets SIGTERM, then SIGKILL.
+    jobs::child::stop_all().await;
+    finish_token_requests(&shared).await;
     heartbeat.abort();
     let _ = std::fs::remove_file(&socket);
     Ok(0)
+}
+
+/// Whatever the jobs' grace: a token request in flight is finished and its
+/// rotation stored, and a rotation the store refused gets one more try
+/// (DESIGN §5). Bounded by the request's own timeout and two store calls,
+/// which fit in the units' `TimeoutStopSec=`.
+async fn finish_token_requests(shared: &Shared) {
+    let managers: Vec<Arc<TokenManager>> = shared
+        .read()
+        .accounts
+        .values()
+        .map(|a| Arc::clone(&a.tokens))
+        .collect();
+    // The requests run in tasks of their own, so waiting for one manager
+    // after another takes as long as the slowest, not the sum.
+    let all = async {
+        for m in &managers {
+            m.finish().await;
+        }
+    };
+    let bound = crate::oauth::endpoint::TOKEN_REQUEST_TIMEOUT + 2 * crate::secrets::STORE_TIMEOUT;
+    if tokio::time::timeout(bound, all).await.is_err() {
+        tracing::error!(
+            "token requests still unfinished after {}; stopping anyway",
+            crate::config::format_duration(bound)
+        );
+    }
 }
 
 fn describe(source: &ConfigSource) -> String {
@@ -678,7 +786,10 @@ fn spawn_heartbeat(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
+        // READY=1 carried the first summary; what the first refreshes found
+        // may already need a person.
         let mut last = String::new();
+        shared.notify(&shared.report());
         loop {
             let tick = async {
                 match beat.as_mut() {
@@ -692,7 +803,9 @@ fn spawn_heartbeat(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
                 () = tick => systemd::watchdog(),
                 () = shared.changed.notified() => {}
             }
-            let summary = shared.report().summary();
+            let report = shared.report();
+            shared.notify(&report);
+            let summary = report.summary();
             if summary != last {
                 systemd::status(&summary);
                 last = summary;

@@ -15,10 +15,13 @@
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
 //! - [`status`]: the `status` report.
+//! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
 //! - [`fsutil`]: atomic, private file writes.
+//! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
+//! - [`statelock`]: one daemon per state directory (`freshd.lock`).
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -28,10 +31,13 @@ pub mod daemon;
 pub mod demo;
 pub mod fake;
 pub mod fsutil;
+pub mod http;
 pub mod jobs;
+pub mod notify;
 pub mod oauth;
 pub mod scheduler;
 pub mod secrets;
 pub mod spotify;
+pub mod statelock;
 pub mod status;
 pub mod systemd;

@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| if daemonish { "info" } else { "warn" }.to_owned());
     freshd::systemd::init_logging(&level);
+    if daemonish {
+        // As systemd advises daemons: the soft file limit up to the hard one.
+        freshd::control::raise_fd_limit();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A file operation stuck on a hung disk must not keep us from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("freshd: {e:#}");
@@ -271,6 +278,18 @@ async fn save_refresh_token(
     account: &str,
     token: SecretString,
 ) -> u8 {
+    if let Some(imp) = credential_import(config, account) {
+        return match imp.encrypt(&token) {
+            Ok(()) => {
+                eprintln!("freshd: {}", imp.done());
+                0
+            }
+            Err(e) => {
+                eprintln!("freshd: {e}");
+                1
+            }
+        };
+    }
     if let Err(e) = store::set(store, account, SecretKind::RefreshToken, token).await {
         eprintln!("freshd: {e}");
         return if e.needs_person() { EXIT_CONFIG } else { 1 };
@@ -286,18 +305,44 @@ async fn save_refresh_token(
         "freshd: stored the refresh token of {account} in {}",
         store.hint(account, SecretKind::RefreshToken)
     );
+    tell_daemon(config, account).await
+}
+
+/// Tells a running daemon that `account`'s stored token changed, and waits
+/// for it to say the new one is in use (DESIGN §2, `login`/`import-token`).
+async fn tell_daemon(config: &Config, account: &str) -> u8 {
     let socket = control::socket_path(config.daemon.socket.as_deref());
-    match control::ask(&socket, &Request::Reload).await {
-        Ok(r) if r.ok => eprintln!("freshd: the running daemon reloaded and uses it now"),
-        Ok(r) => eprintln!(
-            "freshd: the running daemon did not reload: {}",
-            r.error.unwrap_or_default()
-        ),
-        Err(_) => eprintln!(
-            "freshd: no daemon is running; `freshd run` (or systemctl --user start freshd) will use it"
-        ),
+    let request = Request::Adopt {
+        account: account.to_owned(),
+    };
+    match control::ask(&socket, &request).await {
+        Ok(r) if r.ok => {
+            match r.result.as_deref() {
+                Some("working") => eprintln!(
+                    "freshd: the running daemon refreshed with the new token and uses it now"
+                ),
+                Some("removed") => {
+                    eprintln!("freshd: the running daemon no longer has a token for {account}");
+                }
+                _ => eprintln!("freshd: the running daemon already uses this token"),
+            }
+            0
+        }
+        Ok(r) => {
+            eprintln!(
+                "freshd: the running daemon took the new token, but its first refresh failed: {}",
+                r.error.unwrap_or_default()
+            );
+            r.exit_code.unwrap_or(1)
+        }
+        Err(_) => {
+            eprintln!(
+                "freshd: no daemon answers on {}; the next `freshd run` (or the unit's start) uses the stored token",
+                socket.display()
+            );
+            0
+        }
     }
-    0
 }
 
 async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Result<u8> {
@@ -305,10 +350,13 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = check_credential_import(&config, account) {
+        return Ok(code);
+    }
     let store = open_store(&config)?;
     let secret = client_secret(&store, &acc).await?;
     let state_dir = daemon::state_dir(&config);
-    let http = reqwest::Client::new();
+    let http = freshd::http::token_client().context("cannot build the HTTP client")?;
     match freshd::oauth::login::login(&acc, secret, http, options, state_dir).await {
         Ok(authorized) => {
             let token = authorized.refresh_token.clone();
@@ -333,6 +381,9 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = check_credential_import(&config, account) {
+        return Ok(code);
+    }
     let mut token = read_secret_line(&format!(
         "Paste the refresh token for {account} (not shown), then Enter: "
     ))?;
@@ -347,7 +398,7 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
         let secret = client_secret(&store, &acc).await?;
         let endpoint = HttpEndpoint::for_account(
-            reqwest::Client::new(),
+            freshd::http::token_client().context("cannot build the HTTP client")?,
             &acc,
             secret,
             daemon::state_dir(&config),
@@ -376,6 +427,53 @@ async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
     };
     let store = open_store(&config)?;
     let secret = client_secret(&store, &acc).await?;
-    let http = reqwest::Client::new();
-    Ok(freshd::oauth::logout::logout(&acc, &store, secret, http, daemon::state_dir(&config)).await)
+    let http = freshd::http::token_client().context("cannot build the HTTP client")?;
+    let state_dir = daemon::state_dir(&config);
+    let out = freshd::oauth::logout::logout(&acc, &store, secret, http, state_dir).await;
+    if !out.deleted {
+        return Ok(out.exit_code);
+    }
+    // A running daemon re-reads the store, finds no token, and drops its own.
+    let socket = control::socket_path(config.daemon.socket.as_deref());
+    let request = Request::Adopt {
+        account: account.to_owned(),
+    };
+    match control::ask(&socket, &request).await {
+        Ok(r) if r.ok => {
+            eprintln!("freshd: the running daemon no longer uses a token for {account}")
+        }
+        Ok(r) => {
+            eprintln!(
+                "freshd: the running daemon did not drop the token of {account}: {}; restart it (systemctl restart freshd)",
+                r.error.unwrap_or_default()
+            );
+            return Ok(r.exit_code.unwrap_or(1));
+        }
+        Err(_) => {}
+    }
+    Ok(out.exit_code)
+}
+
+/// In credentials mode with no `[daemon] state_dir`, the daemon is the
+/// system unit (`StateDirectory=`, `DynamicUser=`), whose state directory
+/// this command cannot know or write: the token goes into an encrypted
+/// credential instead (DESIGN §4).
+fn credential_import(
+    config: &Config,
+    account: &str,
+) -> Option<freshd::secrets::credentials::CredentialImport> {
+    (config.daemon.secrets == SecretsMode::Credentials && config.daemon.state_dir.is_none())
+        .then(|| freshd::secrets::credentials::CredentialImport::new(account))
+}
+
+/// Finds out, before a token is obtained or read (and perhaps rotated),
+/// that it can be stored as a credential.
+fn check_credential_import(config: &Config, account: &str) -> Result<(), u8> {
+    match credential_import(config, account).map(|imp| imp.check()) {
+        Some(Err(e)) => {
+            eprintln!("freshd: {e}");
+            Err(EXIT_CONFIG)
+        }
+        _ => Ok(()),
+    }
 }

@@ -33,6 +33,7 @@ pub struct RawDaemon {
     pub socket: Option<Spanned<String>>,
     pub state_dir: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// `[accounts.NAME]`
@@ -56,6 +57,7 @@ pub struct RawAccount {
     pub token_endpoint_auth_method: Option<Spanned<String>>,
     pub authorize_params: Option<Spanned<BTreeMap<String, String>>>,
     pub token_params: Option<Spanned<BTreeMap<String, String>>>,
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// `[jobs.NAME]`: the union of every job type's keys.
@@ -85,6 +87,7 @@ pub struct RawJob {
     pub query: Option<Spanned<BTreeMap<String, String>>>,
     pub body: Option<Spanned<toml::Value>>,
     pub output: Option<Spanned<String>>,
+    pub max_size: Option<Spanned<String>>,
     // command
     pub command: Option<Spanned<Vec<String>>>,
 }

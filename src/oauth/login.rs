@@ -526,6 +526,7 @@ fn check_redirect(
 
 #[cfg(test)]
 mod tests {
+    use super::super::endpoint::Lifetime;
     use super::*;
     use secrecy::ExposeSecret;
 
@@ -647,7 +648,7 @@ mod tests {
     fn a_missing_refresh_token_says_when_offline_access_was_not_granted() {
         let answer = |scope: Option<&str>| Tokens {
             access_token: SecretString::from("at"),
-            expires_in: None,
+            lifetime: Lifetime::Unusable("none".into()),
             refresh_token: None,
             scope: scope.map(str::to_owned),
         };

@@ -18,20 +18,33 @@ use crate::secrets::{self, SecretKind, SecretStore};
 /// Exit code when a person must act (DESIGN §2).
 const EXIT_CONFIG: u8 = 78;
 
-/// Logs `account` out, saying what happened on stderr; the exit code.
+/// How a logout ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub exit_code: u8,
+    /// The store holds no refresh token for the account now: a running
+    /// daemon should drop its own.
+    pub deleted: bool,
+}
+
+/// Logs `account` out, saying what happened on stderr.
 pub async fn logout(
     account: &Account,
     store: &Arc<dyn SecretStore>,
     client_secret: Option<SecretString>,
     http: reqwest::Client,
     state_dir: Option<PathBuf>,
-) -> u8 {
+) -> Outcome {
+    let kept = |exit_code| Outcome {
+        exit_code,
+        deleted: false,
+    };
     let name = account.name.as_str();
     let token = match secrets::get(store, name, SecretKind::RefreshToken).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("freshd: {e}");
-            return if e.needs_person() { EXIT_CONFIG } else { 1 };
+            return kept(if e.needs_person() { EXIT_CONFIG } else { 1 });
         }
     };
     let mut code = 0;
@@ -51,7 +64,7 @@ pub async fn logout(
                     eprintln!(
                         "freshd: cannot revoke the refresh token of {name}: {e}; nothing was deleted: run `freshd logout {name}` again later"
                     );
-                    return 1;
+                    return kept(1);
                 }
                 Err(e) => {
                     eprintln!(
@@ -64,7 +77,7 @@ pub async fn logout(
     }
     if let Err(e) = secrets::delete(store, name, SecretKind::RefreshToken).await {
         eprintln!("freshd: {e}");
-        return if e.needs_person() { EXIT_CONFIG } else { 1 };
+        return kept(if e.needs_person() { EXIT_CONFIG } else { 1 });
     }
     if let Some(dir) = state_dir {
         let _ = std::fs::remove_file(dir.join(format!("{name}.token-info.json")));
@@ -75,7 +88,10 @@ pub async fn logout(
             store.hint(name, SecretKind::RefreshToken)
         );
     }
-    code
+    Outcome {
+        exit_code: code,
+        deleted: true,
+    }
 }
 
 #[cfg(test)]
@@ -107,8 +123,14 @@ mod tests {
     #[tokio::test]
     async fn without_a_revocation_endpoint_the_token_is_deleted() {
         let store = store_with_token();
-        let code = logout(&account(""), &store, None, reqwest::Client::new(), None).await;
-        assert_eq!(code, 0);
+        let out = logout(&account(""), &store, None, reqwest::Client::new(), None).await;
+        assert_eq!(
+            out,
+            Outcome {
+                exit_code: 0,
+                deleted: true
+            }
+        );
         assert!(store.get("a", SecretKind::RefreshToken).unwrap().is_none());
     }
 
@@ -116,8 +138,14 @@ mod tests {
     async fn an_unreachable_revocation_endpoint_deletes_nothing() {
         let store = store_with_token();
         let acc = account("revocation_url = \"http://127.0.0.1:9/revoke\"\n");
-        let code = logout(&acc, &store, None, reqwest::Client::new(), None).await;
-        assert_eq!(code, 1);
+        let out = logout(&acc, &store, None, reqwest::Client::new(), None).await;
+        assert_eq!(
+            out,
+            Outcome {
+                exit_code: 1,
+                deleted: false
+            }
+        );
         let kept = store.get("a", SecretKind::RefreshToken).unwrap().unwrap();
         assert_eq!(kept.expose_secret(), "rt");
     }
