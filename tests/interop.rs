@@ -566,3 +566,37 @@ async fn the_daemon_starts_from_cached_metadata_while_the_server_is_down() {
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);
 }
+
+/// `logout` while the daemon runs: the provider revokes the grant, the
+/// store is emptied, and the daemon drops its token at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_deletes_and_tells_the_running_daemon() {
+    let Some(t) = Interop::new("").await else {
+        return;
+    };
+    t.write_config(&format!(
+        "issuer = \"{}\"\nclient_id = \"{PUBLIC_CLIENT}\"\nscopes = [\"openid\", \"offline_access\"]\n",
+        t.oidc.issuer
+    ));
+    t.login().await;
+    let mut daemon = t.start().await;
+    daemon.notify_containing("READY=1").await;
+    let (code, _, err) = t.cli(&["token", ACCOUNT], None).await;
+    assert_eq!(code, 0, "{err}\n{}", daemon.log_text());
+    let (code, _, err) = t.cli(&["logout", ACCOUNT], None).await;
+    assert_eq!(code, 0, "{err}\n{}", daemon.log_text());
+    assert!(err.contains("revoked the refresh token of oidc"), "{err}");
+    assert!(
+        err.contains("the running daemon no longer uses a token for oidc"),
+        "{err}"
+    );
+    assert!(t.stored().is_none());
+    assert!(t.oidc.current().await.is_empty(), "the grant is revoked");
+    let (_, out, _) = t.cli(&["status", "--json"], None).await;
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["accounts"][0]["state"], "no_token", "{out}");
+    let (code, _, _) = t.cli(&["token", ACCOUNT], None).await;
+    assert_ne!(code, 0, "no token is handed out after logout");
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
+}
