@@ -163,7 +163,7 @@ async fn check(path: &Path) -> u8 {
         daemon::describe_socket(&config)
     );
     println!("accounts:");
-    let http = reqwest::Client::new();
+    let http = freshd::http::token_client().unwrap_or_default();
     for a in config.accounts.values() {
         let provider = a.provider.map_or("custom", |p| p.name());
         println!(
