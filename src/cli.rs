@@ -39,8 +39,12 @@ pub enum Command {
     ImportToken {
         account: String,
         /// Refresh once with it first, and store only if the provider accepts it
-        #[arg(long)]
+        #[arg(long, conflicts_with = "access_token")]
         check: bool,
+        /// The token is a long-lived access token (a provider that issues no
+        /// refresh token): handed out as it is, never refreshed
+        #[arg(long)]
+        access_token: bool,
     },
     /// Revoke the refresh token at the provider, delete it from the store,
     /// and tell a running daemon

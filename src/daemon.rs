@@ -383,7 +383,13 @@ impl Shared {
     /// SIGHUP: the new config is loaded and validated (secrets included)
     /// before anything changes; on any error the running config stays.
     async fn reload(&self) -> Result<(), String> {
-        let mut config = self.source.load().map_err(|e| e.to_string())?;
+        // Off the runtime thread: a config on a hung mount must not stop the
+        // token keeper or the control socket while it is read.
+        let source = self.source.clone();
+        let mut config = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|e| format!("reading the config failed: {e}"))?
+            .map_err(|e| e.to_string())?;
         let old = Arc::clone(&self.read().config);
         if config.daemon.secrets != old.daemon.secrets
             || config.daemon.socket != old.daemon.socket

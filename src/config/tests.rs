@@ -400,7 +400,11 @@ fn the_readme_provider_examples_are_valid() {
         .skip(1)
         .filter_map(|b| b.split("```").next())
         .collect();
-    assert_eq!(blocks.len(), 4, "Spotify, Todoist, Google-style, OIDC");
+    assert_eq!(
+        blocks.len(),
+        5,
+        "Spotify, Todoist, Google-style, OIDC, long-lived tokens"
+    );
     let mut methods = Vec::new();
     for block in blocks {
         let config = Config::parse(block, Path::new("/README.md"), true)
@@ -415,6 +419,7 @@ fn the_readme_provider_examples_are_valid() {
             ("todoist".to_owned(), AuthMethod::ClientSecretPost),
             ("google".to_owned(), AuthMethod::ClientSecretBasic),
             ("work".to_owned(), AuthMethod::ClientSecretBasic),
+            ("github".to_owned(), AuthMethod::ClientSecretBasic),
         ]
     );
 }

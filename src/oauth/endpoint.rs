@@ -307,18 +307,21 @@ pub enum Revocation {
 }
 
 impl HttpEndpoint {
-    /// Revokes `refresh_token` at the revocation endpoint (RFC 7009),
-    /// authenticating as for token requests.
-    pub async fn revoke(&self, refresh_token: &SecretString) -> Result<Revocation, RefreshError> {
+    /// Revokes `token` at the revocation endpoint (RFC 7009),
+    /// authenticating as for token requests; `hint` is its
+    /// `token_type_hint` (`refresh_token` or `access_token`).
+    pub async fn revoke(
+        &self,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<Revocation, RefreshError> {
         let endpoints = self.endpoints().await?;
         let Some((url, _)) = endpoints.revocation_url else {
             return Ok(Revocation::NoEndpoint);
         };
-        let mut form: Vec<(&str, &str)> = vec![
-            ("token", refresh_token.expose_secret()),
-            ("token_type_hint", "refresh_token"),
-        ];
-        let mut sent = vec![refresh_token.expose_secret()];
+        let mut form: Vec<(&str, &str)> =
+            vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+        let mut sent = vec![token.expose_secret()];
         let req = self.http.post(&url).timeout(TOKEN_REQUEST_TIMEOUT);
         let req = self.authenticate(req, &mut form, &mut sent)?;
         let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {

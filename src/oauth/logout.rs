@@ -40,57 +40,73 @@ pub async fn logout(
         deleted: false,
     };
     let name = account.name.as_str();
-    let token = match secrets::get(store, name, SecretKind::RefreshToken).await {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("freshd: {e}");
-            return kept(if e.needs_person() { EXIT_CONFIG } else { 1 });
-        }
-    };
-    let mut code = 0;
-    match &token {
-        None => eprintln!("freshd: no refresh token of {name} is stored; nothing to revoke"),
-        Some(token) => {
-            let endpoint =
-                HttpEndpoint::for_account(http, account, client_secret, state_dir.clone());
-            match endpoint.revoke(token).await {
-                Ok(Revocation::Revoked { url }) => {
-                    eprintln!("freshd: revoked the refresh token of {name} at {url}");
-                }
-                Ok(Revocation::NoEndpoint) => eprintln!(
-                    "freshd: the provider of {name} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the token stays valid at the provider until you remove freshd's access there"
-                ),
-                Err(e @ RefreshError::Transient { .. }) => {
-                    eprintln!(
-                        "freshd: cannot revoke the refresh token of {name}: {e}; nothing was deleted: run `freshd logout {name}` again later"
-                    );
-                    return kept(1);
-                }
-                Err(e) => {
-                    eprintln!(
-                        "freshd: the provider refused to revoke the refresh token of {name}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
-                    );
-                    code = 1;
-                }
+    // The refresh token, and the long-lived access token of a provider
+    // that issues no refresh token (DESIGN §4).
+    let mut stored = Vec::new();
+    for kind in [SecretKind::RefreshToken, SecretKind::AccessToken] {
+        match secrets::get(store, name, kind).await {
+            Ok(Some(token)) => stored.push((kind, token)),
+            Ok(None) => {}
+            Err(e) => {
+                eprintln!("freshd: {e}");
+                return kept(if e.needs_person() { EXIT_CONFIG } else { 1 });
             }
         }
     }
-    if let Err(e) = secrets::delete(store, name, SecretKind::RefreshToken).await {
-        eprintln!("freshd: {e}");
-        return kept(if e.needs_person() { EXIT_CONFIG } else { 1 });
+    if stored.is_empty() {
+        eprintln!("freshd: no token of {name} is stored; nothing to revoke");
+    }
+    let endpoint = HttpEndpoint::for_account(http, account, client_secret, state_dir.clone());
+    let mut code = 0;
+    for (kind, token) in &stored {
+        let what = words(*kind);
+        match endpoint.revoke(token, kind.suffix()).await {
+            Ok(Revocation::Revoked { url }) => {
+                eprintln!("freshd: revoked the {what} of {name} at {url}");
+            }
+            Ok(Revocation::NoEndpoint) => eprintln!(
+                "freshd: the provider of {name} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the {what} stays valid at the provider until you remove freshd's access there"
+            ),
+            Err(e @ RefreshError::Transient { .. }) => {
+                eprintln!(
+                    "freshd: cannot revoke the {what} of {name}: {e}; nothing was deleted: run `freshd logout {name}` again later"
+                );
+                return kept(1);
+            }
+            Err(e) => {
+                eprintln!(
+                    "freshd: the provider refused to revoke the {what} of {name}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
+                );
+                code = 1;
+            }
+        }
+    }
+    for kind in [SecretKind::RefreshToken, SecretKind::AccessToken] {
+        if let Err(e) = secrets::delete(store, name, kind).await {
+            eprintln!("freshd: {e}");
+            return kept(if e.needs_person() { EXIT_CONFIG } else { 1 });
+        }
     }
     if let Some(dir) = state_dir {
         let _ = std::fs::remove_file(dir.join(format!("{name}.token-info.json")));
     }
-    if token.is_some() {
+    for (kind, _) in &stored {
         eprintln!(
-            "freshd: deleted the refresh token of {name} from {}",
-            store.hint(name, SecretKind::RefreshToken)
+            "freshd: deleted the {} of {name} from {}",
+            words(*kind),
+            store.hint(name, *kind)
         );
     }
     Outcome {
         exit_code: code,
         deleted: true,
+    }
+}
+
+fn words(kind: SecretKind) -> &'static str {
+    match kind {
+        SecretKind::AccessToken => "access token",
+        _ => "refresh token",
     }
 }
 
@@ -123,6 +139,9 @@ mod tests {
     #[tokio::test]
     async fn without_a_revocation_endpoint_the_token_is_deleted() {
         let store = store_with_token();
+        store
+            .set("a", SecretKind::AccessToken, &SecretString::from("at"))
+            .unwrap();
         let out = logout(&account(""), &store, None, reqwest::Client::new(), None).await;
         assert_eq!(
             out,
@@ -132,6 +151,7 @@ mod tests {
             }
         );
         assert!(store.get("a", SecretKind::RefreshToken).unwrap().is_none());
+        assert!(store.get("a", SecretKind::AccessToken).unwrap().is_none());
     }
 
     #[tokio::test]

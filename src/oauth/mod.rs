@@ -99,6 +99,9 @@ pub enum TokenState {
     NeedsLogin {
         reason: String,
     },
+    /// A long-lived access token and no refresh token: handed out as it
+    /// is, never refreshed, until an API refuses it.
+    Static,
 }
 
 impl TokenState {
@@ -106,7 +109,7 @@ impl TokenState {
     pub fn word(&self) -> &'static str {
         match self {
             TokenState::NoToken => "no_token",
-            TokenState::Idle | TokenState::Fresh => "ok",
+            TokenState::Idle | TokenState::Fresh | TokenState::Static => "ok",
             TokenState::Refreshing => "refreshing",
             TokenState::Backoff { .. } => "backoff",
             TokenState::NeedsLogin { .. } => "needs_login",
@@ -340,8 +343,34 @@ impl TokenManager {
             return Ok(());
         }
         let token = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?;
+        if token.is_none()
+            && let Some(access) =
+                secrets::get(&self.store, self.name(), SecretKind::AccessToken).await?
+        {
+            self.take_static(access);
+            return Ok(());
+        }
         self.take_stored(token);
         Ok(())
+    }
+
+    /// Makes `access`, a long-lived access token from the store, the one
+    /// handed out, with no refresh ever (DESIGN §4, `ACCOUNT/access_token`).
+    fn take_static(&self, access: SecretString) {
+        let mut inner = self.lock();
+        inner.refresh_token = None;
+        inner.unstored = None;
+        inner.refused = None;
+        inner.access = Some(Access {
+            token: access,
+            expires: Duration::MAX,
+            lifetime: Duration::MAX,
+        });
+        inner.state = TokenState::Static;
+        inner.last_error = None;
+        drop(inner);
+        tracing::info!(ACCOUNT = %self.name(), "using the long-lived access token from the store; it is never refreshed");
+        self.wake.notify_one();
     }
 
     /// Makes `token` (just read from the store) the one in use.
@@ -433,11 +462,19 @@ impl TokenManager {
             return Ok(());
         }
         let token = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?;
-        if token.is_some() && same(token.as_ref(), self.lock().refused.as_ref()) {
-            tracing::info!(ACCOUNT = %self.name(), "the store still holds the refresh token the provider refused; not sending it again: run `freshd login {}`", self.name());
+        let access = match token {
+            Some(_) => None,
+            None => secrets::get(&self.store, self.name(), SecretKind::AccessToken).await?,
+        };
+        let candidate = token.as_ref().or(access.as_ref());
+        if candidate.is_some() && same(candidate, self.lock().refused.as_ref()) {
+            tracing::info!(ACCOUNT = %self.name(), "the store still holds the token the provider refused; not sending it again: run `freshd login {}`", self.name());
             return Ok(());
         }
-        self.take_stored(token);
+        match access {
+            Some(a) => self.take_static(a),
+            None => self.take_stored(token),
+        }
         Ok(())
     }
 
@@ -452,6 +489,22 @@ impl TokenManager {
         } else {
             secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?
         };
+        if token.is_none()
+            && self.account.grant == Grant::AuthorizationCode
+            && let Some(access) =
+                secrets::get(&self.store, self.name(), SecretKind::AccessToken).await?
+        {
+            let inner = self.lock();
+            let known = inner.state == TokenState::Static
+                && same(Some(&access), inner.access.as_ref().map(|a| &a.token));
+            drop(inner);
+            if known {
+                return Ok(Adopted::Unchanged);
+            }
+            self.take_static(access);
+            self.notify_changed();
+            return Ok(Adopted::Working);
+        }
         {
             let inner = self.lock();
             let ours = token.as_ref().is_some_and(|t| inner.knows(t));
@@ -538,6 +591,16 @@ impl TokenManager {
         rejected: &SecretString,
     ) -> Result<SecretString, TokenError> {
         let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
+        if self.lock().state == TokenState::Static {
+            let reason = "the API refused the long-lived access token (401); store a new one with `freshd import-token --access-token` or `freshd login`".to_owned();
+            tracing::error!(ACCOUNT = %self.name(), "{reason}");
+            let mut inner = self.lock();
+            let sent = inner.access.as_ref().map(|a| a.token.clone());
+            let err = self.needs_login(&mut inner, reason, sent);
+            drop(inner);
+            self.notify_changed();
+            return Err(err);
+        }
         {
             let mut inner = self.lock();
             let same = inner
@@ -997,10 +1060,16 @@ impl TokenManager {
             }
             _ => None,
         };
+        let fixed = inner.state == TokenState::Static;
         AccountStatus {
             name: self.name().to_owned(),
             state: inner.state.word().to_owned(),
-            access_token_expires_at: inner.access.as_ref().map(|a| self.wall(a.expires)),
+            access_token_expires_at: inner
+                .access
+                .as_ref()
+                .filter(|_| !fixed)
+                .map(|a| self.wall(a.expires)),
+            static_token: fixed,
             last_refresh: inner.last_refresh,
             last_error: inner.last_error.clone(),
             warning,
