@@ -109,8 +109,8 @@ impl TokenState {
     pub fn word(&self) -> &'static str {
         match self {
             TokenState::NoToken => "no_token",
-            TokenState::Idle | TokenState::Fresh | TokenState::Static => "ok",
-            TokenState::Refreshing => "refreshing",
+            TokenState::Fresh | TokenState::Static => "ok",
+            TokenState::Idle | TokenState::Refreshing => "refreshing",
             TokenState::Backoff { .. } => "backoff",
             TokenState::NeedsLogin { .. } => "needs_login",
         }
@@ -197,6 +197,8 @@ pub struct TokenManager {
     jitter: f64,
     /// Told after every refresh attempt (the daemon's `STATUS=` line).
     observer: std::sync::OnceLock<Arc<Notify>>,
+    /// Permits for first refreshes, shared by every account of a daemon.
+    first_wave: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -301,6 +303,7 @@ impl TokenManager {
             wake: Notify::new(),
             jitter: fastrand::f64(),
             observer: std::sync::OnceLock::new(),
+            first_wave: std::sync::OnceLock::new(),
         })
     }
 
@@ -964,6 +967,11 @@ impl TokenManager {
 
     /// Refreshes if the plan says it is time (the background task's step).
     async fn refresh_if_due(self: &Arc<Self>) {
+        let first = self.lock().state == TokenState::Idle;
+        let _permit = match self.first_wave.get() {
+            Some(wave) if first => Some(Arc::clone(wave).acquire_owned().await),
+            _ => None,
+        };
         let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
         let boot = self.clock.boot();
         let due = {
@@ -1022,12 +1030,17 @@ impl TokenManager {
         }
     }
 
-    /// The first refresh, done before the daemon says it is ready.
-    pub async fn initial_refresh(self: &Arc<Self>) {
-        let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
-        if self.lock().state == TokenState::Idle {
-            let _ = self.refresh(guard, false).await;
-        }
+    /// Whether the first refresh is over (whatever it found): the daemon
+    /// waits for this, within a bound, before `READY=1`.
+    pub fn settled(&self) -> bool {
+        !matches!(self.lock().state, TokenState::Idle | TokenState::Refreshing)
+    }
+
+    /// Makes first refreshes (of an `Idle` account) wait for a permit of
+    /// `wave`, so that many accounts starting together do not open a socket
+    /// each at once.
+    pub fn set_first_wave(&self, wave: Arc<tokio::sync::Semaphore>) {
+        let _ = self.first_wave.set(wave);
     }
 
     /// Before exit: waits for a token request in flight (bounded by its own
