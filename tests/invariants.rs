@@ -494,7 +494,9 @@ async fn store_failure(w: &World, break_store: impl Fn(), mend_store: impl Fn())
     w.wait_account("showing a store_error", |a| store_error(a).is_some())
         .await;
     assert!(w.token().await.is_some(), "tokens still handed out");
-    // A reload must not drop the unstored rotation.
+    // A reload that changes the account (a new token manager) must not
+    // drop the unstored rotation.
+    w.write_config("refresh_token_lifetime = \"90d\"");
     daemon.signal("HUP");
     let base = w.refreshes().await;
     w.wait_refreshes(base, 1).await;
@@ -699,7 +701,7 @@ async fn sigterm_during_a_refresh_keeps_the_rotation() {
         .await;
 }
 
-/// reliability: kill -9 five times: while a token request is held before the real OIDC server processes it (twice), and right after a rotation reached the store (three times) | the rotated token was stored (fsync, rename) before anything else; a request killed before the provider processed it left the old token valid | nothing; each restart continued the chain. Not closable by any client: a kill after the provider rotated and before its answer arrived (the provider's reuse detection then revokes the grant)
+/// reliability: kill -9 five times: while a token request is held before the real OIDC server processes it (twice), and right after a rotation reached the store (three times); a reload after one restart | the rotated token was stored (fsync, rename) before anything else; a request killed before the provider processed it left the old token valid | nothing; each restart continued the chain. Not closable by any client: a kill after the provider rotated and before its answer arrived (the provider's reuse detection then revokes the grant)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_refreshes_keeps_the_chain() {
     let Some(w) = World::new(3, "").await else {
@@ -728,6 +730,9 @@ async fn kill_9_during_refreshes_keeps_the_chain() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         daemon = w.start(&[]).await;
         daemon.notify_containing("READY=1").await;
+        if round == 2 {
+            daemon.signal("HUP");
+        }
         let base = w.refreshes().await;
         w.wait_refreshes(base, 1).await;
     }
@@ -882,7 +887,7 @@ async fn a_new_token_while_running_is_adopted() {
 
 // ---- two daemons ----
 
-/// reliability: a second `freshd run` on the state directory of a running daemon (real OIDC server, rotation and reuse detection on) | the second refused to start, named the first one's pid and exited non-zero; the first kept refreshing | nothing; no fork of the refresh chain
+/// reliability: a second `freshd run` on the state directory of a running daemon (real OIDC server, rotation and reuse detection on), then a reload of the first | the second refused to start, named the first one's pid and exited non-zero; the first kept refreshing | nothing; no fork of the refresh chain
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_daemon_on_the_same_state_directory_refuses() {
     let Some(w) = World::new(3, "").await else {
@@ -903,6 +908,7 @@ async fn a_second_daemon_on_the_same_state_directory_refuses() {
         "the refusal names pid {pid}: {}",
         second.log_text()
     );
+    first.signal("HUP");
     let base = w.refreshes().await;
     w.wait_refreshes(base, 2).await;
     assert!(
@@ -925,7 +931,7 @@ async fn token_answers(setup: &common::Setup) {
     assert!(answered.is_ok(), "`freshd token` hung");
 }
 
-/// reliability: the token endpoint answers 307, 308 and 302 with a Location on another port, where a listener answers with tokens of its own (freshd's fake) | never followed: the account went to needs_login naming the status and the Location; `freshd token` answered at once | nothing; the refresh token never left for the other port, nothing from it was stored, at most a few token requests
+/// reliability: the token endpoint answers 307, 308 and 302 with a Location on another port, where a listener answers with tokens of its own (freshd's fake), then a reload | never followed: the account went to needs_login naming the status and the Location; `freshd token` answered at once; the reload sent nothing | nothing; the refresh token never left for the other port, nothing from it was stored, at most a few token requests
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_from_the_token_endpoint_are_never_followed() {
     let _slot = SLOTS.acquire().await.unwrap();
@@ -960,6 +966,17 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
             error.contains(&status.to_string()) && error.contains(&tripwire.url),
             "{status}: last_error names the status and the Location: {error}"
         );
+        // A reload does not send the refused token again.
+        let before = setup.fake.token_requests();
+        daemon.signal("HUP");
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        token_answers(&setup).await;
+        assert_eq!(
+            setup.fake.token_requests(),
+            before,
+            "{status}: a reload re-sent the refused token"
+        );
+        assert_eq!(tripwire.hits(), 0);
         let stored = std::fs::read_to_string(setup.state_dir().join("spotify.refresh_token"))
             .unwrap_or_default();
         assert!(
@@ -971,7 +988,7 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
     }
 }
 
-/// reliability: `expires_in` of 0, -5, "abc", "3600s", null, 1e12 or none at all, on every token answer (freshd's fake) | numbers and numeric strings parsed; unusable values taken as the default lifetime and logged once; 0 and negative treated as a provider fault; `freshd token` answered at once | nothing; never more than a few token requests a minute
+/// reliability: `expires_in` of 0, -5, "abc", "3600s", null, 1e12 or none at all, on every token answer (freshd's fake), with a reload | numbers and numeric strings parsed; unusable values taken as the default lifetime and logged once; 0 and negative treated as a provider fault; `freshd token` answered at once | nothing; never more than a few token requests a minute
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absurd_lifetimes_cause_no_request_storm() {
     let _slot = SLOTS.acquire().await.unwrap();
@@ -983,9 +1000,14 @@ async fn absurd_lifetimes_cause_no_request_storm() {
         let mut daemon = setup.start("debug").await;
         daemon.notify_containing("READY=1").await;
         let end = tokio::time::Instant::now() + Duration::from_secs(12);
+        let mut reloaded = false;
         while tokio::time::Instant::now() < end {
             token_answers(&setup).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
+            if !reloaded && end - tokio::time::Instant::now() < Duration::from_secs(6) {
+                daemon.signal("HUP");
+                reloaded = true;
+            }
         }
         let requests = setup.fake.token_requests();
         assert!(
