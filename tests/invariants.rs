@@ -925,10 +925,10 @@ async fn a_second_daemon_on_the_same_state_directory_refuses() {
 
 /// `freshd token` against a daemon whose provider misbehaves: it must
 /// answer within 5 s either way.
-async fn token_answers(setup: &common::Setup) {
+async fn token_answers(setup: &common::Setup, what: &str) {
     let answered =
         tokio::time::timeout(Duration::from_secs(5), setup.cli(&["token", "spotify"])).await;
-    assert!(answered.is_ok(), "`freshd token` hung");
+    assert!(answered.is_ok(), "{what}: `freshd token` hung");
 }
 
 /// reliability: the token endpoint answers 307, 308 and 302 with a Location on another port, where a listener answers with tokens of its own (freshd's fake), then a reload | never followed: the account went to needs_login naming the status and the Location; `freshd token` answered at once; the reload sent nothing | nothing; the refresh token never left for the other port, nothing from it was stored, at most a few token requests
@@ -947,7 +947,7 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
         }));
         let end = tokio::time::Instant::now() + Duration::from_secs(10);
         while tokio::time::Instant::now() < end {
-            token_answers(&setup).await;
+            token_answers(&setup, &status.to_string()).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         assert_eq!(
@@ -970,7 +970,7 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
         let before = setup.fake.token_requests();
         daemon.signal("HUP");
         tokio::time::sleep(Duration::from_secs(3)).await;
-        token_answers(&setup).await;
+        token_answers(&setup, &status.to_string()).await;
         assert_eq!(
             setup.fake.token_requests(),
             before,
@@ -1002,7 +1002,7 @@ async fn absurd_lifetimes_cause_no_request_storm() {
         let end = tokio::time::Instant::now() + Duration::from_secs(12);
         let mut reloaded = false;
         while tokio::time::Instant::now() < end {
-            token_answers(&setup).await;
+            token_answers(&setup, &format!("expires_in {raw:?}")).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             if !reloaded && end - tokio::time::Instant::now() < Duration::from_secs(6) {
                 daemon.signal("HUP");
