@@ -38,8 +38,17 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 pub enum Request {
     Status,
     Reload,
-    RunJob { job: String },
-    Token { account: String },
+    RunJob {
+        job: String,
+    },
+    Token {
+        account: String,
+    },
+    /// The store's token for `account` changed (a login, import or logout):
+    /// look again, and answer once it is in use.
+    Adopt {
+        account: String,
+    },
 }
 
 /// An access token on its way to `freshd token`; never printed by `Debug`.

@@ -14,7 +14,6 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -25,7 +24,7 @@ use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::{self, JobContext};
 use crate::oauth::endpoint::HttpEndpoint;
-use crate::oauth::{TokenError, TokenManager};
+use crate::oauth::{Adopted, TokenError, TokenManager};
 use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemClock};
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
@@ -97,6 +96,8 @@ pub enum StartError {
     )]
     NoStateDir,
     #[error(transparent)]
+    Locked(#[from] crate::statelock::LockError),
+    #[error(transparent)]
     Socket(#[from] control::BindError),
     #[error("cannot build the HTTP client: {0}")]
     Http(String),
@@ -162,7 +163,10 @@ struct Shared {
     state: RwLock<State>,
     store: Arc<dyn SecretStore>,
     clock: Arc<dyn Clock>,
+    /// For the APIs jobs call: same-origin redirects only.
     http: reqwest::Client,
+    /// For token endpoints: no redirects.
+    token_http: reqwest::Client,
     state_dir: PathBuf,
     source: ConfigSource,
     tracker: TaskTracker,
@@ -216,7 +220,7 @@ impl Shared {
     fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {
         let account = Arc::clone(account);
         let endpoint = HttpEndpoint::new(
-            self.http.clone(),
+            self.token_http.clone(),
             account.token_url.clone(),
             account.client_id.clone(),
             account.client_secret.clone(),
@@ -388,6 +392,9 @@ impl Shared {
                 tracing::info!(ACCOUNT = %name, "account (re)started by the reload");
                 if let Some(old) = old_accounts.remove(name) {
                     old.cancel.cancel();
+                    // The old manager may hold a rotation the store refused,
+                    // or have a request in flight: the chain goes on here.
+                    manager.inherit(&old.tokens).await;
                 }
                 accounts.insert(name.clone(), self.spawn_account(&manager));
             } else if let Some(handle) = old_accounts.remove(name) {
@@ -441,6 +448,7 @@ impl Handler for ControlHandler {
                 }
                 Request::RunJob { job } => run_job(shared, &job).await,
                 Request::Token { account } => token(shared, &account).await,
+                Request::Adopt { account } => adopt(shared, &account).await,
             }
         })
     }
@@ -482,22 +490,56 @@ async fn run_job(shared: &Shared, name: &str) -> Response {
     }
 }
 
-async fn token(shared: &Shared, account: &str) -> Response {
-    let tokens = {
-        let state = shared.read();
-        match state.accounts.get(account) {
-            Some(a) => Arc::clone(&a.tokens),
-            None => {
-                let known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
-                return Response::error(
-                    format!(
-                        "no account named \"{account}\"; accounts: {}",
-                        known.join(", ")
-                    ),
-                    2,
-                );
-            }
+/// The running account's token manager, or the answer naming the known ones.
+fn account_tokens(shared: &Shared, account: &str) -> Result<Arc<TokenManager>, Response> {
+    let state = shared.read();
+    match state.accounts.get(account) {
+        Some(a) => Ok(Arc::clone(&a.tokens)),
+        None => {
+            let known: Vec<&str> = state.accounts.keys().map(String::as_str).collect();
+            Err(Response::error(
+                format!(
+                    "no account named \"{account}\"; accounts: {}",
+                    known.join(", ")
+                ),
+                2,
+            ))
         }
+    }
+}
+
+async fn adopt(shared: &Shared, account: &str) -> Response {
+    let tokens = match account_tokens(shared, account) {
+        Ok(t) => t,
+        Err(answer) => return answer,
+    };
+    let result = tokens.adopt().await;
+    shared.changed.notify_one();
+    match result {
+        Ok(Adopted::Working) => Response {
+            ok: true,
+            result: Some("working".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Unchanged) => Response {
+            ok: true,
+            result: Some("unchanged".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Removed) => Response {
+            ok: true,
+            result: Some("removed".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Failing(why)) => Response::error(why, EXIT_CONFIG),
+        Err(e) => Response::error(format!("the daemon cannot read the store: {e}"), 1),
+    }
+}
+
+async fn token(shared: &Shared, account: &str) -> Response {
+    let tokens = match account_tokens(shared, account) {
+        Ok(t) => t,
+        Err(answer) => return answer,
     };
     match tokens.access_token().await {
         Ok(t) => Response {
@@ -531,17 +573,15 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         path: state_dir.clone(),
         source,
     })?;
+    // Held until run() returns: one daemon per state directory.
+    let _lock = crate::statelock::StateLock::acquire(&state_dir)?;
     let store: Arc<dyn SecretStore> = match (&options.store, config.daemon.secrets) {
         (Some(s), _) => Arc::clone(s),
         (None, SecretsMode::Keyring) => Arc::new(KeyringStore::new()),
         (None, SecretsMode::Credentials) => Arc::new(CredentialsStore::from_env(state_dir.clone())),
     };
-    let http = reqwest::Client::builder()
-        .user_agent(concat!("freshd/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(60))
-        .build()
-        .map_err(|e| StartError::Http(e.to_string()))?;
+    let http = crate::http::api_client().map_err(|e| StartError::Http(e.to_string()))?;
+    let token_http = crate::http::token_client().map_err(|e| StartError::Http(e.to_string()))?;
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
     let shared = Arc::new(Shared {
         state: RwLock::new(State {
@@ -552,6 +592,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         store,
         clock: Arc::clone(&options.clock),
         http,
+        token_http,
         state_dir,
         source: options.config.clone(),
         tracker: TaskTracker::new(),
@@ -653,9 +694,37 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
         _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
     }
+    finish_token_requests(&shared).await;
     heartbeat.abort();
     let _ = std::fs::remove_file(&socket);
     Ok(0)
+}
+
+/// Whatever the jobs' grace: a token request in flight is finished and its
+/// rotation stored, and a rotation the store refused gets one more try
+/// (DESIGN §5). Bounded by the request's own timeout and two store calls,
+/// which fit in the units' `TimeoutStopSec=`.
+async fn finish_token_requests(shared: &Shared) {
+    let managers: Vec<Arc<TokenManager>> = shared
+        .read()
+        .accounts
+        .values()
+        .map(|a| Arc::clone(&a.tokens))
+        .collect();
+    // The requests run in tasks of their own, so waiting for one manager
+    // after another takes as long as the slowest, not the sum.
+    let all = async {
+        for m in &managers {
+            m.finish().await;
+        }
+    };
+    let bound = crate::oauth::endpoint::TOKEN_REQUEST_TIMEOUT + 2 * crate::secrets::STORE_TIMEOUT;
+    if tokio::time::timeout(bound, all).await.is_err() {
+        tracing::error!(
+            "token requests still unfinished after {}; stopping anyway",
+            crate::config::format_duration(bound)
+        );
+    }
 }
 
 fn describe(source: &ConfigSource) -> String {

@@ -18,6 +18,8 @@
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
 //! - [`fsutil`]: atomic, private file writes.
+//! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
+//! - [`statelock`]: one daemon per state directory (`freshd.lock`).
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -27,10 +29,12 @@ pub mod daemon;
 pub mod demo;
 pub mod fake;
 pub mod fsutil;
+pub mod http;
 pub mod jobs;
 pub mod oauth;
 pub mod scheduler;
 pub mod secrets;
 pub mod spotify;
+pub mod statelock;
 pub mod status;
 pub mod systemd;

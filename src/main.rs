@@ -281,18 +281,44 @@ async fn save_refresh_token(
         "freshd: stored the refresh token of {account} in {}",
         store.hint(account, SecretKind::RefreshToken)
     );
+    tell_daemon(config, account).await
+}
+
+/// Tells a running daemon that `account`'s stored token changed, and waits
+/// for it to say the new one is in use (DESIGN §2, `login`/`import-token`).
+async fn tell_daemon(config: &Config, account: &str) -> u8 {
     let socket = control::socket_path(config.daemon.socket.as_deref());
-    match control::ask(&socket, &Request::Reload).await {
-        Ok(r) if r.ok => eprintln!("freshd: the running daemon reloaded and uses it now"),
-        Ok(r) => eprintln!(
-            "freshd: the running daemon did not reload: {}",
-            r.error.unwrap_or_default()
-        ),
-        Err(_) => eprintln!(
-            "freshd: no daemon is running; `freshd run` (or systemctl --user start freshd) will use it"
-        ),
+    let request = Request::Adopt {
+        account: account.to_owned(),
+    };
+    match control::ask(&socket, &request).await {
+        Ok(r) if r.ok => {
+            match r.result.as_deref() {
+                Some("working") => eprintln!(
+                    "freshd: the running daemon refreshed with the new token and uses it now"
+                ),
+                Some("removed") => {
+                    eprintln!("freshd: the running daemon no longer has a token for {account}");
+                }
+                _ => eprintln!("freshd: the running daemon already uses this token"),
+            }
+            0
+        }
+        Ok(r) => {
+            eprintln!(
+                "freshd: the running daemon took the new token, but its first refresh failed: {}",
+                r.error.unwrap_or_default()
+            );
+            r.exit_code.unwrap_or(1)
+        }
+        Err(_) => {
+            eprintln!(
+                "freshd: no daemon answers on {}; the next `freshd run` (or the unit's start) uses the stored token",
+                socket.display()
+            );
+            0
+        }
     }
-    0
 }
 
 async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Result<u8> {
@@ -302,7 +328,8 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
     };
     let store = open_store(&config)?;
     let secret = client_secret(&store, &acc).await?;
-    match freshd::oauth::login::login(&acc, secret, reqwest::Client::new(), options).await {
+    let http = freshd::http::token_client().context("cannot build the HTTP client")?;
+    match freshd::oauth::login::login(&acc, secret, http, options).await {
         Ok(token) => Ok(save_refresh_token(&config, &store, account, token).await),
         Err(e) => {
             eprintln!("freshd: login failed: {e}");
@@ -330,7 +357,7 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
         let secret = client_secret(&store, &acc).await?;
         let endpoint = HttpEndpoint::new(
-            reqwest::Client::new(),
+            freshd::http::token_client().context("cannot build the HTTP client")?,
             acc.token_url.clone(),
             acc.client_id.clone(),
             secret,

@@ -22,6 +22,10 @@ pub struct AccountStatus {
     /// Something a person should do soon, e.g. the refresh token's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+    /// Set while a rotated refresh token is held in memory because the
+    /// store refused it: what failed and what freshd does about it.
+    #[serde(default)]
+    pub store_error: Option<String>,
 }
 
 /// One job. `last_result` is `ok`, `error`, `skipped` or null.

@@ -201,7 +201,7 @@ async fn the_store_fails_to_write_a_rotated_token() {
     let report = loop {
         let report = status(&setup).await;
         if report.accounts[0]
-            .last_error
+            .store_error
             .as_deref()
             .unwrap_or("")
             .contains("cannot store the rotated refresh token")

@@ -118,7 +118,7 @@ proptest! {
                 prop_assert_eq!(status, 200);
                 let _ = secrecy::ExposeSecret::expose_secret(&tokens.access_token);
             }
-            Err(RefreshError::Transient { reason, .. } | RefreshError::Revoked { reason } | RefreshError::Rejected { reason }) => {
+            Err(RefreshError::Transient { reason, .. } | RefreshError::Revoked { reason } | RefreshError::Rejected { reason } | RefreshError::Unanswered { reason }) => {
                 prop_assert!(!reason.is_empty());
                 prop_assert!(!reason.contains("secret-sent"));
             }

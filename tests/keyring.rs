@@ -10,6 +10,7 @@
 
 mod common;
 
+use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -44,16 +45,26 @@ fn programs_present() -> bool {
         missing.join(", ")
     );
     assert!(std::env::var_os("CI").is_none(), "{why}");
-    eprintln!("skipped: {why}");
+    // To the real stderr: eprintln! would be captured, and a skip unseen.
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
     false
 }
 
 /// A D-Bus session with an unlocked gnome-keyring, alive until dropped.
+///
+/// Everything it starts (dbus-run-session, dbus-daemon, gnome-keyring-daemon
+/// in the foreground, the shell's sleep) is in one process group of its own,
+/// which dropping kills: `cargo test` leaves nothing behind, even when a
+/// test fails.
 struct Session {
     child: Child,
+    group: u32,
     bus: String,
     home: tempfile::TempDir,
 }
+
+/// The login keyring's password.
+const PASSWORD: &str = "test-password";
 
 impl Session {
     async fn start() -> Session {
@@ -65,21 +76,32 @@ impl Session {
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )
         .unwrap();
-        // Inside the session: unlock (creating) the login keyring with a
-        // known password, say where the bus is, then wait.
-        let script = r#"printf 'test-password' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+        // Inside the session: gnome-keyring in the foreground (so it stays
+        // in the group), unlocking (creating) the login keyring with a known
+        // password; once it owns its bus name, say where the bus is, then
+        // wait. Announcing earlier would let a client D-Bus-activate a
+        // second, locked keyring.
+        let script = format!(
+            r#"printf '{PASSWORD}' | gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>&1 &
+i=0
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+  i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1
+done
 echo "BUS=$DBUS_SESSION_BUS_ADDRESS"
-exec sleep 3600"#;
+exec sleep 3600"#
+        );
         let mut child = Command::new("dbus-run-session")
-            .args(["--", "sh", "-c", script])
+            .args(["--", "sh", "-c", &script])
             .env("HOME", home.path())
             .env("XDG_RUNTIME_DIR", &runtime)
             .env_remove("DBUS_SESSION_BUS_ADDRESS")
+            .process_group(0)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .unwrap();
+        let group = child.id().unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let bus = tokio::time::timeout(PATIENCE, async {
             loop {
@@ -95,7 +117,66 @@ exec sleep 3600"#;
         })
         .await
         .expect("no D-Bus session");
-        Session { child, bus, home }
+        Session {
+            child,
+            group,
+            bus,
+            home,
+        }
+    }
+
+    /// The unique bus name of the Secret Service now.
+    async fn secrets_owner(&self) -> String {
+        let out = self
+            .command("dbus-send")
+            .args([
+                "--session",
+                "--print-reply",
+                "--dest=org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.GetNameOwner",
+                "string:org.freedesktop.secrets",
+            ])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        text.split('"').nth(1).unwrap_or_default().to_owned()
+    }
+
+    /// `gnome-keyring-daemon --replace --unlock`, as a person would run it
+    /// to unlock the keyring; returns once the new daemon owns the name.
+    async fn replace_keyring(&self) {
+        let before = self.secrets_owner().await;
+        let mut child = self
+            .command("gnome-keyring-daemon")
+            .args([
+                "--replace",
+                "--foreground",
+                "--unlock",
+                "--components=secrets",
+            ])
+            .process_group(self.group as i32)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(false) // the group's kill ends it
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(PASSWORD.as_bytes()).await.unwrap();
+        drop(stdin);
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let now = self.secrets_owner().await;
+                if !now.is_empty() && now != before {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+        .await
+        .expect("the new gnome-keyring-daemon never took the bus name");
     }
 
     fn command(&self, program: &str) -> Command {
@@ -167,6 +248,10 @@ exec sleep 3600"#;
 
 impl Drop for Session {
     fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.group)])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.start_kill();
     }
 }
@@ -184,9 +269,9 @@ fn keyring_config(setup: &Setup) {
 /// A D-Bus session with gnome-keyring, a keyring-mode config against the
 /// fake, and a refresh token put in the keyring with `secret-tool store`
 /// (returned), as a user following the README would.
-async fn keyring_with_stored_token() -> (Session, Setup, String) {
+async fn keyring_with_stored_token(lifetime: u64) -> (Session, Setup, String) {
     let session = Session::start().await;
-    let setup = Setup::new(3600, "").await;
+    let setup = Setup::new(lifetime, "").await;
     keyring_config(&setup);
     let token = setup.fake.issue_refresh_token("spotify");
     let (ok, _) = session
@@ -211,7 +296,7 @@ async fn secret_tool_and_freshd_share_entries_and_rotation_lands_in_the_keyring(
     if !programs_present() {
         return;
     }
-    let (session, setup, first) = keyring_with_stored_token().await;
+    let (session, setup, first) = keyring_with_stored_token(3600).await;
 
     // The daemon reads it, refreshes (the fake rotates), stores the new one.
     let mut daemon = session
@@ -297,7 +382,7 @@ async fn locked_keyring_is_exit_78_with_what_to_do() {
     if !programs_present() {
         return;
     }
-    let (session, setup, token) = keyring_with_stored_token().await;
+    let (session, setup, token) = keyring_with_stored_token(3600).await;
     // `secret-tool lock` crashes in Debian 12's libsecret; ask the service.
     let locked = session
         .command("dbus-send")
@@ -317,6 +402,7 @@ async fn locked_keyring_is_exit_78_with_what_to_do() {
     let (code, _, err) = session.freshd(&["run"], &setup.config, None).await;
     assert_eq!(code, 78, "{err}");
     assert!(err.contains("unlock"), "{err}");
+    assert!(!err.contains("restart freshd"), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(25),
         "took {:?}",
@@ -342,4 +428,78 @@ async fn no_session_bus_is_exit_78_with_what_to_do() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{err}");
     assert!(err.contains("Secret Service is not reachable"), "{err}");
+}
+
+/// What `secret-tool lookup` finds for the account's refresh token.
+async fn stored_refresh_token(session: &Session) -> String {
+    let (_, stored) = session
+        .secret_tool(
+            &[
+                "lookup",
+                "service",
+                "freshd",
+                "username",
+                "spotify/refresh_token",
+            ],
+            None,
+        )
+        .await;
+    stored.trim().to_owned()
+}
+
+/// Waits until the keyring holds a refresh token the provider accepts
+/// other than every one in `not`; returns it.
+async fn wait_for_new_valid_token(session: &Session, setup: &Setup, not: &[&str]) -> String {
+    tokio::time::timeout(PATIENCE, async {
+        loop {
+            let stored = stored_refresh_token(session).await;
+            if !not.contains(&stored.as_str())
+                && setup.fake.valid_refresh_tokens("spotify").contains(&stored)
+            {
+                return stored;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("no newer rotated refresh token reached the keyring")
+}
+
+/// reliability: gnome-keyring restarted under the running daemon (`gnome-keyring-daemon --replace --unlock`, as a person unlocking it would) | saw that `org.freedesktop.secrets` had a new owner, opened a new Secret Service session and stored the next rotation in the keyring | nothing; freshd was not restarted
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_restarted_under_the_daemon_gets_the_next_rotation() {
+    if !programs_present() {
+        return;
+    }
+    // 4-second tokens refreshed 2 s ahead: a rotation every ~2 s.
+    let (session, setup, first) = keyring_with_stored_token(4).await;
+    let runtime = session.home.path().join("run");
+    let mut daemon = setup
+        .start_with(
+            "info",
+            &[
+                ("DBUS_SESSION_BUS_ADDRESS", session.bus.as_str()),
+                ("XDG_RUNTIME_DIR", runtime.to_str().unwrap()),
+            ],
+        )
+        .await;
+    daemon.notify_containing("READY=1").await;
+    let before = wait_for_new_valid_token(&session, &setup, &[&first]).await;
+
+    session.replace_keyring().await;
+    // The new keyring daemon reads what the old one stored.
+    let at_restart = stored_refresh_token(&session).await;
+    let after = wait_for_new_valid_token(&session, &setup, &[&first, &before, &at_restart]).await;
+    assert_ne!(after, at_restart);
+    let log = daemon.log_text();
+    assert!(
+        log.contains("opening a new session") || log.contains("trying once more on a new session"),
+        "{log}"
+    );
+    assert!(!log.contains(&after), "a token reached the log");
+    let (code, token, err) = setup.cli(&["token", "spotify"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(token.starts_with("at-spotify-"));
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.log_text());
 }

@@ -20,17 +20,40 @@ use serde::Deserialize;
 /// What a successful token request gave.
 pub struct Tokens {
     pub access_token: SecretString,
-    /// `None` when the provider says nothing: the token does not expire.
-    pub expires_in: Option<Duration>,
+    /// How long the access token lives, as far as the answer says.
+    pub lifetime: Lifetime,
     /// A new refresh token, when the provider rotates them.
     pub refresh_token: Option<SecretString>,
 }
+
+/// The `expires_in` of a token answer, judged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lifetime {
+    /// A usable number of seconds (a number, or a string of one).
+    Given(Duration),
+    /// Missing, not a number, or absurdly long: the token manager assumes
+    /// its default lifetime, so the token still gets refreshed. The text
+    /// says what the provider sent.
+    Unusable(String),
+    /// Zero or negative: the token was dead on arrival, a provider fault.
+    Expired(String),
+}
+
+/// The longest `expires_in` believed. Past it (`1e12`, say) the number is
+/// more likely a timestamp or a bug than a lifetime, and believing it would
+/// mean never refreshing.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The most of a token endpoint's answer that is read (DESIGN §5): real
+/// answers are under 4 KiB; a provider that sends gigabytes must not cost
+/// gigabytes of memory.
+pub const MAX_ANSWER: usize = 1024 * 1024;
 
 impl fmt::Debug for Tokens {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Tokens")
             .field("access_token", &"[REDACTED]")
-            .field("expires_in", &self.expires_in)
+            .field("lifetime", &self.lifetime)
             .field(
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
@@ -63,9 +86,16 @@ pub enum RefreshError {
     /// The refresh token is no good: a person must authorize again.
     #[error("{reason}")]
     Revoked { reason: String },
-    /// The provider refused the client itself: the configuration is wrong.
+    /// The provider refused the client itself, or the token URL is not a
+    /// token endpoint (a redirect, 404, 405): the configuration is wrong and
+    /// a person must fix it. `reason` is a whole sentence saying what to do.
     #[error("{reason}")]
     Rejected { reason: String },
+    /// The request was sent but no answer came within the timeout: the
+    /// provider may have rotated the refresh token in an answer that never
+    /// arrived.
+    #[error("{reason}")]
+    Unanswered { reason: String },
 }
 
 /// Something that answers token requests: the HTTP endpoint, or a scripted
@@ -175,19 +205,13 @@ impl HttpEndpoint {
             .body(body)
             .send()
             .await
-            .map_err(|e| RefreshError::Transient {
-                reason: describe_reqwest(&e),
-                retry_after: None,
-            })?;
+            .map_err(|e| unsent_or_unanswered(&e))?;
         let status = resp.status();
+        if status.is_redirection() {
+            return Err(redirected(status.as_u16(), resp.headers(), &self.url));
+        }
         let retry_after = retry_after(resp.headers());
-        let bytes = resp.bytes().await.map_err(|e| RefreshError::Transient {
-            reason: format!(
-                "the token endpoint's answer broke off: {}",
-                describe_reqwest(&e)
-            ),
-            retry_after: None,
-        })?;
+        let bytes = read_capped(resp).await?;
         classify(status.as_u16(), retry_after, &bytes, &sent)
     }
 }
@@ -198,6 +222,76 @@ impl TokenEndpoint for HttpEndpoint {
         grant: GrantRequest<'a>,
     ) -> Pin<Box<dyn Future<Output = Result<Tokens, RefreshError>> + Send + 'a>> {
         Box::pin(self.send(grant))
+    }
+}
+
+/// A failed send: a timeout once the connection stood means the request
+/// probably reached the provider, which may have rotated the refresh token
+/// in the answer that never came.
+fn unsent_or_unanswered(e: &reqwest::Error) -> RefreshError {
+    let reason = describe_reqwest(e);
+    if e.is_timeout() && !e.is_connect() {
+        RefreshError::Unanswered { reason }
+    } else {
+        RefreshError::Transient {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+/// A 3xx from the token endpoint. Token requests never follow redirects:
+/// on 307/308 the form, refresh token included, would be sent to wherever
+/// `Location` points, and after a 302 freshd would trust whatever server it
+/// landed on. A moved token URL is a configuration matter.
+fn redirected(status: u16, headers: &reqwest::header::HeaderMap, url: &str) -> RefreshError {
+    let location = headers
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|l| {
+            // The query of a URL could carry a secret; the place is enough.
+            let l = l.split(['?', '#']).next().unwrap_or_default();
+            scrub(l, &[])
+        });
+    let to = location.map_or_else(|| "without a Location".to_owned(), |l| format!("to {l}"));
+    RefreshError::Rejected {
+        reason: format!(
+            "the token endpoint {url} answered {status}, a redirect {to}; freshd never follows a token endpoint's redirect (it would send the refresh token there): check token_url in the config, then `freshd reload`"
+        ),
+    }
+}
+
+/// The answer's body, refused past [`MAX_ANSWER`] without reading the rest.
+async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, RefreshError> {
+    let too_big = || RefreshError::Transient {
+        reason: format!(
+            "the token endpoint's answer is larger than {} KiB; that is not a token answer",
+            MAX_ANSWER / 1024
+        ),
+        retry_after: None,
+    };
+    if resp.content_length().is_some_and(|n| n > MAX_ANSWER as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_ANSWER {
+                    return Err(too_big());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => {
+                let reason = format!(
+                    "the token endpoint's answer broke off: {}",
+                    describe_reqwest(&e)
+                );
+                // The provider answered, so it may have rotated the token.
+                return Err(RefreshError::Unanswered { reason });
+            }
+        }
     }
 }
 
@@ -264,6 +358,18 @@ pub fn classify(
         reason: what,
         retry_after,
     };
+    if (300..400).contains(&status) || status == 404 || status == 405 {
+        let what = match status {
+            404 => "404 Not Found".to_owned(),
+            405 => "405 Method Not Allowed".to_owned(),
+            s => format!("{s}, a redirect"),
+        };
+        return Err(RefreshError::Rejected {
+            reason: format!(
+                "the token endpoint answered {what}: the token URL is wrong; check token_url (or issuer) in the config, then `freshd reload`"
+            ),
+        });
+    }
     if status == 408 || status == 429 || status >= 500 {
         let what = match status {
             408 => "the token endpoint timed out (408)".to_owned(),
@@ -290,7 +396,11 @@ pub fn classify(
         | BasicErrorResponseType::UnauthorizedClient
         | BasicErrorResponseType::UnsupportedGrantType
         | BasicErrorResponseType::InvalidScope
-        | BasicErrorResponseType::InvalidRequest => Err(RefreshError::Rejected { reason }),
+        | BasicErrorResponseType::InvalidRequest => Err(RefreshError::Rejected {
+            reason: format!(
+                "the provider refused the client ({reason}); check client_id, client_secret and the token URL in the config"
+            ),
+        }),
         BasicErrorResponseType::Extension(_) => Err(transient(format!(
             "the token endpoint answered {status} {reason}"
         ))),
@@ -308,25 +418,40 @@ fn parse_tokens(body: &[u8]) -> Result<Tokens, RefreshError> {
         .access_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| garbage("without an access_token"))?;
-    let expires_in = match raw.expires_in {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::Number(n)) => n.as_f64().map(|s| s.max(0.0)),
-        Some(serde_json::Value::String(s)) => s.trim().parse::<f64>().ok().map(|s| s.max(0.0)),
-        Some(_) => return Err(garbage("with an expires_in that is not a number")),
-    };
-    let expires_in = match expires_in {
-        Some(s) if s.is_finite() && s < 1e9 => Some(Duration::from_secs_f64(s)),
-        Some(_) => return Err(garbage("with an expires_in out of range")),
-        None => None,
-    };
     Ok(Tokens {
         access_token: SecretString::from(access),
-        expires_in,
+        lifetime: lifetime(raw.expires_in.as_ref()),
         refresh_token: raw
             .refresh_token
             .filter(|t| !t.is_empty())
             .map(SecretString::from),
     })
+}
+
+/// What an answer's `expires_in` means (RFC 6749 §5.1: seconds, a number;
+/// numeric strings are common enough to accept).
+pub fn lifetime(expires_in: Option<&serde_json::Value>) -> Lifetime {
+    use serde_json::Value;
+    let seconds = match expires_in {
+        None | Some(Value::Null) => return Lifetime::Unusable("no expires_in".into()),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    let shown = || {
+        let text = expires_in.map(Value::to_string).unwrap_or_default();
+        format!(
+            "expires_in {}",
+            scrub(&text, &[]).chars().take(40).collect::<String>()
+        )
+    };
+    match seconds {
+        Some(s) if s.is_finite() && s <= 0.0 => Lifetime::Expired(shown()),
+        Some(s) if s.is_finite() && s <= MAX_LIFETIME.as_secs_f64() => {
+            Lifetime::Given(Duration::from_secs_f64(s))
+        }
+        _ => Lifetime::Unusable(shown()),
+    }
 }
 
 /// `text` cut to a sane length, with every secret that was sent replaced.
@@ -355,7 +480,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(t.expires_in, Some(Duration::from_secs(3600)));
+        assert_eq!(t.lifetime, Lifetime::Given(Duration::from_secs(3600)));
         assert_eq!(t.refresh_token.unwrap().expose_secret(), "r2");
         let t = classify(
             200,
@@ -364,7 +489,7 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(t.expires_in, Some(Duration::from_secs(60)));
+        assert_eq!(t.lifetime, Lifetime::Given(Duration::from_secs(60)));
         assert!(t.refresh_token.is_none());
     }
 
@@ -411,5 +536,112 @@ mod tests {
         let body = br#"{"error":"invalid_grant","error_description":"token rt-SECRET-1 revoked"}"#;
         let err = classify(400, None, body, &["rt-SECRET-1"]).unwrap_err();
         assert_eq!(err.to_string(), "invalid_grant: token [REDACTED] revoked");
+    }
+
+    #[test]
+    fn lifetimes_are_judged() {
+        use serde_json::json;
+        let l = |v: serde_json::Value| lifetime(Some(&v));
+        assert_eq!(l(json!(3600)), Lifetime::Given(Duration::from_secs(3600)));
+        assert_eq!(l(json!("3600")), Lifetime::Given(Duration::from_secs(3600)));
+        assert_eq!(l(json!(" 60 ")), Lifetime::Given(Duration::from_secs(60)));
+        assert!(matches!(l(json!(0)), Lifetime::Expired(_)));
+        assert!(matches!(l(json!(-5)), Lifetime::Expired(_)));
+        assert!(matches!(l(json!("abc")), Lifetime::Unusable(_)));
+        assert!(matches!(l(json!("3600s")), Lifetime::Unusable(_)));
+        assert!(matches!(l(json!(1e12)), Lifetime::Unusable(_)));
+        assert!(matches!(l(json!([1])), Lifetime::Unusable(_)));
+        assert!(matches!(
+            lifetime(Some(&serde_json::Value::Null)),
+            Lifetime::Unusable(_)
+        ));
+        assert!(matches!(lifetime(None), Lifetime::Unusable(_)));
+    }
+
+    #[test]
+    fn a_wrong_token_url_is_a_configuration_error() {
+        for status in [301, 302, 307, 308, 404, 405] {
+            let err = classify(status, None, b"", &[]).unwrap_err();
+            let RefreshError::Rejected { reason } = err else {
+                panic!("{status}: {err:?}");
+            };
+            assert!(reason.contains("check token_url"), "{reason}");
+        }
+    }
+
+    /// A one-shot HTTP server: answers every connection with `answer` and
+    /// counts the requests it got.
+    async fn server(answer: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = vec![0u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (url, hits)
+    }
+
+    fn endpoint(url: String) -> HttpEndpoint {
+        HttpEndpoint::new(
+            crate::http::token_client().unwrap(),
+            url,
+            "id".into(),
+            Some(SecretString::from("client-secret")),
+            vec![],
+        )
+    }
+
+    #[tokio::test]
+    async fn a_token_request_never_follows_a_redirect() {
+        let (elsewhere, hits) = server(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 55\r\n\r\n{\"access_token\":\"evil\",\"refresh_token\":\"evil-refresh\"}".into(),
+        )
+        .await;
+        for status in [302, 307, 308] {
+            let (url, _) = server(format!(
+                "HTTP/1.1 {status} Moved\r\nlocation: {elsewhere}/token?x=1\r\ncontent-length: 0\r\n\r\n"
+            ))
+            .await;
+            let rt = SecretString::from("rt-secret");
+            let err = endpoint(format!("{url}/token"))
+                .request(GrantRequest::RefreshToken(&rt))
+                .await
+                .unwrap_err();
+            let RefreshError::Rejected { reason } = &err else {
+                panic!("{err:?}")
+            };
+            assert!(
+                reason.contains(&format!("to {elsewhere}/token")),
+                "{reason}"
+            );
+            assert!(!reason.contains("x=1"), "{reason}");
+        }
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_huge_token_answer_is_refused_without_reading_it_all() {
+        let body = "x".repeat(MAX_ANSWER + 1);
+        let (url, _) = server(format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n{body}"
+        ))
+        .await;
+        let rt = SecretString::from("rt-secret");
+        let err = endpoint(url)
+            .request(GrantRequest::RefreshToken(&rt))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("larger than 1024 KiB"), "{err}");
     }
 }

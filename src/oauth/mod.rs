@@ -2,21 +2,29 @@
 //! in memory and refreshes it ahead of expiry (DESIGN §5).
 //!
 //! Invariants:
-//! - One refresh at a time per account: [`TokenManager::refresh_lock`] is
-//!   held across the request, and whoever gets it next first looks whether
-//!   the token is fresh now, so a thousand callers at expiry make one
-//!   request.
+//! - One token request at a time per account: [`TokenManager::refresh_lock`]
+//!   is held across the request, by a task of its own that finishes (and
+//!   stores a rotation) even when whoever asked gives up or the daemon is
+//!   stopping; [`TokenManager::finish`] waits for it before exit.
 //! - A rotated refresh token is stored before the new access token is handed
-//!   out; a store failure is logged and shown in `status`, and the token is
-//!   kept in memory so the next refresh still works.
-//! - After `invalid_grant` (or a refused client) nothing is sent again until
-//!   a reload or a new token: the state is `needs_login`.
-//! - Waits use the wall clock in 30 s steps, so a token that expired during
-//!   a suspend is refreshed right after waking.
+//!   out. Before writing, the store is read: if it changed since freshd last
+//!   read or wrote it (a `login` or `import-token`), the stored token is
+//!   adopted and the rotation of the old one is not written over it.
+//! - A rotation that cannot be stored is kept in memory, shown in `status`,
+//!   retried on its own with backoff, carried over by a reload, and tried
+//!   once more on SIGTERM.
+//! - Expiry is tracked on the boot clock ([`Clock::boot`]), which never goes
+//!   backward: a wall-clock step cannot make an expired token look valid.
+//! - After `invalid_grant` (or a refused client, or a token URL that is not
+//!   a token endpoint) nothing is sent again until the store holds another
+//!   token or the account's settings change: the state is `needs_login`.
+//! - Failures, tokens that arrive expired and forced refreshes never add up
+//!   to more than [`MAX_UNPLANNED_REQUESTS`] requests a minute.
 
 pub mod endpoint;
 pub mod login;
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -24,14 +32,15 @@ use std::time::Duration;
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::{Account, Grant, format_duration};
-use crate::scheduler::{Clock, sleep_until_wall};
+use crate::scheduler::{Clock, sleep_until_boot};
 use crate::secrets::{self, SecretError, SecretKind, SecretStore};
 use crate::status::AccountStatus;
-use endpoint::{GrantRequest, RefreshError, TokenEndpoint, Tokens};
+use endpoint::{GrantRequest, Lifetime, RefreshError, TokenEndpoint, Tokens};
 
 /// A token handed out has at least this much life left (or a quarter of
 /// its lifetime, for very short-lived tokens), so a script that asks for one
@@ -43,6 +52,10 @@ const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// The longest wait between retries: ten minutes keeps a long outage cheap
 /// while recovering within minutes once the provider is back.
 const BACKOFF_CAP: Duration = Duration::from_secs(600);
+/// After a request that was sent but never answered, wait at least this
+/// long: the provider may have rotated the token, and hammering it with the
+/// old one is what reuse detection punishes.
+const UNANSWERED_BACKOFF: Duration = Duration::from_secs(30);
 /// Up to this share of the refresh margin is added at random per account,
 /// so that many accounts do not refresh in the same second: with the
 /// default 5-minute margin, refreshes spread over a minute (a thousand
@@ -50,6 +63,19 @@ const BACKOFF_CAP: Duration = Duration::from_secs(600);
 const JITTER_SHARE: f64 = 0.2;
 /// Warn this long before a refresh token's known end of life (DESIGN §5).
 const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+/// The lifetime assumed when a token answer has no usable `expires_in`:
+/// an hour is what most providers (Spotify included) give, and refreshing
+/// a token that would have lived longer costs one request an hour.
+pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(3600);
+/// Requests that are not a planned refresh of a good token (retries after a
+/// failure or a token that arrived expired, refreshes forced by a 401) are
+/// held to this many a minute, whatever the provider answers (DESIGN §5).
+pub const MAX_UNPLANNED_REQUESTS: usize = 4;
+const REQUEST_WINDOW: Duration = Duration::from_secs(60);
+/// The first retry of a rotation the store refused; doubling up to
+/// [`STORE_RETRY_CAP`].
+const STORE_RETRY_BASE: Duration = Duration::from_secs(2);
+const STORE_RETRY_CAP: Duration = Duration::from_secs(300);
 
 /// An account's state, as pizauth models it: one of these, never flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,9 +87,11 @@ pub enum TokenState {
     /// An access token is held and refreshed on time.
     Fresh,
     Refreshing,
-    /// The last attempt failed for a reason that may pass.
+    /// The last attempt failed for a reason that may pass. `until` is for
+    /// people; `at` (boot clock) is when the next attempt is made.
     Backoff {
         until: Timestamp,
+        at: Duration,
     },
     /// The provider refused the refresh token or the client.
     NeedsLogin {
@@ -88,12 +116,10 @@ impl TokenState {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TokenError {
     #[error(
-        "account {account} has no refresh token: run `freshd login {account}` or `freshd import-token {account}`, then `freshd reload`"
+        "account {account} has no refresh token: run `freshd login {account}` or `freshd import-token {account}`"
     )]
     NoToken { account: String },
-    #[error(
-        "account {account} needs a new login ({reason}): run `freshd login {account}`, then `freshd reload`"
-    )]
+    #[error("account {account} needs a new login ({reason}): run `freshd login {account}`")]
     NeedsLogin { account: String, reason: String },
     #[error("account {account} cannot refresh its token now ({reason}); next try at {until}")]
     Backoff {
@@ -105,21 +131,44 @@ pub enum TokenError {
 
 struct Access {
     token: SecretString,
-    expires_at: Option<Timestamp>,
-    lifetime: Option<Duration>,
+    /// Boot-clock reading at expiry.
+    expires: Duration,
+    lifetime: Duration,
+}
+
+/// A rotated refresh token the store has not taken yet.
+struct Unstored {
+    error: String,
+    /// Boot-clock reading of the next attempt.
+    retry_at: Duration,
+    attempts: u32,
 }
 
 struct Inner {
     state: TokenState,
+    /// The newest refresh token of the chain: what the next refresh sends.
     refresh_token: Option<SecretString>,
+    /// Fingerprints of the refresh tokens this chain has held, newest last.
+    /// A token in the store that is not among them was put there by
+    /// someone else (a login or import); one that is, is an older token of
+    /// this chain (a rotated copy that vanished, a stale credential).
+    seen: VecDeque<Fingerprint>,
+    /// Set while `refresh_token` is a rotation the store refused.
+    unstored: Option<Unstored>,
+    /// The token the provider refused, so that a reload does not send it
+    /// again unless the store holds another one.
+    refused: Option<SecretString>,
     access: Option<Access>,
     last_refresh: Option<Timestamp>,
     last_error: Option<String>,
     /// When the refresh token was obtained, for providers that limit its life.
     obtained_at: Option<Timestamp>,
     warned_expiry: bool,
+    warned_lifetime: bool,
     /// Transient failures in a row, for the backoff.
     failures: u32,
+    /// Boot-clock readings of the last minute's unplanned token requests.
+    recent: VecDeque<Duration>,
 }
 
 /// Keeps one account's access token fresh.
@@ -131,7 +180,9 @@ pub struct TokenManager {
     state_dir: Option<PathBuf>,
     inner: Mutex<Inner>,
     /// Held across a refresh: at most one request per account at a time.
-    refresh_lock: tokio::sync::Mutex<()>,
+    refresh_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Token requests in flight, each in a task of its own.
+    inflight: TaskTracker,
     /// Bumped after every refresh attempt: callers who found a refresh in
     /// flight wait on this, all woken at once, instead of queueing on the lock.
     refreshed: tokio::sync::watch::Sender<u64>,
@@ -158,6 +209,58 @@ struct TokenInfo {
     refresh_token_obtained_at: Timestamp,
 }
 
+/// What `adopt` found in the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Adopted {
+    /// The store holds what the daemon already uses.
+    Unchanged,
+    /// A new token, and the first refresh with it worked.
+    Working,
+    /// A new token, and the first refresh with it failed: why.
+    Failing(String),
+    /// The store holds no token any more (a logout).
+    Removed,
+}
+
+/// A SHA-256 of a token: enough to recognise it, nothing to use it with.
+type Fingerprint = [u8; 32];
+
+/// How many of a chain's tokens are remembered: more than a chain rotates
+/// between two looks at the store.
+const SEEN: usize = 64;
+
+fn fingerprint(t: &SecretString) -> Fingerprint {
+    use sha2::Digest;
+    sha2::Sha256::digest(t.expose_secret().as_bytes()).into()
+}
+
+impl Inner {
+    /// Makes `t` the chain's newest token.
+    fn hold(&mut self, t: SecretString) {
+        let f = fingerprint(&t);
+        if !self.seen.contains(&f) {
+            if self.seen.len() == SEEN {
+                self.seen.pop_front();
+            }
+            self.seen.push_back(f);
+        }
+        self.refresh_token = Some(t);
+    }
+
+    /// Whether `t` is a token of this chain.
+    fn knows(&self, t: &SecretString) -> bool {
+        self.seen.contains(&fingerprint(t))
+    }
+}
+
+fn same(a: Option<&SecretString>, b: Option<&SecretString>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.expose_secret() == b.expose_secret(),
+        _ => false,
+    }
+}
+
 impl TokenManager {
     pub fn new(
         account: Arc<Account>,
@@ -175,14 +278,20 @@ impl TokenManager {
             inner: Mutex::new(Inner {
                 state: TokenState::Idle,
                 refresh_token: None,
+                seen: VecDeque::new(),
+                unstored: None,
+                refused: None,
                 access: None,
                 last_refresh: None,
                 last_error: None,
                 obtained_at: None,
                 warned_expiry: false,
+                warned_lifetime: false,
                 failures: 0,
+                recent: VecDeque::new(),
             }),
-            refresh_lock: tokio::sync::Mutex::new(()),
+            refresh_lock: Arc::new(tokio::sync::Mutex::new(())),
+            inflight: TaskTracker::new(),
             refreshed: tokio::sync::watch::Sender::new(0),
             wake: Notify::new(),
             jitter: fastrand::f64(),
@@ -209,6 +318,18 @@ impl TokenManager {
         &self.account.name
     }
 
+    /// The wall time `at` (a boot-clock reading) corresponds to now.
+    fn wall(&self, at: Duration) -> Timestamp {
+        let now = self.clock.now();
+        let boot = self.clock.boot();
+        let shift = if at >= boot {
+            SignedDuration::try_from(at - boot).unwrap_or(SignedDuration::MAX)
+        } else {
+            -SignedDuration::try_from(boot - at).unwrap_or(SignedDuration::MAX)
+        };
+        now.checked_add(shift).unwrap_or(now)
+    }
+
     /// Reads the refresh token from the store. A store that cannot be read
     /// is an error (the daemon exits 78); a missing token is the `no_token`
     /// state and a warning.
@@ -217,11 +338,19 @@ impl TokenManager {
             return Ok(());
         }
         let token = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?;
+        self.take_stored(token);
+        Ok(())
+    }
+
+    /// Makes `token` (just read from the store) the one in use.
+    fn take_stored(&self, token: Option<SecretString>) {
         let obtained_at = self.token_info();
         let mut inner = self.lock();
+        inner.unstored = None;
         match token {
             Some(t) => {
-                inner.refresh_token = Some(t);
+                inner.hold(t);
+                inner.refused = None;
                 if matches!(
                     inner.state,
                     TokenState::NoToken | TokenState::NeedsLogin { .. }
@@ -233,34 +362,119 @@ impl TokenManager {
             }
             None => {
                 inner.refresh_token = None;
+                inner.access = None;
                 inner.state = TokenState::NoToken;
                 tracing::warn!(
                     ACCOUNT = %self.name(),
-                    "no refresh token in {}: run `freshd login {}` or `freshd import-token {}`, then `freshd reload`",
+                    "no refresh token in {}: run `freshd login {}` or `freshd import-token {}`",
                     self.store.hint(self.name(), SecretKind::RefreshToken),
                     self.name(),
                     self.name()
                 );
             }
         }
+        let unknown_age = inner.refresh_token.is_some() && obtained_at.is_none();
         drop(inner);
-        if self.account.refresh_token_lifetime.is_some() && obtained_at.is_none() {
+        if self.account.refresh_token_lifetime.is_some() && unknown_age {
             // Unknown age: count from now, and say so in the log once.
-            tracing::info!(ACCOUNT = %self.name(), "the refresh token's age is unknown; counting its lifetime from now");
+            tracing::info!(ACCOUNT = %self.name(), "no record of when this refresh token was obtained; counting its lifetime from now");
             self.record_obtained(self.clock.now());
         }
         self.wake.notify_one();
-        Ok(())
+    }
+
+    /// Takes over what `old` (the manager this one replaces on a reload)
+    /// knows that the store may not: its newest refresh token, stored or
+    /// not. Waits for `old`'s request in flight first, so the chain never
+    /// forks. When the store holds a token `old` never had (a login while
+    /// the reload ran), what this manager loaded from the store stays.
+    pub async fn inherit(&self, old: &TokenManager) {
+        let _guard = Arc::clone(&old.refresh_lock).lock_owned().await;
+        let from = old.lock();
+        let mut inner = self.lock();
+        let ours = inner.refresh_token.as_ref().is_none_or(|t| from.knows(t));
+        if !ours {
+            return;
+        }
+        inner.seen.clone_from(&from.seen);
+        if from.refresh_token.is_some() {
+            inner.refresh_token.clone_from(&from.refresh_token);
+        }
+        inner.unstored = from.unstored.as_ref().map(|u| Unstored {
+            error: u.error.clone(),
+            retry_at: u.retry_at,
+            attempts: u.attempts,
+        });
+        inner.refused.clone_from(&from.refused);
+        if let TokenState::NeedsLogin { .. } = from.state
+            && same(from.refused.as_ref(), inner.refresh_token.as_ref())
+            && self.account.token_url == old.account.token_url
+            && self.account.client_id == old.account.client_id
+        {
+            // Same token, same endpoint and client: it would be refused again.
+            inner.state = from.state.clone();
+            inner.last_error.clone_from(&from.last_error);
+        }
+        drop(inner);
+        self.wake.notify_one();
     }
 
     /// Re-reads the store for an account that has no usable refresh token,
-    /// as a reload does; accounts that work are left alone.
+    /// as a reload does. A token the provider already refused is not sent
+    /// again; accounts that work are left alone.
     pub async fn reload_secret(&self) -> Result<(), SecretError> {
         let stuck = matches!(
             self.lock().state,
             TokenState::NoToken | TokenState::NeedsLogin { .. }
         );
-        if stuck { self.load().await } else { Ok(()) }
+        if !stuck || self.account.grant == Grant::ClientCredentials {
+            return Ok(());
+        }
+        let token = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?;
+        if token.is_some() && same(token.as_ref(), self.lock().refused.as_ref()) {
+            tracing::info!(ACCOUNT = %self.name(), "the store still holds the refresh token the provider refused; not sending it again: run `freshd login {}`", self.name());
+            return Ok(());
+        }
+        self.take_stored(token);
+        Ok(())
+    }
+
+    /// Adopts what the store holds now, after a `login`, `import-token` or
+    /// `logout` told the daemon that it changed: waits for a request in
+    /// flight, then, for a new token, refreshes with it at once so the
+    /// answer says whether it works.
+    pub async fn adopt(self: &Arc<Self>) -> Result<Adopted, SecretError> {
+        let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
+        let token = if self.account.grant == Grant::ClientCredentials {
+            None
+        } else {
+            secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?
+        };
+        {
+            let inner = self.lock();
+            let ours = token.as_ref().is_some_and(|t| inner.knows(t));
+            if ours || same(token.as_ref(), inner.refresh_token.as_ref()) {
+                return Ok(Adopted::Unchanged);
+            }
+        }
+        let Some(_) = token else {
+            tracing::info!(ACCOUNT = %self.name(), "the refresh token was removed from the store; the account has no token now");
+            self.take_stored(None);
+            self.notify_changed();
+            return Ok(Adopted::Removed);
+        };
+        tracing::info!(ACCOUNT = %self.name(), "the store holds a new refresh token (a login or import); using it from now on");
+        self.take_stored(token);
+        {
+            let mut inner = self.lock();
+            inner.state = TokenState::Idle;
+            inner.failures = 0;
+            inner.last_error = None;
+        }
+        Ok(match self.refresh(guard, false).await {
+            Ok(_) => Adopted::Working,
+            Err(e) => Adopted::Failing(e.to_string()),
+        })
     }
 
     fn info_path(&self) -> Option<PathBuf> {
@@ -293,20 +507,20 @@ impl TokenManager {
     /// A valid access token: the held one if it has enough life left, else
     /// a refreshed one. Never waits out a backoff: during one it fails at
     /// once with the time of the next attempt.
-    pub async fn access_token(&self) -> Result<SecretString, TokenError> {
+    pub async fn access_token(self: &Arc<Self>) -> Result<SecretString, TokenError> {
         loop {
-            if let Some(answer) = self.answer_from_memory(self.clock.now()) {
+            if let Some(answer) = self.answer_from_memory() {
                 return answer;
             }
             // Subscribe before trying the lock, so a refresh that ends in
             // between is not missed.
             let mut done = self.refreshed.subscribe();
-            if let Ok(_guard) = self.refresh_lock.try_lock() {
+            if let Ok(guard) = Arc::clone(&self.refresh_lock).try_lock_owned() {
                 // Whoever held the lock before us may have refreshed already.
-                if let Some(answer) = self.answer_from_memory(self.clock.now()) {
+                if let Some(answer) = self.answer_from_memory() {
                     return answer;
                 }
-                return self.refresh().await;
+                return self.refresh(guard, false).await;
             }
             // A refresh is in flight: wait for it, then look again.
             if done.changed().await.is_err() {
@@ -318,10 +532,10 @@ impl TokenManager {
     /// Forgets `rejected` (an API answered 401 to it) and refreshes, unless
     /// someone already replaced it.
     pub async fn refresh_after_401(
-        &self,
+        self: &Arc<Self>,
         rejected: &SecretString,
     ) -> Result<SecretString, TokenError> {
-        let _guard = self.refresh_lock.lock().await;
+        let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
         {
             let mut inner = self.lock();
             let same = inner
@@ -332,18 +546,19 @@ impl TokenManager {
                 inner.access = None;
             }
         }
-        if let Some(answer) = self.answer_from_memory(self.clock.now()) {
+        if let Some(answer) = self.answer_from_memory() {
             return answer;
         }
-        self.refresh().await
+        self.refresh(guard, true).await
     }
 
     /// `Some` when memory alone can answer: a usable token, or a state that
     /// forbids asking the provider now.
-    fn answer_from_memory(&self, now: Timestamp) -> Option<Result<SecretString, TokenError>> {
+    fn answer_from_memory(&self) -> Option<Result<SecretString, TokenError>> {
+        let boot = self.clock.boot();
         let inner = self.lock();
         if let Some(a) = &inner.access
-            && usable(a, now)
+            && usable(a, boot)
         {
             return Some(Ok(a.token.clone()));
         }
@@ -354,7 +569,7 @@ impl TokenManager {
                 account,
                 reason: reason.clone(),
             })),
-            TokenState::Backoff { until, .. } if now < *until => Some(Err(TokenError::Backoff {
+            TokenState::Backoff { until, at } if boot < *at => Some(Err(TokenError::Backoff {
                 account,
                 reason: inner.last_error.clone().unwrap_or_default(),
                 until: *until,
@@ -364,8 +579,16 @@ impl TokenManager {
     }
 
     /// One request to the token endpoint, with the outcome recorded. The
-    /// caller holds [`Self::refresh_lock`].
-    async fn refresh(&self) -> Result<SecretString, TokenError> {
+    /// request runs in a task of its own that holds `guard` (the refresh
+    /// lock): if the caller gives up, or the daemon stops, the answer is
+    /// still taken in and a rotation stored. `forced` marks a refresh that
+    /// is not the plan's (a 401), which counts against the minute's cap.
+    async fn refresh(
+        self: &Arc<Self>,
+        guard: OwnedMutexGuard<()>,
+        forced: bool,
+    ) -> Result<SecretString, TokenError> {
+        let boot = self.clock.boot();
         let grant_token = {
             let mut inner = self.lock();
             let token = match self.account.grant {
@@ -380,144 +603,283 @@ impl TokenManager {
                     }
                 },
             };
+            while inner
+                .recent
+                .front()
+                .is_some_and(|t| boot.saturating_sub(*t) >= REQUEST_WINDOW)
+            {
+                inner.recent.pop_front();
+            }
+            if forced || inner.failures > 0 {
+                if inner.recent.len() >= MAX_UNPLANNED_REQUESTS {
+                    return Err(self.hold_back(&mut inner, boot));
+                }
+                inner.recent.push_back(boot);
+            }
             inner.state = TokenState::Refreshing;
             token
         };
-        let grant = match &grant_token {
-            Some(t) => GrantRequest::RefreshToken(t),
-            None => GrantRequest::ClientCredentials,
-        };
-        tracing::debug!(ACCOUNT = %self.name(), "refreshing the access token");
-        let result = self.endpoint.request(grant).await;
-        let outcome = match result {
-            Ok(tokens) => Ok(self.accept(tokens, grant_token.as_ref()).await),
-            Err(e) => Err(self.fail(e)),
-        };
-        self.wake.notify_one();
-        self.refreshed.send_modify(|n| *n += 1);
+        let me = Arc::clone(self);
+        let task = self.inflight.spawn(async move {
+            let _guard = guard;
+            let grant = match &grant_token {
+                Some(t) => GrantRequest::RefreshToken(t),
+                None => GrantRequest::ClientCredentials,
+            };
+            tracing::debug!(ACCOUNT = %me.name(), "refreshing the access token");
+            let outcome = match me.endpoint.request(grant).await {
+                Ok(tokens) => me.accept(tokens, grant_token.as_ref()).await,
+                Err(e) => Err(me.fail(e, grant_token)),
+            };
+            me.wake.notify_one();
+            me.refreshed.send_modify(|n| *n += 1);
+            me.notify_changed();
+            outcome
+        });
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(join) => Err(TokenError::Backoff {
+                account: self.name().to_owned(),
+                reason: format!("the refresh task failed: {join}"),
+                until: self.clock.now(),
+            }),
+        }
+    }
+
+    fn notify_changed(&self) {
         if let Some(o) = self.observer.get() {
             o.notify_one();
         }
-        outcome
     }
 
-    /// Records new tokens: a rotated refresh token is stored first.
-    async fn accept(&self, tokens: Tokens, sent: Option<&SecretString>) -> SecretString {
-        let mut store_error = None;
-        if let Some(new) = &tokens.refresh_token
+    /// The minute's cap is reached: no request now; the next one when the
+    /// oldest of the minute leaves the window.
+    fn hold_back(&self, inner: &mut Inner, boot: Duration) -> TokenError {
+        let at = inner.recent.front().map_or(boot, |t| *t + REQUEST_WINDOW);
+        let until = self.wall(at);
+        let reason = format!(
+            "{} unplanned token requests in the last minute; freshd sends no more than that",
+            inner.recent.len()
+        );
+        tracing::warn!(ACCOUNT = %self.name(), "{reason}; next try at {}", until.round(jiff::Unit::Second).unwrap_or(until));
+        if inner.last_error.is_none() {
+            inner.last_error = Some(reason.clone());
+        }
+        inner.state = TokenState::Backoff { until, at };
+        TokenError::Backoff {
+            account: self.name().to_owned(),
+            reason: inner.last_error.clone().unwrap_or(reason),
+            until,
+        }
+    }
+
+    /// Records new tokens: a rotated refresh token is kept first (stored,
+    /// or held for a retry), whatever else the answer says.
+    async fn accept(
+        &self,
+        tokens: Tokens,
+        sent: Option<&SecretString>,
+    ) -> Result<SecretString, TokenError> {
+        if let Some(new) = tokens.refresh_token
             && sent.is_none_or(|old| old.expose_secret() != new.expose_secret())
         {
-            match secrets::set(
-                &self.store,
-                self.name(),
-                SecretKind::RefreshToken,
-                new.clone(),
-            )
-            .await
-            {
-                Ok(()) => {
-                    tracing::info!(ACCOUNT = %self.name(), "stored the rotated refresh token")
-                }
-                Err(e) => {
-                    let msg = format!(
-                        "cannot store the rotated refresh token ({e}); it is kept in memory until the store works again"
-                    );
-                    tracing::error!(ACCOUNT = %self.name(), "{msg}");
-                    store_error = Some(msg);
-                }
-            }
+            self.keep_rotation(new).await;
         }
+        let lifetime = match tokens.lifetime {
+            Lifetime::Given(d) => d,
+            Lifetime::Unusable(what) => {
+                let mut inner = self.lock();
+                if !inner.warned_lifetime {
+                    inner.warned_lifetime = true;
+                    tracing::warn!(ACCOUNT = %self.name(), "the provider gave no usable lifetime for the access token ({what}); freshd assumes {} and refreshes before then", format_duration(DEFAULT_LIFETIME));
+                }
+                DEFAULT_LIFETIME
+            }
+            Lifetime::Expired(what) => {
+                return Err(self.fail(
+                    RefreshError::Transient {
+                        reason: format!(
+                            "the provider answered with an access token that is already expired ({what}), a provider fault"
+                        ),
+                        retry_after: None,
+                    },
+                    None,
+                ));
+            }
+        };
         let now = self.clock.now();
-        let expires_at = tokens
-            .expires_in
-            .and_then(|d| SignedDuration::try_from(d).ok())
-            .and_then(|d| now.checked_add(d).ok());
         let access = Access {
             token: tokens.access_token.clone(),
-            expires_at,
-            lifetime: tokens.expires_in,
+            expires: self.clock.boot() + lifetime,
+            lifetime,
         };
         let next = self.refresh_at(&access);
         let mut inner = self.lock();
-        if let Some(new) = tokens.refresh_token {
-            inner.refresh_token = Some(new);
-        }
+        let expires_at = self.wall(access.expires);
         inner.access = Some(access);
         inner.state = TokenState::Fresh;
         inner.failures = 0;
         inner.last_refresh = Some(now);
-        inner.last_error = store_error;
-        match (expires_at, next) {
-            (Some(exp), Some(next)) => tracing::info!(
-                ACCOUNT = %self.name(),
-                "access token refreshed; it expires at {}, next refresh at {}",
-                exp.round(jiff::Unit::Second).unwrap_or(exp),
-                next.round(jiff::Unit::Second).unwrap_or(next)
-            ),
-            _ => {
-                tracing::info!(ACCOUNT = %self.name(), "access token fetched; the provider gives it no expiry")
-            }
-        }
+        inner.last_error = None;
+        tracing::info!(
+            ACCOUNT = %self.name(),
+            "access token refreshed; it expires at {}, next refresh at {}",
+            expires_at.round(jiff::Unit::Second).unwrap_or(expires_at),
+            self.wall(next).round(jiff::Unit::Second).unwrap_or(expires_at)
+        );
         self.check_expiry_warning(&mut inner, now);
-        tokens.access_token
+        Ok(tokens.access_token)
     }
 
-    fn fail(&self, e: RefreshError) -> TokenError {
-        let now = self.clock.now();
+    /// Keeps a rotated refresh token: it becomes the chain's newest in
+    /// memory, then is written, unless the store changed since freshd last
+    /// read or wrote it, in which case the stored token is adopted instead.
+    async fn keep_rotation(&self, new: SecretString) {
+        self.lock().hold(new);
+        self.store_newest().await;
+    }
+
+    /// Writes the in-memory refresh token to the store, or adopts the
+    /// store's if someone else wrote there. On failure the token stays in
+    /// memory and a retry is planned.
+    async fn store_newest(&self) {
+        let now_stored = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await;
+        let Some(newest) = self.lock().refresh_token.clone() else {
+            return;
+        };
+        if let Ok(Some(found)) = now_stored
+            && !self.lock().knows(&found)
+        {
+            tracing::warn!(ACCOUNT = %self.name(), "the store holds a refresh token freshd did not write (a login or import since); using it, and not writing the rotation of the old one over it");
+            let mut inner = self.lock();
+            inner.hold(found);
+            inner.unstored = None;
+            return;
+        }
+        match secrets::set(
+            &self.store,
+            self.name(),
+            SecretKind::RefreshToken,
+            newest.clone(),
+        )
+        .await
+        {
+            Ok(()) => {
+                let was_unstored = self.lock().unstored.take().is_some();
+                if was_unstored {
+                    tracing::info!(ACCOUNT = %self.name(), "stored the rotated refresh token that was waiting in memory");
+                } else {
+                    tracing::info!(ACCOUNT = %self.name(), "stored the rotated refresh token");
+                }
+            }
+            Err(e) => self.store_failed(&e),
+        }
+    }
+
+    fn store_failed(&self, e: &SecretError) {
+        let boot = self.clock.boot();
+        let mut inner = self.lock();
+        let attempts = inner.unstored.as_ref().map_or(0, |u| u.attempts) + 1;
+        let delay = STORE_RETRY_BASE
+            .saturating_mul(1u32 << (attempts - 1).min(16))
+            .min(STORE_RETRY_CAP);
+        let error = format!(
+            "cannot store the rotated refresh token ({e}); it is kept in memory and freshd tries again in {} (do not restart freshd until it is stored)",
+            format_duration(delay)
+        );
+        tracing::error!(ACCOUNT = %self.name(), "{error}");
+        inner.unstored = Some(Unstored {
+            error,
+            retry_at: boot + delay,
+            attempts,
+        });
+        drop(inner);
+        self.wake.notify_one();
+        self.notify_changed();
+    }
+
+    /// The background task's store retry, under the refresh lock so that no
+    /// rotation races it.
+    async fn retry_store(&self) {
+        let _guard = self.refresh_lock.lock().await;
+        let due = self
+            .lock()
+            .unstored
+            .as_ref()
+            .is_some_and(|u| u.retry_at <= self.clock.boot());
+        if due {
+            self.store_newest().await;
+            self.notify_changed();
+        }
+    }
+
+    fn fail(&self, e: RefreshError, sent: Option<SecretString>) -> TokenError {
+        let boot = self.clock.boot();
         let mut inner = self.lock();
         let account = self.name().to_owned();
-        match e {
+        let (reason, retry_after, floor) = match e {
             RefreshError::Transient {
                 reason,
                 retry_after,
-            } => {
-                inner.failures += 1;
-                let attempt = inner.failures;
-                let delay = backoff_delay(attempt).max(retry_after.unwrap_or_default());
-                let until = now
-                    .checked_add(SignedDuration::try_from(delay).unwrap_or(SignedDuration::MAX))
-                    .unwrap_or(Timestamp::MAX);
-                tracing::warn!(ACCOUNT = %account, "token refresh failed: {reason}; next try in {} (attempt {attempt})", format_duration(delay));
-                inner.state = TokenState::Backoff { until };
-                inner.last_error = Some(reason.clone());
-                TokenError::Backoff {
-                    account,
-                    reason,
-                    until,
-                }
+            } => (reason, retry_after, Duration::ZERO),
+            RefreshError::Unanswered { reason } => {
+                tracing::warn!(ACCOUNT = %account, "a token request was sent but not answered ({reason}): the provider may have rotated the refresh token in the answer that never came; freshd waits before trying the old one again, and a provider with reuse detection may then revoke the grant (the account would need `freshd login {account}`)");
+                (reason, None, UNANSWERED_BACKOFF)
             }
             RefreshError::Revoked { reason } => {
                 tracing::error!(
                     ACCOUNT = %account,
-                    "the provider refused the refresh token ({reason}): run `freshd login {account}`; freshd will not try again until then or a reload"
+                    "the provider refused the refresh token ({reason}): run `freshd login {account}`; freshd sends nothing more until the store holds a new token"
                 );
-                inner.state = TokenState::NeedsLogin {
-                    reason: reason.clone(),
-                };
-                inner.last_error = Some(reason.clone());
-                TokenError::NeedsLogin { account, reason }
+                return self.needs_login(&mut inner, reason, sent);
             }
             RefreshError::Rejected { reason } => {
-                let reason = format!(
-                    "the provider refused the client ({reason}); check client_id, client_secret and the token URL in the config"
-                );
-                tracing::error!(ACCOUNT = %account, "{reason}; freshd will not try again until a reload");
-                inner.state = TokenState::NeedsLogin {
-                    reason: reason.clone(),
-                };
-                inner.last_error = Some(reason.clone());
-                TokenError::NeedsLogin { account, reason }
+                tracing::error!(ACCOUNT = %account, "{reason}; freshd sends nothing more until then");
+                return self.needs_login(&mut inner, reason, sent);
             }
+        };
+        inner.failures += 1;
+        let attempt = inner.failures;
+        let delay = backoff_delay(attempt)
+            .max(retry_after.unwrap_or_default())
+            .max(floor);
+        let at = boot + delay;
+        let until = self.wall(at);
+        tracing::warn!(ACCOUNT = %account, "token refresh failed: {reason}; next try in {} (attempt {attempt})", format_duration(delay));
+        inner.state = TokenState::Backoff { until, at };
+        inner.last_error = Some(reason.clone());
+        TokenError::Backoff {
+            account,
+            reason,
+            until,
         }
     }
 
-    /// When the held token should be refreshed: `refresh_before_expiry`
-    /// ahead (at most half the token's life), less this account's jitter.
-    fn refresh_at(&self, a: &Access) -> Option<Timestamp> {
-        let (exp, lifetime) = (a.expires_at?, a.lifetime?);
-        let margin = self.account.refresh_before_expiry.min(lifetime / 2);
+    fn needs_login(
+        &self,
+        inner: &mut Inner,
+        reason: String,
+        sent: Option<SecretString>,
+    ) -> TokenError {
+        inner.state = TokenState::NeedsLogin {
+            reason: reason.clone(),
+        };
+        inner.refused = sent;
+        inner.access = None;
+        inner.last_error = Some(reason.clone());
+        TokenError::NeedsLogin {
+            account: self.name().to_owned(),
+            reason,
+        }
+    }
+
+    /// When the held token should be refreshed (boot clock):
+    /// `refresh_before_expiry` ahead (at most half the token's life), less
+    /// this account's jitter.
+    fn refresh_at(&self, a: &Access) -> Duration {
+        let margin = self.account.refresh_before_expiry.min(a.lifetime / 2);
         let margin = margin.mul_f64(1.0 + JITTER_SHARE * self.jitter);
-        exp.checked_sub(SignedDuration::try_from(margin).ok()?).ok()
+        a.expires.saturating_sub(margin)
     }
 
     fn check_expiry_warning(&self, inner: &mut Inner, now: Timestamp) {
@@ -536,9 +898,9 @@ impl TokenManager {
     }
 
     /// Refreshes if the plan says it is time (the background task's step).
-    async fn refresh_if_due(&self) {
-        let _guard = self.refresh_lock.lock().await;
-        let now = self.clock.now();
+    async fn refresh_if_due(self: &Arc<Self>) {
+        let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
+        let boot = self.clock.boot();
         let due = {
             let inner = self.lock();
             match &inner.state {
@@ -546,52 +908,80 @@ impl TokenManager {
                 TokenState::Fresh => inner
                     .access
                     .as_ref()
-                    .and_then(|a| self.refresh_at(a))
-                    .is_some_and(|t| t <= now),
-                TokenState::Backoff { until, .. } => *until <= now,
+                    .is_some_and(|a| self.refresh_at(a) <= boot),
+                TokenState::Backoff { at, .. } => *at <= boot,
                 _ => false,
             }
         };
         if due {
-            let _ = self.refresh().await;
+            let _ = self.refresh(guard, false).await;
         }
     }
 
-    /// When the background task should next act, if at all.
-    fn next_wake(&self) -> Option<Timestamp> {
+    /// When the background task should next act (boot clock), if at all:
+    /// the planned refresh or retry, or a store retry.
+    fn next_wake(&self) -> Option<Duration> {
         let inner = self.lock();
-        match &inner.state {
-            TokenState::Idle => Some(self.clock.now()),
-            TokenState::Fresh => inner.access.as_ref().and_then(|a| self.refresh_at(a)),
-            TokenState::Backoff { until, .. } => Some(*until),
+        let refresh = match &inner.state {
+            TokenState::Idle => Some(self.clock.boot()),
+            TokenState::Fresh => inner.access.as_ref().map(|a| self.refresh_at(a)),
+            TokenState::Backoff { at, .. } => Some(*at),
             _ => None,
+        };
+        let store = inner.unstored.as_ref().map(|u| u.retry_at);
+        match (refresh, store) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// The background refresher: sleeps until the next planned refresh (or
-    /// retry) and does it. Runs until `cancel`.
+    /// retry, or store retry) and does it. Runs until `cancel`.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         loop {
             let wake = self.next_wake();
             let sleep = async {
                 match wake {
-                    Some(t) => sleep_until_wall(self.clock.as_ref(), t).await,
+                    Some(t) => sleep_until_boot(self.clock.as_ref(), t).await,
                     None => std::future::pending().await,
                 }
             };
             tokio::select! {
                 () = cancel.cancelled() => return,
                 () = self.wake.notified() => {}
-                () = sleep => self.refresh_if_due().await,
+                () = sleep => {
+                    self.retry_store().await;
+                    self.refresh_if_due().await;
+                }
             }
         }
     }
 
     /// The first refresh, done before the daemon says it is ready.
-    pub async fn initial_refresh(&self) {
-        let _guard = self.refresh_lock.lock().await;
+    pub async fn initial_refresh(self: &Arc<Self>) {
+        let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
         if self.lock().state == TokenState::Idle {
-            let _ = self.refresh().await;
+            let _ = self.refresh(guard, false).await;
+        }
+    }
+
+    /// Before exit: waits for a token request in flight (bounded by its own
+    /// timeout) and tries once more to store a rotation the store refused.
+    /// What cannot be saved is said, with what to do.
+    pub async fn finish(&self) {
+        self.inflight.close();
+        self.inflight.wait().await;
+        if self.lock().unstored.is_none() {
+            return;
+        }
+        self.store_newest().await;
+        if let Some(u) = &self.lock().unstored {
+            tracing::error!(
+                ACCOUNT = %self.name(),
+                "freshd is stopping and the rotated refresh token could not be stored ({}); it is lost with this exit, and the stored one was already used: after the restart run `freshd login {}`",
+                u.error,
+                self.name()
+            );
         }
     }
 
@@ -608,20 +998,18 @@ impl TokenManager {
         AccountStatus {
             name: self.name().to_owned(),
             state: inner.state.word().to_owned(),
-            access_token_expires_at: inner.access.as_ref().and_then(|a| a.expires_at),
+            access_token_expires_at: inner.access.as_ref().map(|a| self.wall(a.expires)),
             last_refresh: inner.last_refresh,
             last_error: inner.last_error.clone(),
             warning,
+            store_error: inner.unstored.as_ref().map(|u| u.error.clone()),
         }
     }
 }
 
-fn usable(a: &Access, now: Timestamp) -> bool {
-    let (Some(exp), Some(lifetime)) = (a.expires_at, a.lifetime) else {
-        return a.expires_at.is_none_or(|exp| exp > now);
-    };
-    let need = MIN_VALIDITY.min(lifetime / 4);
-    crate::scheduler::until(now, exp) > need
+fn usable(a: &Access, boot: Duration) -> bool {
+    let need = MIN_VALIDITY.min(a.lifetime / 4);
+    a.expires.saturating_sub(boot) > need
 }
 
 /// `BACKOFF_BASE · 2^(attempt-1)`, capped, with ±20 % jitter.

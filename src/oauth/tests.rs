@@ -53,7 +53,7 @@ impl TokenEndpoint for Scripted {
 fn tokens(n: u32, lifetime: u64, rotate: bool) -> Tokens {
     Tokens {
         access_token: SecretString::from(format!("at-{n}")),
-        expires_in: Some(Duration::from_secs(lifetime)),
+        lifetime: Lifetime::Given(Duration::from_secs(lifetime)),
         refresh_token: rotate.then(|| SecretString::from(format!("rt-{}", n + 1))),
     }
 }
@@ -285,7 +285,7 @@ async fn a_store_that_cannot_write_keeps_the_rotated_token_in_memory() {
     let status = rig.manager.status();
     assert!(
         status
-            .last_error
+            .store_error
             .as_deref()
             .unwrap_or("")
             .contains("cannot store the rotated refresh token"),
@@ -306,7 +306,7 @@ async fn a_store_that_cannot_write_keeps_the_rotated_token_in_memory() {
             .expose_secret(),
         "rt-2"
     );
-    assert_eq!(rig.manager.status().last_error, None);
+    assert_eq!(rig.manager.status().store_error, None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -355,4 +355,205 @@ fn expiry_warning_starts_fourteen_days_before() {
         w,
         "the refresh token was obtained on 2026-01-01 and the provider ends it around 2026-07-02: run `freshd login s` before then"
     );
+}
+
+fn answer(n: u32, lifetime: Lifetime) -> Result<Tokens, RefreshError> {
+    Ok(Tokens {
+        access_token: SecretString::from(format!("at-{n}")),
+        lifetime,
+        refresh_token: Some(SecretString::from(format!("rt-{}", n + 1))),
+    })
+}
+
+fn stored(rig: &Rig) -> String {
+    rig.store
+        .get("a", SecretKind::RefreshToken)
+        .unwrap()
+        .unwrap()
+        .expose_secret()
+        .to_owned()
+}
+
+#[tokio::test(start_paused = true)]
+async fn expires_in_zero_is_no_hot_loop_and_token_does_not_hang() {
+    let rig = rig(Box::new(|n, _| {
+        answer(n, Lifetime::Expired("expires_in 0".into()))
+    }))
+    .await;
+    rig.start();
+    // `freshd token` gets an answer at once, not a hang.
+    let err = tokio::time::timeout(Duration::from_secs(1), rig.manager.access_token())
+        .await
+        .expect("access_token must not hang")
+        .unwrap_err();
+    assert!(err.to_string().contains("already expired"), "{err}");
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    // At most four requests in any minute: 10 minutes, about 4 + 9.
+    assert!(rig.requests() <= 4 * 10, "{} requests", rig.requests());
+    assert!(rig.requests() >= 4, "{} requests", rig.requests());
+    // Each answer rotated the refresh token: the newest is stored.
+    assert_eq!(stored(&rig), format!("rt-{}", rig.requests()));
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unusable_expires_in_means_the_default_lifetime() {
+    let rig = rig(Box::new(|n, _| {
+        answer(n, Lifetime::Unusable("expires_in \"abc\"".into()))
+    }))
+    .await;
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(rig.requests(), 1);
+    // Refreshed before the assumed hour is over, not never.
+    tokio::time::sleep(DEFAULT_LIFETIME).await;
+    assert_eq!(rig.requests(), 2);
+    assert_eq!(rig.manager.status().state, "ok");
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backward_wall_clock_step_never_hands_out_an_expired_token() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    assert_eq!(
+        rig.manager.access_token().await.unwrap().expose_secret(),
+        "at-0"
+    );
+    // NTP steps the wall clock two hours back; then the token's hour passes.
+    rig.clock.step_wall(-SignedDuration::from_hours(2));
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    assert_eq!(
+        rig.manager.access_token().await.unwrap().expose_secret(),
+        "at-1"
+    );
+    let status = rig.manager.status();
+    assert!(status.access_token_expires_at.unwrap() > rig.clock.now());
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unstored_rotation_is_retried_on_its_own() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    rig.store.fail_writes(true);
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(stored(&rig), "rt-0");
+    assert!(rig.manager.status().store_error.is_some());
+    rig.store.fail_writes(false);
+    // Retries at 2 s, 4 s, …: stored within a minute, with no new refresh.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(stored(&rig), "rt-1");
+    assert_eq!(rig.requests(), 1);
+    assert_eq!(rig.manager.status().store_error, None);
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_rotation_is_not_written_over_a_token_stored_by_a_login() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    rig.manager.access_token().await.unwrap();
+    assert_eq!(stored(&rig), "rt-1");
+    // A login stores a token of a new grant while the daemon runs.
+    rig.store
+        .set(
+            "a",
+            SecretKind::RefreshToken,
+            &SecretString::from("rt-login"),
+        )
+        .unwrap();
+    rig.clock.jump(Duration::from_secs(3600));
+    rig.manager.access_token().await.unwrap();
+    // The rotation of the old chain (rt-2) is not written over it…
+    assert_eq!(stored(&rig), "rt-login");
+    // …and the next refresh uses the login's token.
+    rig.clock.jump(Duration::from_secs(3600));
+    rig.manager.access_token().await.unwrap();
+    let sent = rig.endpoint.sent.lock().unwrap().clone();
+    assert_eq!(sent.last().unwrap().as_deref(), Some("rt-login"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn adopt_takes_a_new_token_at_once_and_says_whether_it_works() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    rig.manager.access_token().await.unwrap();
+    assert_eq!(rig.manager.adopt().await.unwrap(), Adopted::Unchanged);
+    rig.store
+        .set(
+            "a",
+            SecretKind::RefreshToken,
+            &SecretString::from("rt-login"),
+        )
+        .unwrap();
+    assert_eq!(rig.manager.adopt().await.unwrap(), Adopted::Working);
+    let sent = rig.endpoint.sent.lock().unwrap().clone();
+    assert_eq!(sent.last().unwrap().as_deref(), Some("rt-login"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_does_not_resend_a_refused_token() {
+    let rig = rig(Box::new(|_, _| {
+        Err(RefreshError::Revoked {
+            reason: "invalid_grant".into(),
+        })
+    }))
+    .await;
+    assert!(rig.manager.access_token().await.is_err());
+    assert_eq!(rig.requests(), 1);
+    rig.manager.reload_secret().await.unwrap();
+    assert!(rig.manager.access_token().await.is_err());
+    assert_eq!(rig.requests(), 1, "the refused token was sent again");
+    rig.store
+        .set("a", SecretKind::RefreshToken, &SecretString::from("rt-new"))
+        .unwrap();
+    rig.manager.reload_secret().await.unwrap();
+    assert!(rig.manager.access_token().await.is_err());
+    assert_eq!(rig.requests(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_in_flight_finishes_and_is_stored_when_its_caller_gives_up() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    let m = rig.manager.clone();
+    let caller = tokio::spawn(async move { m.access_token().await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // The request is on the wire (50 ms round trip) when the caller goes.
+    caller.abort();
+    rig.manager.finish().await;
+    assert_eq!(rig.requests(), 1);
+    assert_eq!(stored(&rig), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_sent_but_unanswered_backs_off_at_least_30_s() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    rig.endpoint
+        .queue
+        .lock()
+        .unwrap()
+        .push_back(Err(RefreshError::Unanswered {
+            reason: "no answer within the timeout".into(),
+        }));
+    rig.start();
+    tokio::time::sleep(Duration::from_secs(29)).await;
+    assert_eq!(rig.requests(), 1);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(rig.requests(), 2);
+    assert_eq!(rig.manager.status().state, "ok");
+    rig.cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_older_token_of_the_chain_reappearing_in_the_store_is_not_adopted() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    rig.manager.access_token().await.unwrap();
+    assert_eq!(stored(&rig), "rt-1");
+    // The rotated copy vanished (a state directory wiped), so the store
+    // shows the credential the chain started from again: it is spent.
+    rig.store
+        .set("a", SecretKind::RefreshToken, &SecretString::from("rt-0"))
+        .unwrap();
+    rig.clock.jump(Duration::from_secs(3600));
+    rig.manager.access_token().await.unwrap();
+    let sent = rig.endpoint.sent.lock().unwrap().clone();
+    assert_eq!(sent, vec![Some("rt-0".into()), Some("rt-1".into())]);
+    assert_eq!(stored(&rig), "rt-2");
 }

@@ -6,9 +6,21 @@
 //! `secret-tool lookup` finds what freshd stored.
 //!
 //! Every call blocks on D-Bus; callers use [`super::get`] / [`super::set`].
+//!
+//! # Sessions survive a keyring restart
+//!
+//! The zbus store opens one Secret Service session when it is built and
+//! keeps it. A keyring daemon that restarts (`gnome-keyring-daemon
+//! --replace`) forgets that session, and every later call would fail with
+//! `org.freedesktop.Secret.Error.NoSession`, or, worse, a session path the
+//! new daemon reuses would carry secrets encrypted for a key it never
+//! agreed. So before each call freshd asks the bus who owns
+//! `org.freedesktop.secrets` and opens a new session when the owner
+//! changed, and a call that fails for any reason other than a locked
+//! keyring is tried once more on a new session.
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use keyring_core::Error as KeyringError;
 use keyring_core::api::CredentialStoreApi;
@@ -17,10 +29,48 @@ use zbus_secret_service_keyring_store::Store;
 
 use super::{SERVICE, SecretError, SecretKind, SecretStore};
 
-/// The Secret Service, connected on first use.
+/// The Secret Service's well-known bus name.
+const BUS_NAME: &str = "org.freedesktop.secrets";
+
+/// The Secret Service, connected on first use and again after it restarts.
 #[derive(Debug, Default)]
 pub struct KeyringStore {
-    store: OnceLock<Arc<Store>>,
+    session: Mutex<Option<Arc<Session>>>,
+}
+
+/// One Secret Service session, and who served it.
+#[derive(Debug)]
+struct Session {
+    store: Arc<Store>,
+    /// A bus connection of our own, to ask who owns [`BUS_NAME`].
+    bus: zbus::blocking::Connection,
+    /// The owner's unique name when the session was opened.
+    owner: Option<String>,
+}
+
+impl Session {
+    fn open() -> Result<Session, SecretError> {
+        let bus = zbus::blocking::Connection::session().map_err(|e| SecretError::NoService {
+            detail: e.to_string(),
+        })?;
+        // The store's own connection activates the service if need be.
+        let store = Store::new().map_err(|e| classify(&e))?;
+        let owner = owner(&bus);
+        Ok(Session { store, bus, owner })
+    }
+
+    /// Whether the service that served this session still owns the name.
+    fn current(&self) -> bool {
+        self.owner.is_some() && owner(&self.bus) == self.owner
+    }
+}
+
+/// The unique name that owns [`BUS_NAME`], if anyone does (and the bus
+/// answers).
+fn owner(bus: &zbus::blocking::Connection) -> Option<String> {
+    let proxy = zbus::blocking::fdo::DBusProxy::new(bus).ok()?;
+    let name = zbus::names::BusName::try_from(BUS_NAME).ok()?;
+    proxy.get_name_owner(name).ok().map(|n| n.to_string())
 }
 
 impl KeyringStore {
@@ -28,21 +78,73 @@ impl KeyringStore {
         Self::default()
     }
 
-    fn store(&self) -> Result<&Arc<Store>, SecretError> {
-        if let Some(s) = self.store.get() {
-            return Ok(s);
+    /// The open session, or a new one when there is none or its service
+    /// has gone (the bus name changed owner).
+    fn session(&self) -> Result<Arc<Session>, SecretError> {
+        let mut slot = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(s) = slot.as_ref() {
+            if s.current() {
+                return Ok(Arc::clone(s));
+            }
+            tracing::info!(
+                "the Secret Service restarted ({BUS_NAME} has a new owner): opening a new session"
+            );
         }
-        let store = Store::new().map_err(|e| classify(&e))?;
-        Ok(self.store.get_or_init(|| store))
+        *slot = None;
+        let fresh = Arc::new(Session::open()?);
+        *slot = Some(Arc::clone(&fresh));
+        Ok(fresh)
     }
 
-    fn entry(&self, account: &str, kind: SecretKind) -> Result<keyring_core::Entry, SecretError> {
-        let label = format!("freshd {account} {}", kind.words());
-        let modifiers = HashMap::from([("label", label.as_str())]);
-        self.store()?
-            .build(SERVICE, &user(account, kind), Some(&modifiers))
-            .map_err(|e| classify(&e))
+    /// Forgets `stale` (unless another call already replaced it).
+    fn forget(&self, stale: &Arc<Session>) {
+        let mut slot = self
+            .session
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, stale)) {
+            *slot = None;
+        }
     }
+
+    /// `call` on the entry, tried once more on a new session when it fails
+    /// for a reason a new session may cure (not a locked keyring, not a
+    /// missing entry).
+    fn with_entry<T>(
+        &self,
+        account: &str,
+        kind: SecretKind,
+        call: impl Fn(&keyring_core::Entry) -> Result<T, KeyringError>,
+    ) -> Result<Result<T, KeyringError>, SecretError> {
+        let session = self.session()?;
+        let first = call(&entry(&session.store, account, kind)?);
+        match &first {
+            Err(e @ KeyringError::PlatformFailure(_)) if !looks_locked(&e.to_string()) => {
+                tracing::info!(
+                    "the Secret Service failed ({e}): trying once more on a new session"
+                );
+                self.forget(&session);
+                let session = self.session()?;
+                Ok(call(&entry(&session.store, account, kind)?))
+            }
+            _ => Ok(first),
+        }
+    }
+}
+
+fn entry(
+    store: &Store,
+    account: &str,
+    kind: SecretKind,
+) -> Result<keyring_core::Entry, SecretError> {
+    let label = format!("freshd {account} {}", kind.words());
+    let modifiers = HashMap::from([("label", label.as_str())]);
+    store
+        .build(SERVICE, &user(account, kind), Some(&modifiers))
+        .map_err(|e| classify(&e))
 }
 
 /// The `username` attribute of an entry.
@@ -87,7 +189,7 @@ fn looks_unreachable(detail: &str) -> bool {
 
 impl SecretStore for KeyringStore {
     fn get(&self, account: &str, kind: SecretKind) -> Result<Option<SecretString>, SecretError> {
-        match self.entry(account, kind)?.get_password() {
+        match self.with_entry(account, kind, keyring_core::Entry::get_password)? {
             Ok(p) => Ok(Some(SecretString::from(p))),
             Err(KeyringError::NoEntry) => Ok(None),
             Err(KeyringError::BadEncoding(_)) => Err(SecretError::NotText {
@@ -111,8 +213,7 @@ impl SecretStore for KeyringStore {
         kind: SecretKind,
         value: &SecretString,
     ) -> Result<(), SecretError> {
-        self.entry(account, kind)?
-            .set_password(value.expose_secret())
+        self.with_entry(account, kind, |e| e.set_password(value.expose_secret()))?
             .map_err(|e| classify(&e))
     }
 

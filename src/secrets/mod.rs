@@ -58,11 +58,11 @@ pub enum SecretError {
     )]
     NoService { detail: String },
     #[error(
-        "the keyring is locked ({detail}): unlock it (log in to the desktop, or run `gnome-keyring-daemon --replace --unlock` and type the keyring password on its standard input), then restart freshd"
+        "the keyring is locked ({detail}): unlock it (log in to the desktop, or run `gnome-keyring-daemon --replace --unlock` and type the keyring password on its standard input); a running freshd keeps a token it could not store in memory and stores it by itself once the keyring answers, so do not restart it for this"
     )]
     Locked { detail: String },
     #[error(
-        "the keyring did not answer within {}s: it is probably locked and waiting for a password prompt; unlock it (log in to the desktop, or `gnome-keyring-daemon --replace --unlock`), then restart freshd",
+        "the keyring did not answer within {}s: it is probably locked and waiting for a password prompt; unlock it (log in to the desktop, or run `gnome-keyring-daemon --replace --unlock` and type the keyring password on its standard input); a running freshd keeps a token it could not store in memory and stores it by itself once the keyring answers, so do not restart it for this",
         STORE_TIMEOUT.as_secs()
     )]
     Timeout,
@@ -140,5 +140,21 @@ async fn blocking<T: Send + 'static>(
             detail: format!("the store call panicked: {join}"),
         }),
         Err(_) => Err(SecretError::Timeout),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyring_errors_say_what_to_do_and_never_advise_a_restart() {
+        let detail = String::from("org.freedesktop.Secret.Error.IsLocked");
+        for e in [SecretError::Locked { detail }, SecretError::Timeout] {
+            let text = e.to_string();
+            assert!(text.contains("unlock it"), "{text}");
+            assert!(text.contains("stores it by itself"), "{text}");
+            assert!(!text.contains("then restart"), "{text}");
+        }
     }
 }

@@ -1,0 +1,94 @@
+//! The two HTTP clients freshd uses, and their redirect policies.
+//!
+//! - [`token_client`] talks to token endpoints: it never follows a
+//!   redirect. On 307/308 a client would re-send the form, refresh token
+//!   included, to wherever `Location` points; after a 302 it would trust
+//!   whatever server it landed on. A 3xx is a configuration error instead
+//!   (see [`crate::oauth::endpoint`]).
+//! - [`api_client`] talks to the APIs jobs call with a bearer token: it
+//!   follows redirects within the same origin (scheme, host and port) only,
+//!   so the token never goes to another host and never over plain HTTP
+//!   after HTTPS.
+//!
+//! Neither keeps idle connections: a token keeper talks to each endpoint a
+//! few times an hour, and an idle pool only costs timer wakeups.
+
+use std::time::Duration;
+
+/// How long a connection may take to open.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a whole request may take unless the caller says otherwise.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most redirects followed within one origin.
+const MAX_REDIRECTS: usize = 5;
+
+/// Why a Web API redirect was not followed.
+#[derive(Debug, thiserror::Error)]
+pub enum RedirectRefused {
+    #[error(
+        "the API redirected to another origin ({to}); freshd sends the bearer token only to the configured api_base_url's origin ({from})"
+    )]
+    OtherOrigin { from: String, to: String },
+    #[error("the API redirected more than {MAX_REDIRECTS} times")]
+    TooMany,
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .user_agent(concat!("freshd/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .pool_max_idle_per_host(0)
+}
+
+/// The client for token endpoints: no redirects, ever.
+pub fn token_client() -> Result<reqwest::Client, reqwest::Error> {
+    builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// The client for Web APIs: same-origin redirects only.
+pub fn api_client() -> Result<reqwest::Client, reqwest::Error> {
+    let policy = reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first() else {
+            return attempt.follow();
+        };
+        let (from, to) = (origin(first), origin(attempt.url()));
+        if from != to {
+            return attempt.error(RedirectRefused::OtherOrigin { from, to });
+        }
+        if attempt.previous().len() > MAX_REDIRECTS {
+            return attempt.error(RedirectRefused::TooMany);
+        }
+        attempt.follow()
+    });
+    builder().redirect(policy).build()
+}
+
+/// `scheme://host:port`, the unit of trust for a bearer token.
+fn origin(url: &reqwest::Url) -> String {
+    format!(
+        "{}://{}:{}",
+        url.scheme(),
+        url.host_str().unwrap_or_default(),
+        url.port_or_known_default().unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_differ_by_scheme_host_and_port() {
+        let o = |u: &str| origin(&reqwest::Url::parse(u).unwrap());
+        assert_eq!(
+            o("https://api.example.com/v1/x"),
+            o("https://api.example.com:443/y")
+        );
+        assert_ne!(o("https://api.example.com/"), o("http://api.example.com/"));
+        assert_ne!(o("http://127.0.0.1:8080/"), o("http://127.0.0.1:8081/"));
+        assert_ne!(o("https://a.example.com/"), o("https://b.example.com/"));
+    }
+}
