@@ -602,16 +602,18 @@ pub fn stored_token(state_dir: &Path, creds_dir: &Path, account: &str) -> Option
 pub struct StoreWatch {
     pub seen: Arc<Mutex<Vec<(i64, String)>>>,
     task: tokio::task::JoinHandle<()>,
+    paths: (PathBuf, PathBuf, String),
 }
 
 impl StoreWatch {
     pub fn start(state_dir: &Path, creds_dir: &Path, account: &str) -> StoreWatch {
         let seen: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
-        let (state_dir, creds_dir, account) = (
+        let paths = (
             state_dir.to_path_buf(),
             creds_dir.to_path_buf(),
             account.to_string(),
         );
+        let (state_dir, creds_dir, account) = paths.clone();
         let s = Arc::clone(&seen);
         let task = tokio::spawn(async move {
             loop {
@@ -622,10 +624,20 @@ impl StoreWatch {
                         s.push((now_ms(), hash));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        StoreWatch { seen, task }
+        StoreWatch { seen, task, paths }
+    }
+
+    /// What was seen, with the store as it is now at the end.
+    pub fn seen(&self) -> Vec<(i64, String)> {
+        let mut seen = self.seen.lock().unwrap().clone();
+        let (state_dir, creds_dir, account) = &self.paths;
+        if let Some(token) = stored_token(state_dir, creds_dir, account) {
+            seen.push((now_ms(), sha256(&token)));
+        }
+        seen
     }
 }
 

@@ -15,7 +15,8 @@
 // The first line on stdout is `listening http://127.0.0.1:PORT`; the issuer is
 // that URL. Test-only endpoints, under /test/:
 //   GET  /test/journal   every token-endpoint request (JSON array), in the
-//        order answered: t and t_done (ms since the epoch: arrived, answered),
+//        order answered: t and t_done (ms since the epoch: arrived, answer
+//        sent; a held answer is journaled when it is sent),
 //        grant_type, client_id, presented (SHA-256 hex of the refresh token
 //        presented), issued_refresh, issued_access (SHA-256 hex), expires_in,
 //        access_expires_at (ms), grant, outcome ("ok" or the OAuth error
@@ -283,6 +284,8 @@ async function journaled(ctx, next) {
     ?? entities.AuthorizationCode?.grantId
     ?? entities.Grant?.jti
     ?? null;
+  // The answer is held here (rotation done, not yet sent) when asked to.
+  if (held?.after) await sleep(held.after);
   record({
     t,
     t_done: Date.now(),
@@ -298,7 +301,6 @@ async function journaled(ctx, next) {
     error_description: ok ? null : (body.error_description ?? null),
     status: ctx.status,
   });
-  if (held?.after) await sleep(held.after);
 }
 
 async function testEndpoint(ctx) {
