@@ -528,14 +528,23 @@ async fn a_read_only_state_directory_loses_no_rotation() {
     };
     std::fs::create_dir_all(w.state_dir()).unwrap();
     let dir = w.state_dir();
+    // chmod before +i and after -i: an immutable directory's mode cannot
+    // change.
     let attr = |flag: &str, mode: u32| {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode)).unwrap();
-        std::process::Command::new("chattr")
+        let chmod = || std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
+        if flag == "+i" {
+            chmod().unwrap();
+        }
+        let ok = std::process::Command::new("chattr")
             .args([flag])
             .arg(&dir)
             .status()
-            .is_ok_and(|s| s.success())
+            .is_ok_and(|s| s.success());
+        if flag == "-i" {
+            chmod().unwrap();
+        }
+        ok
     };
     // chmod alone does not stop root, which the suite may run as; an
     // immutable directory stops everyone.
@@ -644,31 +653,30 @@ command = ["sh", "-c", "echo tick >> {ticks_path}"]
     w.use_tokens(Duration::from_secs(30), Duration::from_millis(700))
         .await;
     let after_back = ticks() - before;
-    assert!(
-        after_back >= 2,
-        "the 5 s job ran {after_back} times in 40 s after a 2 h backward jump; log:\n{}",
-        daemon.log_text()
-    );
     let before = ticks();
     w.use_tokens(Duration::from_secs(11), Duration::from_millis(700))
         .await;
-    assert!(ticks() - before >= 2, "the job runs every 5 s again");
+    let settled = ticks() - before;
 
     std::fs::write(&offset, "+2h\n").unwrap();
     let before = ticks();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let burst = ticks() - before;
-    assert!(burst <= 1, "{burst} catch-up runs after a forward jump");
     w.use_tokens(Duration::from_secs(12), Duration::from_millis(700))
         .await;
-    assert!(
-        ticks() - before >= 2,
-        "the job kept running after the forward jump"
-    );
+    let forward = ticks() - before;
+    let log = daemon.log_text();
     assert_eq!(stop(&mut daemon).await, 0);
+    // The tokens first: (c) is what a jump broke worst.
     w.check(&watch, Duration::from_secs(5), &[(from, now_ms())])
         .await;
     assert!(w.handed.lock().unwrap().len() > 50);
+    assert!(
+        after_back >= 2 && settled >= 2,
+        "the 5 s job ran {after_back} times in the 40 s after a 2 h backward jump, then {settled} times in 11 s; log:\n{log}"
+    );
+    assert!(burst <= 1, "{burst} catch-up runs after a forward jump");
+    assert!(forward >= 2, "the job kept running after the forward jump");
 }
 
 // ---- signals during a refresh ----
@@ -847,9 +855,9 @@ async fn refreshes_use(w: &World, grant: &str, since: i64) {
     }
 }
 
-/// reliability: `freshd import-token` and then `freshd login` (through a real OIDC server's pages) while the daemon runs and the account is healthy, each followed by a reload | the daemon adopted each new token and confirmed it; the CLI said "the running daemon uses it now" only then; the next rotation continued the new chain and never wrote over it | nothing; the old chain was left alone
+/// reliability: `freshd import-token` with a refresh token of a new grant (a real OIDC server) while the daemon runs and the account is healthy, then a reload | the daemon adopted the new token and confirmed it; the CLI said "the running daemon uses it now" only then; the next rotation continued the new chain and never wrote over it | nothing; the old chain was left alone
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_token_while_running_is_adopted() {
+async fn an_imported_token_while_running_is_adopted() {
     let Some(w) = World::new(4, "").await else {
         return;
     };
@@ -885,7 +893,25 @@ async fn a_new_token_while_running_is_adopted() {
     )
     .await;
     assert_eq!(stored_grant(&w).await, new_grant);
+    assert!(w.token().await.is_some());
+    assert_eq!(stop(&mut daemon).await, 0);
+    w.check(&watch, Duration::from_secs(5), &[(from, imported)])
+        .await;
+}
 
+/// reliability: `freshd login` through a real OIDC server's login and consent pages (PKCE S256, `prompt=consent` for `offline_access`) while the daemon runs and the account is healthy, then a reload | the daemon adopted the new grant's token and confirmed it; the CLI said so only then; the next rotation continued the new chain | nothing; the old chain was left alone
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_while_running_is_adopted() {
+    let Some(w) = World::new(4, "").await else {
+        return;
+    };
+    let watch = w.watch();
+    let from = now_ms();
+    let mut daemon = w.start(&[]).await;
+    daemon.notify_containing("READY=1").await;
+    let base = w.refreshes().await;
+    w.wait_refreshes(base, 1).await;
+    let before_login = now_ms();
     let (code, text) = freshd_login(&w).await;
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("uses it now"), "{text}");
@@ -899,7 +925,8 @@ async fn a_new_token_while_running_is_adopted() {
         .find(|e| e.grant_type.as_deref() == Some("authorization_code") && e.ok())
         .and_then(|e| e.grant.clone())
         .unwrap();
-    assert_ne!(login_grant, new_grant);
+    let old_grant = w.grant_of(&sha256(&w.first.refresh_token)).await;
+    assert_ne!(login_grant, old_grant);
     daemon.signal("HUP");
     let base = w.refreshes().await;
     w.wait_refreshes(base, 2).await;
@@ -907,7 +934,7 @@ async fn a_new_token_while_running_is_adopted() {
     assert!(w.token().await.is_some());
     assert_eq!(stop(&mut daemon).await, 0);
     assert_eq!(stored_grant(&w).await, login_grant);
-    w.check(&watch, Duration::from_secs(5), &[(from, imported)])
+    w.check(&watch, Duration::from_secs(5), &[(from, before_login)])
         .await;
 }
 
