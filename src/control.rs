@@ -2,10 +2,13 @@
 //! talk to: one JSON request line, one JSON answer line, then the
 //! connection closes.
 //!
-//! Invariants: the socket is mode 0600 in a directory freshd made 0700;
-//! a peer whose uid is neither ours nor root's is refused before anything
-//! is read; a request longer than [`MAX_REQUEST`] or slower than
-//! [`READ_TIMEOUT`] is refused. The only secret that crosses it is the
+//! Invariants: the socket is mode 0600 in a directory freshd made 0700,
+//! and binding it never deletes anything but a stale socket; a peer whose
+//! uid is neither ours nor root's is refused before anything is read; a
+//! request longer than [`MAX_REQUEST`] or slower than [`READ_TIMEOUT`] is
+//! refused; at most [`connection_cap`] connections are served at once, so
+//! idle clients cannot take the file descriptors a rotation needs; a
+//! request whose client hung up is dropped. The only secret that crosses it is the
 //! access token `freshd token` asked for.
 
 use std::fmt;
@@ -133,6 +136,10 @@ pub enum BindError {
         "another freshd is already answering on {0}; stop it first (systemctl --user stop freshd)"
     )]
     InUse(PathBuf),
+    #[error(
+        "the control socket path {path} is taken by {what}; freshd removes only a stale socket there, so remove it yourself or set [daemon] socket to another path"
+    )]
+    NotASocket { path: PathBuf, what: &'static str },
     #[error("cannot create the control socket {path}: {source}")]
     Io {
         path: PathBuf,
@@ -141,9 +148,11 @@ pub enum BindError {
     },
 }
 
-/// Binds the socket at `path` (0600, parent 0700), replacing a stale one.
+/// Binds the socket at `path` (0600, parent 0700). Only a stale socket (one
+/// that nothing answers on) is removed first; anything else at `path` (a
+/// file, a link, a directory) is refused and left alone.
 pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     let io = |source| BindError::Io {
         path: path.to_owned(),
         source,
@@ -151,18 +160,65 @@ pub async fn bind(path: &Path) -> Result<UnixListener, BindError> {
     if let Some(dir) = path.parent() {
         crate::fsutil::ensure_private_dir(dir).map_err(io)?;
     }
-    if path.exists() {
-        if UnixStream::connect(path).await.is_ok() {
-            return Err(BindError::InUse(path.to_owned()));
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+        Ok(m) if !m.file_type().is_socket() => {
+            return Err(BindError::NotASocket {
+                path: path.to_owned(),
+                what: crate::fsutil::kind_of(m.file_type()),
+            });
         }
-        std::fs::remove_file(path).map_err(io)?;
+        Ok(_) => match UnixStream::connect(path).await {
+            Ok(_) => return Err(BindError::InUse(path.to_owned())),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                tracing::info!("removing the stale control socket {}", path.display());
+                std::fs::remove_file(path).map_err(io)?;
+            }
+            Err(e) => return Err(io(e)),
+        },
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     Ok(listener)
 }
 
-/// Serves connections until `cancel`; each one in its own task.
+/// The most connections served at once, whatever the file limit.
+const MAX_CONNECTIONS: usize = 64;
+/// File descriptors kept free of connections: for the secret store (a
+/// rotation must always be stored), jobs' programs and files, HTTP.
+const FD_RESERVE: u64 = 32;
+
+/// How many connections may be open at once under a file limit of
+/// `nofile`: half of what the reserve leaves, between 4 and
+/// [`MAX_CONNECTIONS`].
+pub fn connection_cap(nofile: u64) -> usize {
+    let spare = nofile.saturating_sub(FD_RESERVE) / 2;
+    usize::try_from(spare)
+        .unwrap_or(MAX_CONNECTIONS)
+        .clamp(4, MAX_CONNECTIONS)
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (as systemd advises
+/// daemons to do) and returns the soft limit in force.
+pub fn raise_fd_limit() -> u64 {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        if setrlimit(Resource::Nofile, raised).is_ok() {
+            limit.current = limit.maximum;
+        }
+    }
+    limit.current.unwrap_or(u64::MAX)
+}
+
+/// Serves connections until `cancel`; each one in its own task, at most
+/// [`connection_cap`] at once: one more is answered "busy" at once and
+/// closed.
 pub async fn serve(
     listener: UnixListener,
     handler: Arc<dyn Handler>,
@@ -170,6 +226,11 @@ pub async fn serve(
     tracker: TaskTracker,
 ) {
     let me = own_uid();
+    let nofile = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+        .current
+        .unwrap_or(u64::MAX);
+    let cap = connection_cap(nofile);
+    let slots = Arc::new(tokio::sync::Semaphore::new(cap));
     loop {
         let accepted = tokio::select! {
             () = cancel.cancelled() => return,
@@ -188,13 +249,41 @@ pub async fn serve(
             tracing::warn!("control socket: refused a connection from uid {peer:?}");
             continue;
         }
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            refuse_busy(&stream, cap);
+            continue;
+        };
         let handler = Arc::clone(&handler);
         tracker.spawn(async move {
             if let Err(e) = connection(stream, handler.as_ref()).await {
                 tracing::debug!("control socket: {e}");
             }
+            drop(slot);
         });
     }
+}
+
+/// Answers a connection over the cap without waiting for it: one line, if
+/// the socket takes it now, then close.
+fn refuse_busy(stream: &UnixStream, cap: usize) {
+    // Logged for the first refusal and every 100th: a flood must not
+    // flood the journal too.
+    static REFUSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = REFUSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+    if n % 100 == 1 {
+        tracing::warn!(
+            "control socket: {cap} connections are open already; refused one more ({n} so far)"
+        );
+    }
+    let answer = Response::error(
+        format!(
+            "freshd is busy: {cap} control connections are open already (the most it serves at once); try again"
+        ),
+        1,
+    );
+    let mut line = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    line.push(b'\n');
+    let _ = stream.try_write(&line);
 }
 
 /// This process's effective uid: peers must match it (or be root).
@@ -214,7 +303,16 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
         Ok(Err(e)) => Response::error(format!("unreadable request: {e}"), 2),
         Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Response::error("request too long", 2),
         Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
-            Ok(request) => handler.handle(request).await,
+            Ok(request) => {
+                let peer = reader.get_ref().get_ref();
+                tokio::select! {
+                    response = handler.handle(request) => response,
+                    () = hung_up(peer) => {
+                        tracing::debug!("control socket: the client hung up before the answer; its request is dropped");
+                        return Ok(());
+                    }
+                }
+            }
             Err(e) => Response::error(format!("not a request freshd knows: {e}"), 2),
         },
     };
@@ -232,6 +330,37 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
     }
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// Returns when the client closed its end of the connection (all of it:
+/// a client that only shut down writing still waits for its answer).
+/// Dropping the request then means a `run-job` that has not started yet
+/// does not start.
+async fn hung_up(peer: &tokio::net::unix::OwnedReadHalf) {
+    use tokio::io::Interest;
+    let mut scratch = [0; 256];
+    loop {
+        if peer.ready(Interest::READABLE).await.is_err() {
+            return;
+        }
+        match peer.try_read(&mut scratch) {
+            // More after the request: ignored.
+            Ok(n) if n > 0 => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+            Ok(_) => break,
+        }
+    }
+    // End of input: the client shut down writing, or closed. Only a close
+    // also closes our writing side (the event may lag a moment).
+    for _ in 0..3 {
+        match peer.ready(Interest::WRITABLE).await {
+            Ok(r) if r.is_write_closed() => return,
+            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Err(_) => return,
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Why a client could not get an answer.
@@ -304,4 +433,17 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
         path: path.to_owned(),
         detail: e.to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_leave_descriptors_in_reserve() {
+        assert_eq!(connection_cap(64), 16);
+        assert_eq!(connection_cap(1024), MAX_CONNECTIONS);
+        assert_eq!(connection_cap(20), 4, "a few, whatever the limit");
+        assert_eq!(connection_cap(u64::MAX), MAX_CONNECTIONS);
+    }
 }

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
 use tokio::signal::unix::{SignalKind, signal};
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::{self, JobContext};
+use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
 use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemClock};
@@ -109,7 +111,9 @@ impl StartError {
     /// The exit code: 78 when a person must act.
     pub fn exit_code(&self) -> u8 {
         match self {
-            StartError::Config(_) | StartError::NoStateDir => EXIT_CONFIG,
+            StartError::Config(_)
+            | StartError::NoStateDir
+            | StartError::Socket(control::BindError::NotASocket { .. }) => EXIT_CONFIG,
             StartError::Secrets { source, .. } if source.needs_person() => EXIT_CONFIG,
             _ => 1,
         }
@@ -141,6 +145,8 @@ struct JobHandle {
     cancel: CancellationToken,
     manual: mpsc::Sender<RunNow>,
     status: Arc<JobStatus>,
+    /// Runs that ended in an error, in a row (for `notify`).
+    failures: Arc<AtomicU32>,
 }
 
 /// A running account.
@@ -175,6 +181,7 @@ struct Shared {
     /// Something `STATUS=` shows changed.
     changed: Arc<Notify>,
     cooldowns: Arc<Cooldowns>,
+    notifier: Notifier,
 }
 
 impl Shared {
@@ -296,10 +303,20 @@ impl Shared {
             clock: Arc::clone(&self.clock),
         };
         let changed = Arc::clone(&self.changed);
+        let failures = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&failures);
         let fut = job_loop.run(move || {
             let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
+            let counter = Arc::clone(&counter);
             async move {
                 let ran = body.run(&cx).await;
+                match ran.outcome {
+                    RunOutcome::Ok => counter.store(0, Ordering::Relaxed),
+                    RunOutcome::Error(_) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RunOutcome::Skipped(_) => {}
+                }
                 changed.notify_one();
                 ran
             }
@@ -311,6 +328,25 @@ impl Shared {
             cancel,
             manual: tx,
             status,
+            failures,
+        }
+    }
+
+    /// Tells a person what needs them, through `notify` (each event at most
+    /// once a day).
+    fn notify(&self, report: &StatusReport) {
+        let (config, failures) = {
+            let state = self.read();
+            let failures = state
+                .jobs
+                .iter()
+                .map(|(n, j)| (n.clone(), j.failures.load(Ordering::Relaxed)))
+                .collect();
+            (Arc::clone(&state.config), failures)
+        };
+        let notices = crate::notify::notices(report, &failures);
+        if !notices.is_empty() {
+            self.notifier.send(&config, notices, self.clock.now());
         }
     }
 
@@ -593,6 +629,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         clock: Arc::clone(&options.clock),
         http,
         token_http,
+        notifier: Notifier::new(Some(state_dir.clone())),
         state_dir,
         source: options.config.clone(),
         tracker: TaskTracker::new(),
@@ -694,6 +731,8 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
         _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
     }
+    // Whatever jobs' programs left running gets SIGTERM, then SIGKILL.
+    jobs::child::stop_all().await;
     finish_token_requests(&shared).await;
     heartbeat.abort();
     let _ = std::fs::remove_file(&socket);
@@ -748,7 +787,10 @@ fn spawn_heartbeat(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t
         });
+        // READY=1 carried the first summary; what the first refreshes found
+        // may already need a person.
         let mut last = String::new();
+        shared.notify(&shared.report());
         loop {
             let tick = async {
                 match beat.as_mut() {
@@ -762,7 +804,9 @@ fn spawn_heartbeat(shared: &Arc<Shared>) -> tokio::task::JoinHandle<()> {
                 () = tick => systemd::watchdog(),
                 () = shared.changed.notified() => {}
             }
-            let summary = shared.report().summary();
+            let report = shared.report();
+            shared.notify(&report);
+            let summary = report.summary();
             if summary != last {
                 systemd::status(&summary);
                 last = summary;

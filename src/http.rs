@@ -91,4 +91,79 @@ mod tests {
         assert_ne!(o("http://127.0.0.1:8080/"), o("http://127.0.0.1:8081/"));
         assert_ne!(o("https://a.example.com/"), o("https://b.example.com/"));
     }
+
+    /// Answers every request with `answer`, recording each request's head.
+    async fn server(answer: String) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 65536];
+                let n = socket.read(&mut buf).await.unwrap_or(0);
+                log.lock()
+                    .unwrap()
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned());
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.shutdown().await;
+            }
+        });
+        (url, seen)
+    }
+
+    #[tokio::test]
+    async fn the_bearer_token_never_follows_a_redirect_to_another_origin() {
+        let (elsewhere, seen) =
+            server("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}".into()).await;
+        let (api, _) = server(format!(
+            "HTTP/1.1 302 Found\r\nlocation: {elsewhere}/v1/me\r\ncontent-length: 0\r\n\r\n"
+        ))
+        .await;
+        let err = api_client()
+            .unwrap()
+            .get(format!("{api}/v1/me"))
+            .bearer_auth("at-secret")
+            .send()
+            .await
+            .unwrap_err();
+        let text = crate::oauth::endpoint::describe_reqwest(&err);
+        assert!(text.contains("another origin"), "{text}");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "a request reached the other origin"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_same_origin_redirect_is_followed() {
+        // One server: the first answer redirects to a path on itself.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            for answer in [
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: /v1/moved\r\ncontent-length: 0\r\n\r\n",
+                "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            ] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut buf = vec![0u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                let _ = socket.shutdown().await;
+            }
+        });
+        let resp = api_client()
+            .unwrap()
+            .get(format!("{base}/v1/me"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.url().path(), "/v1/moved");
+    }
 }

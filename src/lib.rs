@@ -14,6 +14,7 @@
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
 //! - [`status`]: the `status` report.
+//! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
@@ -31,6 +32,7 @@ pub mod fake;
 pub mod fsutil;
 pub mod http;
 pub mod jobs;
+pub mod notify;
 pub mod oauth;
 pub mod scheduler;
 pub mod secrets;

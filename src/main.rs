@@ -25,6 +25,10 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| if daemonish { "info" } else { "warn" }.to_owned());
     freshd::systemd::init_logging(&level);
+    if daemonish {
+        // As systemd advises daemons: the soft file limit up to the hard one.
+        freshd::control::raise_fd_limit();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -35,7 +39,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let result = runtime.block_on(run(cli));
+    // A file operation stuck on a hung disk must not keep us from exiting.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("freshd: {e:#}");
@@ -266,6 +273,18 @@ async fn save_refresh_token(
     account: &str,
     token: SecretString,
 ) -> u8 {
+    if let Some(imp) = credential_import(config, account) {
+        return match imp.encrypt(&token) {
+            Ok(()) => {
+                eprintln!("freshd: {}", imp.done());
+                0
+            }
+            Err(e) => {
+                eprintln!("freshd: {e}");
+                1
+            }
+        };
+    }
     if let Err(e) = store::set(store, account, SecretKind::RefreshToken, token).await {
         eprintln!("freshd: {e}");
         return if e.needs_person() { EXIT_CONFIG } else { 1 };
@@ -326,6 +345,9 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = check_credential_import(&config, account) {
+        return Ok(code);
+    }
     let store = open_store(&config)?;
     let secret = client_secret(&store, &acc).await?;
     let http = freshd::http::token_client().context("cannot build the HTTP client")?;
@@ -343,6 +365,9 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         Ok(x) => x,
         Err(code) => return Ok(code),
     };
+    if let Err(code) = check_credential_import(&config, account) {
+        return Ok(code);
+    }
     let mut token = read_secret_line(&format!(
         "Paste the refresh token for {account} (not shown), then Enter: "
     ))?;
@@ -377,4 +402,28 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         }
     }
     Ok(save_refresh_token(&config, &store, account, token).await)
+}
+
+/// In credentials mode with no `[daemon] state_dir`, the daemon is the
+/// system unit (`StateDirectory=`, `DynamicUser=`), whose state directory
+/// this command cannot know or write: the token goes into an encrypted
+/// credential instead (DESIGN §4).
+fn credential_import(
+    config: &Config,
+    account: &str,
+) -> Option<freshd::secrets::credentials::CredentialImport> {
+    (config.daemon.secrets == SecretsMode::Credentials && config.daemon.state_dir.is_none())
+        .then(|| freshd::secrets::credentials::CredentialImport::new(account))
+}
+
+/// Finds out, before a token is obtained or read (and perhaps rotated),
+/// that it can be stored as a credential.
+fn check_credential_import(config: &Config, account: &str) -> Result<(), u8> {
+    match credential_import(config, account).map(|imp| imp.check()) {
+        Some(Err(e)) => {
+            eprintln!("freshd: {e}");
+            Err(EXIT_CONFIG)
+        }
+        _ => Ok(()),
+    }
 }

@@ -444,6 +444,10 @@ impl JobLoop {
                 () = self.cancel.cancelled() => return,
                 () = sleep_until_wall(clock.as_ref(), due) => {}
                 Some(reply) = self.manual.recv() => {
+                    // Its client hung up before the run started: not run.
+                    if reply.is_closed() {
+                        continue;
+                    }
                     let ran = Box::pin(self.run_once(&mut body, "on request")).await;
                     let _ = reply.send(ran.outcome);
                     continue;
@@ -502,6 +506,10 @@ impl JobLoop {
             tokio::select! {
                 () = self.cancel.cancelled() => return,
                 Some(reply) = self.manual.recv() => {
+                    // Its client hung up before the run started: not run.
+                    if reply.is_closed() {
+                        continue;
+                    }
                     let ran = self.run_once(&mut body, "on request").await;
                     let _ = reply.send(ran.outcome);
                 }

@@ -66,6 +66,8 @@ pub struct Daemon {
     pub state_dir: Option<PathBuf>,
     /// How long running jobs get to finish after SIGTERM.
     pub shutdown_grace: Duration,
+    /// The command run when a person must act (DESIGN §3).
+    pub notify: Option<Vec<String>>,
 }
 
 /// Where refresh tokens and client secrets live (DESIGN §4).
@@ -170,6 +172,9 @@ pub struct Account {
     pub api_base_url: Option<String>,
     /// How long a refresh token lives after authorization, if limited.
     pub refresh_token_lifetime: Option<Duration>,
+    /// This account's own notify command, over `[daemon] notify`. Not
+    /// part of [`Account::same_as`]: changing who is told keeps the tokens.
+    pub notify: Option<Vec<String>>,
 }
 
 impl Account {
@@ -347,6 +352,8 @@ pub struct HttpJob {
     pub body: Option<serde_json::Value>,
     /// Where the response body goes; the log when `None`.
     pub output: Option<PathBuf>,
+    /// The largest body saved to `output`; a larger one fails the run.
+    pub max_size: u64,
 }
 
 /// The methods an `http` job may use.
@@ -438,6 +445,10 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
 /// 16 MiB leaves room for any real setup while refusing a file that is
 /// surely not a config (a log or an image passed by mistake).
 const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// How long reading the config may take: a local file takes milliseconds,
+/// so a file that takes longer (a hung network mount) fails the start or
+/// the reload at once instead of freezing the daemon.
+const CONFIG_READ_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Config {
     /// Reads and validates the file at `path`.
@@ -446,22 +457,27 @@ impl Config {
             path: path.to_owned(),
             source,
         };
-        let meta = std::fs::metadata(path).map_err(read_err)?;
-        if meta.len() > MAX_CONFIG_BYTES {
-            return Err(ConfigError::Invalid {
-                path: path.to_owned(),
-                problems: vec![Problem {
-                    line: 1,
-                    column: 1,
-                    key: "(file)".into(),
-                    message: format!(
-                        "the file is {} bytes; a config is at most {MAX_CONFIG_BYTES} bytes",
-                        meta.len()
-                    ),
-                }],
-            });
-        }
-        let bytes = std::fs::read(path).map_err(read_err)?;
+        let (bytes, meta) = match crate::fsutil::read_regular_within(
+            path,
+            MAX_CONFIG_BYTES,
+            CONFIG_READ_TIME,
+        ) {
+            Ok(read) => read,
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                return Err(ConfigError::Invalid {
+                    path: path.to_owned(),
+                    problems: vec![Problem {
+                        line: 1,
+                        column: 1,
+                        key: "(file)".into(),
+                        message: format!(
+                            "the file is larger than a config can be: a config is at most {MAX_CONFIG_BYTES} bytes"
+                        ),
+                    }],
+                });
+            }
+            Err(e) => return Err(read_err(e)),
+        };
         let text = String::from_utf8(bytes).map_err(|e| {
             let (line, column) = line_col_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
             ConfigError::Invalid {

@@ -33,6 +33,7 @@ pub struct RawDaemon {
     pub socket: Option<Spanned<String>>,
     pub state_dir: Option<Spanned<String>>,
     pub shutdown_grace: Option<Spanned<String>>,
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// `[accounts.NAME]`
@@ -51,6 +52,7 @@ pub struct RawAccount {
     pub token_url: Option<Spanned<String>>,
     pub api_base_url: Option<Spanned<String>>,
     pub refresh_token_lifetime: Option<Spanned<String>>,
+    pub notify: Option<Spanned<Vec<String>>>,
 }
 
 /// `[jobs.NAME]`: the union of every job type's keys.
@@ -80,6 +82,7 @@ pub struct RawJob {
     pub query: Option<Spanned<BTreeMap<String, String>>>,
     pub body: Option<Spanned<toml::Value>>,
     pub output: Option<Spanned<String>>,
+    pub max_size: Option<Spanned<String>>,
     // command
     pub command: Option<Spanned<Vec<String>>>,
 }

@@ -285,3 +285,33 @@ fn durations_round_trip() {
         Duration::from_secs(93784)
     );
 }
+
+#[test]
+fn http_max_size_has_a_default_and_takes_units() {
+    use validate::parse_size;
+    assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
+    assert_eq!(parse_size("512 KiB").unwrap(), 512 << 10);
+    assert_eq!(parse_size("2MB").unwrap(), 2_000_000);
+    assert!(
+        parse_size("0B")
+            .unwrap_err()
+            .contains("not a positive size")
+    );
+    assert!(parse_size("lots").unwrap_err().contains("e.g. \"16MiB\""));
+    assert!(parse_size("16").is_err(), "a unit is required");
+    let job = |extra: &str| {
+        format!(
+            "{ACCOUNT}\n[jobs.h]\naccount = \"spotify\"\ntype = \"http\"\npath = \"/me\"\nevery = \"1h\"\n{extra}"
+        )
+    };
+    let config = parse(&job("")).unwrap();
+    let JobKind::Http(h) = &config.jobs["h"].kind else {
+        panic!("not an http job");
+    };
+    assert_eq!(h.max_size, 16 << 20);
+    let err = error(&job("max_size = \"big\""));
+    assert!(
+        err.contains("jobs.h.max_size: \"big\" is not a size"),
+        "{err}"
+    );
+}

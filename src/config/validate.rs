@@ -25,6 +25,9 @@ const DEFAULT_REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
 /// Default for `[daemon] shutdown_grace`: systemd's own stop timeout is 90 s,
 /// so 10 s leaves ample margin while letting a playlist write finish.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Default http job `max_size`: far above any JSON answer a job would
+/// save, far below what would strain a small machine's memory or disk.
+pub const DEFAULT_HTTP_MAX_SIZE: u64 = 16 * 1024 * 1024;
 /// Default job `timeout`: long enough for a playlist of thousands of items
 /// at Spotify's pace, short enough that a hung job is noticed within a day.
 const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(5 * 60);
@@ -155,6 +158,35 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         ));
     }
     Duration::try_from(parsed).map_err(|_| not_a_duration())
+}
+
+/// Parses a size: a whole number of bytes with a unit, `"512KiB"`,
+/// `"16MiB"`, `"1GiB"` (also `B`, `KB`, `MB`, `GB` in powers of 1000).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "\"{text}\" is not a size; write a number and a unit, e.g. \"16MiB\" (units B, KiB, MiB, GiB, KB, MB, GB)"
+        )
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let number: u64 = number.parse().map_err(|_| bad())?;
+    let scale: u64 = match unit.trim() {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        _ => return Err(bad()),
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err(format!("\"{text}\" is not a positive size")),
+        Some(n) => Ok(n),
+        None => Err(bad()),
+    }
 }
 
 /// Names of accounts and jobs go into key names, file names and journal
@@ -298,7 +330,12 @@ fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
         .map_or(Some(DEFAULT_SHUTDOWN_GRACE), |g| {
             cx.duration(g, "daemon.shutdown_grace")
         });
+    let notify = match &raw.notify {
+        Some(n) => cx.argv(n, "daemon.notify").map(Some),
+        None => Some(None),
+    };
     Some(Daemon {
+        notify: notify?,
         timezone,
         timezone_name,
         secrets: secrets?,
@@ -443,10 +480,15 @@ fn account(
         Some(u) => redirect(cx, u, &key("redirect_uri"), provider).map(Some),
         None => Some(None),
     };
+    let notify = match &r.notify {
+        Some(c) => cx.argv(c, &key("notify")).map(Some),
+        None => Some(None),
+    };
     if !ok_name {
         return None;
     }
     Some(Account {
+        notify: notify?,
         name: n.clone(),
         provider,
         client_id: client_id?,
@@ -493,7 +535,9 @@ fn type_keys(kind: &str) -> &'static [&'static str] {
     match kind {
         "now_playing" => &["history", "on_change"],
         "playlist" => &["playlist", "source", "mode", "max_items", "position"],
-        "http" => &["method", "path", "url", "query", "body", "output"],
+        "http" => &[
+            "method", "path", "url", "query", "body", "output", "max_size",
+        ],
         "command" => &["command"],
         _ => &[],
     }
@@ -522,6 +566,7 @@ fn present_type_keys(r: &RawJob) -> Vec<(&'static str, Range<usize>)> {
     add("query", r.query.as_ref().map(Spanned::span));
     add("body", r.body.as_ref().map(Spanned::span));
     add("output", r.output.as_ref().map(Spanned::span));
+    add("max_size", r.max_size.as_ref().map(Spanned::span));
     add("command", r.command.as_ref().map(Spanned::span));
     keys
 }
@@ -1027,6 +1072,16 @@ fn http_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<HttpJob>
         Some(o) => cx.relative_or_absolute(o, &key("output")).map(Some),
         None => Some(None),
     };
+    let max_size = match &r.max_size {
+        Some(m) => match parse_size(m.get_ref()) {
+            Ok(n) => Some(n),
+            Err(msg) => {
+                cx.problem(m.span(), &key("max_size"), msg);
+                None
+            }
+        },
+        None => Some(DEFAULT_HTTP_MAX_SIZE),
+    };
     Some(HttpJob {
         method: method?,
         target: target?,
@@ -1037,6 +1092,7 @@ fn http_job(cx: &mut Ctx<'_>, n: &str, raw: &Spanned<RawJob>) -> Option<HttpJob>
             .unwrap_or_default(),
         body: body?,
         output: output?,
+        max_size: max_size?,
     })
 }
 

@@ -1,21 +1,18 @@
 //! `type = "command"`: runs a program (an argv, no shell) with the
 //! account's access token in `FRESHD_ACCESS_TOKEN` and the account's name in
 //! `FRESHD_ACCOUNT`. Its output goes to the log line by line with `JOB=`,
-//! the token scrubbed from it; its exit status is the run's result.
+//! the token scrubbed from it; its exit status is the run's result. It runs
+//! in a process group of its own, stopped whole when the run ends.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::process::Stdio;
 
-use secrecy::{ExposeSecret, SecretString};
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use secrecy::SecretString;
 
-use super::{JobBody, JobContext, redact};
+use super::child::{self, Program, Stdout};
+use super::{JobBody, JobContext};
 use crate::config::CommandJob;
 use crate::scheduler::{Ran, RunOutcome};
-
-/// The longest output line logged; longer ones are cut.
-const MAX_LINE: usize = 4096;
 
 #[derive(Debug)]
 pub struct Command(pub CommandJob);
@@ -32,88 +29,29 @@ impl JobBody for Command {
     }
 }
 
-/// Runs `argv` as a job's program would run, with `extra` environment.
+/// Runs `argv` as a job's program would run, with `extra` environment
+/// (see [`super::child`] for its process group and output limits).
 pub async fn run_argv(
     argv: &[String],
     cx: &JobContext,
     token: Option<&SecretString>,
     extra: &[(String, String)],
 ) -> RunOutcome {
-    let Some((program, args)) = argv.split_first() else {
-        return RunOutcome::Error("the command is empty".into());
-    };
-    if let Err(e) = crate::fsutil::ensure_private_dir(&cx.state_dir) {
-        return RunOutcome::Error(format!(
-            "cannot create the state directory {}: {e}",
-            cx.state_dir.display()
-        ));
-    }
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(&cx.state_dir)
-        .env("FRESHD_ACCOUNT", &cx.job.account)
-        .env("FRESHD_JOB", &cx.job.name)
-        .envs(extra.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    if let Some(t) = token {
-        cmd.env("FRESHD_ACCESS_TOKEN", t.expose_secret());
-    }
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) => return RunOutcome::Error(format!("cannot start {program}: {e}")),
-    };
-    let job = cx.job.name.as_str();
-    let out = child.stdout.take().map(|s| log_lines(s, job, token, false));
-    let err = child.stderr.take().map(|s| log_lines(s, job, token, true));
-    let (status, _, _) = tokio::join!(
-        child.wait(),
-        async {
-            if let Some(f) = out {
-                f.await;
-            }
-        },
-        async {
-            if let Some(f) = err {
-                f.await;
-            }
-        }
-    );
-    match status {
-        Ok(s) if s.success() => RunOutcome::Ok,
-        Ok(s) => RunOutcome::Error(match s.code() {
+    let program = argv.first().map_or("", String::as_str);
+    let finished = child::run(Program {
+        argv,
+        cx,
+        token,
+        env: extra,
+        stdout: Stdout::Log,
+    })
+    .await;
+    match finished {
+        Ok(f) if f.status.success() => RunOutcome::Ok,
+        Ok(f) => RunOutcome::Error(match f.status.code() {
             Some(code) => format!("{program} exited with status {code}"),
-            None => format!("{program} was killed by a signal ({s})"),
+            None => format!("{program} was killed by a signal ({})", f.status),
         }),
-        Err(e) => RunOutcome::Error(format!("cannot wait for {program}: {e}")),
-    }
-}
-
-async fn log_lines(
-    stream: impl AsyncRead + Unpin,
-    job: &str,
-    token: Option<&SecretString>,
-    stderr: bool,
-) {
-    let mut lines = BufReader::new(stream);
-    let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match lines.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-        let text = String::from_utf8_lossy(&buf[..buf.len().min(MAX_LINE)]);
-        let line = match token {
-            Some(t) => redact(text.trim_end(), t),
-            None => text.trim_end().to_owned(),
-        };
-        if stderr {
-            tracing::warn!(JOB = %job, "stderr: {line}");
-        } else {
-            tracing::info!(JOB = %job, "{line}");
-        }
+        Err(e) => RunOutcome::Error(e),
     }
 }

@@ -1,11 +1,17 @@
 //! `type = "http"`: one request to the account's API (or any URL) with its
 //! token. A 401 forces one refresh and one retry; a 429 ends the run as
-//! `skipped` with the time it may run again. The body goes to `output`
-//! (written whole, 0600) or to the log.
+//! `skipped` with the time it may run again. The body is streamed to
+//! `output` (a temporary file renamed over it, 0600, never through a link;
+//! at most `max_size` bytes, else the run fails and `output` stays as it
+//! was) or its start goes to the log; no body is ever held whole in memory.
 
 use std::future::Future;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -16,6 +22,8 @@ use crate::scheduler::{Ran, RunOutcome};
 
 /// The most of a body that goes to the log when there is no `output`.
 const MAX_LOGGED_BODY: usize = 2048;
+/// The most of an error answer quoted in the run's error.
+const MAX_QUOTED_ERROR: usize = 200;
 
 #[derive(Debug)]
 pub struct Http(pub HttpJob);
@@ -106,12 +114,9 @@ impl Http {
                 "the API is rate limiting (429); the job may run again after {until}"
             ));
         }
-        let body = match resp.bytes().await {
-            Ok(b) => b,
-            Err(e) => return RunOutcome::Error(describe_reqwest(&e)),
-        };
         if !status.is_success() {
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)]);
+            let body = read_at_most(&mut resp, MAX_QUOTED_ERROR).await;
+            let text = String::from_utf8_lossy(&body);
             return RunOutcome::Error(format!(
                 "{} {url} answered {status}: {}",
                 self.0.method.as_str(),
@@ -121,16 +126,144 @@ impl Http {
         match &self.0.output {
             Some(path) => {
                 let path = cx.resolve(path);
-                if let Err(e) = crate::fsutil::write_private(&path, &body) {
-                    return RunOutcome::Error(format!("cannot write {}: {e}", path.display()));
+                match save(resp, &path, self.0.max_size).await {
+                    Ok(n) => {
+                        tracing::info!(JOB = %cx.job.name, "{} {url}: {status}, {n} bytes written to {}", self.0.method.as_str(), path.display())
+                    }
+                    Err(e) => return RunOutcome::Error(e),
                 }
-                tracing::info!(JOB = %cx.job.name, "{} {url}: {status}, {} bytes written to {}", self.0.method.as_str(), body.len(), path.display());
             }
             None => {
-                let text = String::from_utf8_lossy(&body[..body.len().min(MAX_LOGGED_BODY)]);
+                let body = read_at_most(&mut resp, MAX_LOGGED_BODY).await;
+                let text = String::from_utf8_lossy(&body);
                 tracing::info!(JOB = %cx.job.name, "{} {url}: {status}: {}", self.0.method.as_str(), redact(text.trim(), &token));
             }
         }
         RunOutcome::Ok
+    }
+}
+
+/// The first `limit` bytes of the body (or fewer); the rest is not read.
+async fn read_at_most(resp: &mut reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < limit {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => out.extend_from_slice(&chunk[..chunk.len().min(limit - out.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Streams the body to `path` (through a temporary file renamed over it,
+/// 0600, never through a link), at most `max_size` bytes; returns how many
+/// were written. A larger body fails and leaves `path` as it was.
+async fn save(mut resp: reqwest::Response, path: &Path, max_size: u64) -> Result<u64, String> {
+    let too_large = || {
+        format!(
+            "the answer is larger than max_size ({}); {} was left as it was",
+            describe_size(max_size),
+            path.display()
+        )
+    };
+    if resp.content_length().is_some_and(|n| n > max_size) {
+        return Err(too_large());
+    }
+    let cannot = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let tmp = temp_path(path).map_err(cannot)?;
+    let (target, t) = (path.to_owned(), tmp.clone());
+    let file = super::blocking(move || {
+        if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+            crate::fsutil::ensure_private_dir(dir)?;
+        }
+        crate::fsutil::check_target(&target)?;
+        let _ = std::fs::remove_file(&t);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&t)
+    })
+    .await
+    .map_err(cannot)?;
+    let mut file = tokio::fs::File::from_std(file);
+    let written = stream_into(&mut resp, &mut file, max_size).await;
+    drop(file);
+    let result = match written {
+        Ok(Some(n)) => {
+            let (target, t) = (path.to_owned(), tmp.clone());
+            super::blocking(move || commit(&t, &target))
+                .await
+                .map(|()| n)
+                .map_err(cannot)
+        }
+        Ok(None) => Err(too_large()),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = super::blocking(move || std::fs::remove_file(&tmp)).await;
+    }
+    result
+}
+
+/// Copies the body into `file`; `Ok(None)` past `max_size`.
+async fn stream_into(
+    resp: &mut reqwest::Response,
+    file: &mut tokio::fs::File,
+    max_size: u64,
+) -> Result<Option<u64>, String> {
+    let mut total: u64 = 0;
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => return Err(describe_reqwest(&e)),
+        };
+        total += chunk.len() as u64;
+        if total > max_size {
+            return Ok(None);
+        }
+        file.write_all(&chunk)
+            .await
+            .map_err(|e| format!("cannot write the answer: {e}"))?;
+    }
+    file.sync_all()
+        .await
+        .map_err(|e| format!("cannot write the answer: {e}"))?;
+    Ok(Some(total))
+}
+
+fn temp_path(path: &Path) -> std::io::Result<PathBuf> {
+    let name = path.file_name().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the path has no file name",
+        )
+    })?;
+    Ok(path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
+}
+
+/// Renames the finished temporary file over `target` (checked again: a
+/// link put there meanwhile is refused) and fsyncs the directory.
+fn commit(tmp: &Path, target: &Path) -> std::io::Result<()> {
+    crate::fsutil::check_target(target)?;
+    std::fs::rename(tmp, target)?;
+    let dir = target
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// `16777216` → "16 MiB"
+fn describe_size(n: u64) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
     }
 }

@@ -3,8 +3,11 @@
 //! The scheduler decides when; a [`JobBody`] does one run with a
 //! [`JobContext`] (the account's token manager, the shared HTTP client, the
 //! state directory) and says how it went. Bodies write files only through
-//! [`crate::fsutil`], so a run stopped at any moment leaves whole files.
+//! [`crate::fsutil`], so a run stopped at any moment leaves whole files,
+//! and do file I/O only through [`blocking`], off the runtime thread.
+//! Programs run through [`child`], each in a process group of its own.
 
+pub mod child;
 pub mod command;
 pub mod http;
 pub mod now_playing;
@@ -12,9 +15,11 @@ pub mod playlist;
 pub mod sources;
 
 use std::future::Future;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -68,6 +73,29 @@ impl JobContext {
             .access_token()
             .await
             .map_err(|e| RunOutcome::Error(e.to_string()))
+    }
+}
+
+/// How long one file operation of a job may take: a local disk answers in
+/// milliseconds, so this only ends a run stuck on a hung mount.
+pub const FILE_IO_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Runs blocking file I/O off the runtime thread, so a slow disk never stops
+/// the token keeper or the control socket; gives up after
+/// [`FILE_IO_DEADLINE`] (the thread is left to finish on its own).
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    match tokio::time::timeout(FILE_IO_DEADLINE, tokio::task::spawn_blocking(f)).await {
+        Ok(Ok(result)) => result,
+        Ok(Err(e)) => Err(io::Error::other(format!("the file operation failed: {e}"))),
+        Err(_) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the disk did not answer within {} s",
+                FILE_IO_DEADLINE.as_secs()
+            ),
+        )),
     }
 }
 

@@ -3,17 +3,19 @@
 //! The next poll is planned from the track's remaining time (+1 s), capped
 //! by `every`; when nothing plays, or playback is paused, it is `every`.
 //! Each item that starts playing is appended to `history` as one whole JSON
-//! line (one `write` of the full line to a file opened for appending, then
-//! fsynced), then `on_change` runs with the item in `FRESHD_*` variables.
+//! line ([`crate::fsutil::append_private`]: one `write` of the full line,
+//! cut off again if the disk is full, then fsynced; never through a link),
+//! then `on_change` runs with the item in `FRESHD_*` variables. An item
+//! whose line cannot be written fails one run and is not retried.
 //! The same item is never reported twice in a row, across restarts too: the
 //! last line of the history is read at start.
 
 use std::future::Future;
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -68,34 +70,25 @@ impl NowPlaying {
     }
 
     /// The URI last reported, reading the history's last line the first time.
-    fn last_uri(&self, cx: &JobContext) -> Option<String> {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(known) = &*last {
+    async fn last_uri(&self, cx: &JobContext) -> Option<String> {
+        if let Some(known) = &*self.last.lock().unwrap_or_else(PoisonError::into_inner) {
             return known.clone();
         }
-        let from_file = self
-            .history_path(cx)
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| {
-                text.lines()
-                    .rev()
-                    .find(|l| !l.trim().is_empty())
-                    .map(str::to_owned)
-            })
-            .and_then(|l| serde_json::from_str::<HistoryLine>(&l).ok())
-            .map(|h| h.uri);
-        *last = Some(from_file.clone());
+        let from_file = match self.history_path(cx) {
+            Some(p) => super::blocking(move || last_line(&p))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|l| serde_json::from_str::<HistoryLine>(&l).ok())
+                .map(|h| h.uri),
+            None => None,
+        };
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(from_file.clone());
         from_file
     }
 
     fn set_last(&self, uri: &str) {
-        *self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Some(uri.to_owned()));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Some(uri.to_owned()));
     }
 
     async fn poll(&self, cx: &JobContext) -> Ran {
@@ -116,11 +109,14 @@ impl NowPlaying {
             return RunOutcome::Ok.into();
         };
         let progress = playing.progress_ms.unwrap_or(0);
-        if self.last_uri(cx).as_deref() != Some(item.uri.as_str()) {
+        if self.last_uri(cx).await.as_deref() != Some(item.uri.as_str()) {
+            // Seen either way: an item whose line cannot be written (a full
+            // disk) fails one run, and is not retried (and logged) at every
+            // poll while it plays.
+            self.set_last(&item.uri);
             if let Err(e) = self.record(cx, &item, progress).await {
                 return RunOutcome::Error(e).into();
             }
-            self.set_last(&item.uri);
         }
         let again_within = again_within(playing.is_playing, progress, item.duration_ms);
         Ran {
@@ -159,8 +155,14 @@ impl NowPlaying {
             line.name
         );
         if let Some(path) = self.history_path(cx) {
-            append_line(&path, &line)
-                .map_err(|e| format!("cannot append to {}: {e}", path.display()))?;
+            let mut text = serde_json::to_string(&line).map_err(|e| e.to_string())?;
+            text.push('\n');
+            let at = path.clone();
+            super::blocking(move || crate::fsutil::append_private(&at, text.as_bytes()))
+                .await
+                .map_err(|e| {
+                    format!("cannot append \"{}\" to {}: {e}", line.name, path.display())
+                })?;
         }
         if let Some(argv) = &self.config.on_change {
             let env = vec![
@@ -187,20 +189,28 @@ impl NowPlaying {
     }
 }
 
-/// Appends `line` as one JSON line with one write, then fsyncs.
-fn append_line(path: &std::path::Path, line: &HistoryLine) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        crate::fsutil::ensure_private_dir(dir)?;
-    }
-    let mut text = serde_json::to_string(line).map_err(std::io::Error::other)?;
-    text.push('\n');
+/// How much of the history's end is read for its last line: far more
+/// than one line, and a history of years is not read whole.
+const TAIL: u64 = 64 * 1024;
+
+/// The last non-empty line of the history, if it is a regular file.
+fn last_line(path: &Path) -> std::io::Result<Option<String>> {
     let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
         .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_data()
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(meta.len().saturating_sub(TAIL)))?;
+    let mut tail = Vec::new();
+    file.take(TAIL).read_to_end(&mut tail)?;
+    Ok(String::from_utf8_lossy(&tail)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(str::to_owned))
 }
 
 impl JobBody for NowPlaying {

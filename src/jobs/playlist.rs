@@ -21,6 +21,9 @@ use crate::config::{PlaylistJob, PlaylistMode, PlaylistRef, Position};
 use crate::scheduler::{Ran, RunOutcome};
 use crate::spotify::{ApiError, Spotify, WRITE_BATCH};
 
+/// The most of a remembered playlist id file read (an id is 22 bytes).
+const MAX_ID_FILE: u64 = 1024;
+
 #[derive(Debug)]
 pub struct PlaylistBody(pub PlaylistJob);
 
@@ -65,6 +68,7 @@ impl PlaylistBody {
         }
     }
 
+    /// The file that remembers a created playlist's id.
     fn remembered_path(cx: &JobContext) -> PathBuf {
         cx.state_dir.join(format!("{}.playlist-id", cx.job.name))
     }
@@ -75,9 +79,11 @@ impl PlaylistBody {
             PlaylistRef::Id(id) => return Ok(id.clone()),
             PlaylistRef::Name(n) => n,
         };
-        let remembered = std::fs::read_to_string(Self::remembered_path(cx))
+        let path = Self::remembered_path(cx);
+        let remembered = super::blocking(move || crate::fsutil::read_regular(&path, MAX_ID_FILE))
+            .await
             .ok()
-            .map(|s| s.trim().to_owned());
+            .map(|(bytes, _)| String::from_utf8_lossy(&bytes).trim().to_owned());
         let me = api.me().await?;
         let mine = api.my_playlists().await?;
         if let Some(id) = &remembered
@@ -88,7 +94,7 @@ impl PlaylistBody {
         let owned_by_me =
             |p: &&crate::spotify::types::Playlist| p.owner.as_ref().is_none_or(|o| o.id == me.id);
         if let Some(found) = mine.iter().filter(owned_by_me).find(|p| &p.name == name) {
-            self.remember(cx, &found.id);
+            self.remember(cx, &found.id).await;
             return Ok(found.id.clone());
         }
         if let Some(id) = remembered {
@@ -99,13 +105,14 @@ impl PlaylistBody {
             .create_playlist(name, &format!("Kept by freshd (job {})", cx.job.name))
             .await?;
         tracing::info!(JOB = %cx.job.name, ACCOUNT = %cx.job.account, "created the private playlist \"{name}\"");
-        self.remember(cx, &created.id);
+        self.remember(cx, &created.id).await;
         Ok(created.id)
     }
 
-    fn remember(&self, cx: &JobContext, id: &str) {
+    async fn remember(&self, cx: &JobContext, id: &str) {
         let path = Self::remembered_path(cx);
-        if let Err(e) = crate::fsutil::write_private(&path, id.as_bytes()) {
+        let (at, bytes) = (path.clone(), id.as_bytes().to_vec());
+        if let Err(e) = super::blocking(move || crate::fsutil::write_private(&at, &bytes)).await {
             tracing::warn!(JOB = %cx.job.name, "cannot remember the playlist id in {}: {e}", path.display());
         }
     }

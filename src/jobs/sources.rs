@@ -6,17 +6,17 @@
 //! before anything is written.
 
 use std::collections::HashSet;
-use std::process::Stdio;
-
-use tokio::io::AsyncReadExt;
 
 use super::JobContext;
+use super::child::{self, Program, Stdout};
 use crate::config::{Lines, PlaylistRef, Source, valid_item_uri};
 use crate::spotify::types::Item;
 use crate::spotify::{ApiError, Spotify};
 
 /// The most a source program may print; more is surely a mistake.
-const MAX_COMMAND_OUTPUT: u64 = 4 * 1024 * 1024;
+const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
+/// The largest source file read: the same as a program's output.
+const MAX_SOURCE_FILE: u64 = MAX_COMMAND_OUTPUT as u64;
 /// How many search results are weighed per line (the API allows 10).
 const SEARCH_CANDIDATES: u32 = 5;
 /// The least score (0 to 1) a search result needs to be taken.
@@ -124,9 +124,14 @@ async fn lines(input: &Lines, cx: &JobContext) -> Result<Vec<String>, SourceErro
         }
         Lines::File(path) => {
             let path = cx.resolve(path);
-            tokio::fs::read_to_string(&path)
-                .await
-                .map_err(|e| SourceError::Input(format!("cannot read {}: {e}", path.display())))?
+            let read = path.clone();
+            let bytes = super::blocking(move || {
+                crate::fsutil::read_regular(&read, MAX_SOURCE_FILE).map(|(b, _)| b)
+            })
+            .await
+            .map_err(|e| SourceError::Input(format!("cannot read {}: {e}", path.display())))?;
+            String::from_utf8(bytes)
+                .map_err(|_| SourceError::Input(format!("{} is not UTF-8 text", path.display())))?
         }
         Lines::Command(argv) => command_output(argv, cx).await?,
     };
@@ -140,53 +145,25 @@ async fn lines(input: &Lines, cx: &JobContext) -> Result<Vec<String>, SourceErro
 
 /// A source program's standard output; its standard error goes to the log.
 async fn command_output(argv: &[String], cx: &JobContext) -> Result<String, SourceError> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err(SourceError::Input("the source command is empty".into()));
-    };
-    crate::fsutil::ensure_private_dir(&cx.state_dir).map_err(|e| {
-        SourceError::Input(format!("cannot create {}: {e}", cx.state_dir.display()))
-    })?;
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(&cx.state_dir)
-        .env("FRESHD_ACCOUNT", &cx.job.account)
-        .env("FRESHD_JOB", &cx.job.name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| SourceError::Input(format!("cannot start {program}: {e}")))?;
-    let mut out = Vec::new();
-    let mut err = Vec::new();
-    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+    let program = argv.first().map_or("", String::as_str);
+    let finished = child::run(Program {
+        argv,
+        cx,
+        token: None,
+        env: &[],
+        stdout: Stdout::Capture {
+            limit: MAX_COMMAND_OUTPUT,
+        },
+    })
+    .await
+    .map_err(|e| SourceError::Input(format!("the source command failed: {e}")))?;
+    if !finished.status.success() {
         return Err(SourceError::Input(format!(
-            "cannot read the output of {program}"
-        )));
-    };
-    let (mut stdout, mut stderr) = (stdout.take(MAX_COMMAND_OUTPUT), stderr.take(64 * 1024));
-    let (read_out, read_err, status) = tokio::join!(
-        stdout.read_to_end(&mut out),
-        stderr.read_to_end(&mut err),
-        child.wait()
-    );
-    read_out
-        .and(read_err)
-        .map_err(|e| SourceError::Input(format!("cannot read the output of {program}: {e}")))?;
-    for line in String::from_utf8_lossy(&err)
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-    {
-        tracing::warn!(JOB = %cx.job.name, "{program}: {line}");
-    }
-    let status =
-        status.map_err(|e| SourceError::Input(format!("cannot wait for {program}: {e}")))?;
-    if !status.success() {
-        return Err(SourceError::Input(format!(
-            "the source command {program} failed ({status}); the playlist was left as it was"
+            "the source command {program} failed ({}); the playlist was left as it was",
+            finished.status
         )));
     }
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    Ok(String::from_utf8_lossy(&finished.stdout).into_owned())
 }
 
 /// Splits "Artist - Title"; a line without " - " is all title.

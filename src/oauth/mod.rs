@@ -484,8 +484,8 @@ impl TokenManager {
     }
 
     fn token_info(&self) -> Option<Timestamp> {
-        let text = std::fs::read_to_string(self.info_path()?).ok()?;
-        serde_json::from_str::<TokenInfo>(&text)
+        let (bytes, _) = crate::fsutil::read_regular(&self.info_path()?, 4096).ok()?;
+        serde_json::from_slice::<TokenInfo>(&bytes)
             .ok()
             .map(|i| i.refresh_token_obtained_at)
     }

@@ -173,9 +173,13 @@ fn fingerprint(token: &SecretString) -> String {
         .collect()
 }
 
+/// The longest secret file read: tokens are under 4 KiB; a FIFO, a device
+/// or a huge file in its place is refused, never waited on or slurped.
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
 fn read_secret(path: &Path, kind: SecretKind) -> Result<Option<SecretString>, SecretError> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
+    match crate::fsutil::read_regular(path, MAX_SECRET_FILE) {
+        Ok((bytes, _)) => {
             let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText {
                 what: format!("{} in {}", kind.words(), path.display()),
             })?;

@@ -7,7 +7,8 @@
 //! `Retry-After`, an hour at least for `QUOTA_EXCEEDED`; during it requests
 //! fail at once with [`ApiError::Cooldown`], which jobs report as
 //! `skipped` with the time they may run again. Nothing ever sleeps out a
-//! 429. 5xx answers and network errors are retried a few times with short
+//! 429. An answer is read up to [`MAX_BODY`] bytes, never more. 5xx answers
+//! and network errors are retried a few times with short
 //! waits, but only for requests that are safe to repeat: a `POST` that may
 //! have landed is never sent twice, so a playlist is never doubled.
 
@@ -43,6 +44,10 @@ const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
 /// The least cooldown after a quota 429 (`QUOTA_EXCEEDED`): quotas reset
 /// slowly, and asking again soon only extends the ban.
 const QUOTA_COOLDOWN: Duration = Duration::from_secs(3600);
+/// The largest answer read: a page of 50 playlist items is about 100 KiB,
+/// so 8 MiB is room for any real one while a runaway answer cannot take
+/// the daemon's memory.
+pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The most of an error body quoted in a message.
 const MAX_QUOTE: usize = 200;
 
@@ -91,6 +96,8 @@ pub enum ApiError {
         path: String,
         detail: String,
     },
+    #[error("{method} {path}: the answer is larger than {} MiB, far more than the API sends; it was not read", MAX_BODY >> 20)]
+    TooLarge { method: String, path: String },
     #[error("{method} {path}: the answer is not what the API documents ({detail})")]
     Decode {
         method: String,
@@ -176,7 +183,27 @@ impl Spotify {
             };
             let status = resp.status().as_u16();
             let wait = retry_after(resp.headers());
-            let bytes = resp.bytes().await.map(|b| b.to_vec()).unwrap_or_default();
+            let bytes = match read_body(resp).await {
+                Ok(b) => b,
+                Err(BodyError::TooLarge) => {
+                    return Err(ApiError::TooLarge {
+                        method: method.to_string(),
+                        path: shown,
+                    });
+                }
+                Err(BodyError::Network(e)) if safe && tries < TRIES => {
+                    tracing::debug!("{method} {shown}: {}; trying again", describe_reqwest(&e));
+                    tokio::time::sleep(RETRY_WAIT * tries).await;
+                    continue;
+                }
+                Err(BodyError::Network(e)) => {
+                    return Err(ApiError::Network {
+                        method: method.to_string(),
+                        path: shown,
+                        detail: describe_reqwest(&e),
+                    });
+                }
+            };
             match status {
                 204 => return Ok(None),
                 200..=299 => return Ok(Some(bytes)),
@@ -376,6 +403,26 @@ impl Spotify {
         let results: SearchResults = self.get(&format!("/search?{q}")).await?;
         Ok(results.tracks.items)
     }
+}
+
+enum BodyError {
+    TooLarge,
+    Network(reqwest::Error),
+}
+
+/// The whole body, read chunk by chunk up to [`MAX_BODY`].
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, BodyError> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(BodyError::Network)? {
+        if out.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
 }
 
 fn decode<T: DeserializeOwned + Default>(
