@@ -526,50 +526,104 @@ async fn a_read_only_state_directory_loses_no_rotation() {
     let Some(w) = World::new(3, "").await else {
         return;
     };
-    std::fs::create_dir_all(w.state_dir()).unwrap();
-    let dir = w.state_dir();
-    // chmod before +i and after -i: an immutable directory's mode cannot
-    // change.
-    let attr = |flag: &str, mode: u32| {
-        use std::os::unix::fs::PermissionsExt as _;
-        let chmod = || std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(mode));
-        if flag == "+i" {
-            chmod().unwrap();
-        }
-        let ok = std::process::Command::new("chattr")
-            .args([flag])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        if flag == "-i" {
-            chmod().unwrap();
-        }
-        ok
-    };
-    // chmod alone does not stop root, which the suite may run as; an
-    // immutable directory stops everyone.
-    if !attr("+i", 0o500) || !attr("-i", 0o700) {
-        oidc::skip("the read-only scenario needs chattr +i (root, a file system with attributes)");
+    let Some(_undo) = ReadOnly::check(&w.state_dir()) else {
         return;
-    }
-    let _undo = Undo(|| {
-        attr("-i", 0o700);
-    });
+    };
+    let dir = w.state_dir();
     store_failure(
         &w,
-        || assert!(attr("+i", 0o500)),
-        || assert!(attr("-i", 0o700)),
+        || ReadOnly::set(&dir, true),
+        || ReadOnly::set(&dir, false),
     )
     .await;
 }
 
-/// Runs a closure when dropped (also when a test fails).
-struct Undo<F: FnMut()>(F);
+/// Makes a directory read-only for everyone, root included: chmod 0500
+/// alone does not stop root, which the suite may run as; an immutable
+/// directory (`chattr +i`) does. Undone on drop.
+struct ReadOnly(PathBuf);
 
-impl<F: FnMut()> Drop for Undo<F> {
-    fn drop(&mut self) {
-        (self.0)();
+impl ReadOnly {
+    /// Whether this works here; None after saying why not.
+    fn check(dir: &Path) -> Option<ReadOnly> {
+        std::fs::create_dir_all(dir).unwrap();
+        if !(ReadOnly::try_set(dir, true) && ReadOnly::try_set(dir, false)) {
+            oidc::skip(
+                "the read-only scenarios need chattr +i (root, a file system with attributes)",
+            );
+            return None;
+        }
+        Some(ReadOnly(dir.to_path_buf()))
     }
+
+    fn set(dir: &Path, on: bool) {
+        assert!(ReadOnly::try_set(dir, on), "chattr on {}", dir.display());
+    }
+
+    /// chmod before +i and after -i: an immutable directory's mode cannot
+    /// change.
+    fn try_set(dir: &Path, on: bool) -> bool {
+        use std::os::unix::fs::PermissionsExt as _;
+        let chmod = |mode| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode));
+        if on {
+            chmod(0o500).unwrap();
+        }
+        let ok = std::process::Command::new("chattr")
+            .arg(if on { "+i" } else { "-i" })
+            .arg(dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !on {
+            chmod(0o700).unwrap();
+        }
+        ok
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        ReadOnly::try_set(&self.0, false);
+    }
+}
+
+/// reliability: SIGTERM right after a read-only state directory became writable again, while rotations of a real OIDC server's refresh tokens had gone unstored for 12 s | on SIGTERM made one last attempt to store the newest rotation, which succeeded, then exit 0 | nothing; the restarted daemon continued the chain
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stores_an_unstored_rotation_once_more() {
+    let Some(w) = World::new(3, "").await else {
+        return;
+    };
+    let Some(_undo) = ReadOnly::check(&w.state_dir()) else {
+        return;
+    };
+    let watch = w.watch();
+    let mut daemon = w.start(&[]).await;
+    daemon.notify_containing("READY=1").await;
+    let base = w.refreshes().await;
+    w.wait_refreshes(base, 1).await;
+    ReadOnly::set(&w.state_dir(), true);
+    let base = w.refreshes().await;
+    w.wait_refreshes(base, 1).await;
+    w.wait_account("showing a store_error", |a| store_error(a).is_some())
+        .await;
+    // Long enough for the write's retries to back off past a few seconds.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    ReadOnly::set(&w.state_dir(), false);
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0, "{}", daemon.log_text());
+    oidc::assert_store_holds_head(
+        &w.oidc,
+        &w.state_dir(),
+        &w.creds(),
+        ACCOUNT,
+        Duration::from_millis(500),
+    )
+    .await;
+    let mut daemon = w.start(&[]).await;
+    daemon.notify_containing("READY=1").await;
+    let base = w.refreshes().await;
+    w.wait_refreshes(base, 2).await;
+    assert_eq!(stop(&mut daemon).await, 0);
+    w.check(&watch, Duration::from_secs(5), &[]).await;
 }
 
 /// reliability: the state directory is a 64 KiB tmpfs that fills up (ENOSPC) under a running daemon for several 3-second rotations of a real OIDC server's refresh tokens, with a reload that changes the account in the middle | kept the rotated token in memory, showed `store_error` in `status`, kept it over the reload, retried the write until space was freed | nothing; the newest token was stored within seconds of space being freed
