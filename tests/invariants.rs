@@ -1126,3 +1126,58 @@ async fn absurd_lifetimes_cause_no_request_storm() {
         assert_eq!(daemon.exit_code().await, 0, "expires_in {raw:?}");
     }
 }
+
+// ---- what no client can close ----
+
+/// reliability: a real OIDC server rotates the refresh token and then holds its answer 35 s, past freshd's 30 s timeout (reuse detection on) | gave up after 30 s, logged that the provider may have rotated the token and that reuse detection may revoke the grant, waited 30 s before presenting the old token once; the provider's reuse detection revoked the grant; the account went to needs_login naming `freshd login` and sent nothing more | the grant: the window between a provider's rotation and an answer that never arrives, which no client can close; a person must log in again
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_never_arrives_costs_the_grant_once() {
+    let Some(w) = World::new(5, "").await else {
+        return;
+    };
+    let mut daemon = w.start(&[]).await;
+    daemon.notify_containing("READY=1").await;
+    let base = w.refreshes().await;
+    w.wait_refreshes(base, 1).await;
+    w.oidc.delay(0, 35_000, 1).await;
+    wait_inflight(&w).await;
+    let held_at = now_ms();
+    // freshd's own timeout is 30 s: wait longer than PATIENCE.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(50);
+    while !daemon.log_text().contains("may have rotated") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no warning that the provider may have rotated; log:\n{}",
+            daemon.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    w.wait_account("in needs_login", |a| a["state"] == "needs_login")
+        .await;
+    let refused_at = now_ms();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let journal = w.oidc.journal().await;
+    let after: Vec<&oidc::Entry> = journal
+        .iter()
+        .filter(|e| e.is_refresh() && e.t >= held_at - 1_000)
+        .collect();
+    // The held request (rotated, answer lost), then the old token once.
+    assert_eq!(after.len(), 2, "{}", oidc::journal_text(&journal));
+    assert_eq!(
+        after[0].presented, after[1].presented,
+        "the old token again"
+    );
+    assert!(
+        after[0].issued_refresh.is_some(),
+        "the provider had rotated"
+    );
+    assert_eq!(after[1].outcome, "invalid_grant");
+    assert!(
+        after[1].t - after[0].t >= 55_000,
+        "the old token came back {} ms after the lost answer's request (30 s timeout + 30 s wait)",
+        after[1].t - after[0].t
+    );
+    assert!(refused_at - after[1].t < 10_000);
+    assert_eq!(stop(&mut daemon).await, 0);
+    assert!(w.oidc.current().await.is_empty(), "the grant is revoked");
+}
