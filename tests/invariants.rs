@@ -1042,7 +1042,7 @@ async fn token_answers(setup: &common::Setup, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_from_the_token_endpoint_are_never_followed() {
     let _slot = SLOTS.acquire().await.unwrap();
-    for status in [307, 308, 302] {
+    each_at_once([307u16, 308, 302], |status| async move {
         let tripwire = oidc::Tripwire::start().await;
         let setup = common::Setup::new(3, "").await;
         let mut daemon = setup.start("debug").await;
@@ -1092,39 +1092,44 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
         );
         daemon.signal("TERM");
         assert_eq!(daemon.exit_code().await, 0);
-    }
+    })
+    .await;
 }
 
 /// reliability: `expires_in` of 0, -5, "abc", "3600s", null, 1e12 or none at all, on every token answer (freshd's fake), with a reload | numbers and numeric strings parsed; unusable values taken as the default lifetime and logged once; 0 and negative treated as a provider fault; `freshd token` answered at once | nothing; never more than a few token requests a minute
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn absurd_lifetimes_cause_no_request_storm() {
     let _slot = SLOTS.acquire().await.unwrap();
-    for raw in ["0", "-5", "\"abc\"", "\"3600s\"", "null", "1e12", ""] {
-        let setup = common::Setup::new(3, "").await;
-        setup
-            .fake
-            .set_down(Some(freshd::fake::Fault::ExpiresIn(raw.into())));
-        let mut daemon = setup.start("debug").await;
-        daemon.notify_containing("READY=1").await;
-        let end = tokio::time::Instant::now() + Duration::from_secs(12);
-        let mut reloaded = false;
-        while tokio::time::Instant::now() < end {
-            token_answers(&setup, &format!("expires_in {raw:?}")).await;
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            if !reloaded && end - tokio::time::Instant::now() < Duration::from_secs(6) {
-                daemon.signal("HUP");
-                reloaded = true;
+    each_at_once(
+        ["0", "-5", "\"abc\"", "\"3600s\"", "null", "1e12", ""],
+        |raw| async move {
+            let setup = common::Setup::new(3, "").await;
+            setup
+                .fake
+                .set_down(Some(freshd::fake::Fault::ExpiresIn(raw.into())));
+            let mut daemon = setup.start("debug").await;
+            daemon.notify_containing("READY=1").await;
+            let end = tokio::time::Instant::now() + Duration::from_secs(12);
+            let mut reloaded = false;
+            while tokio::time::Instant::now() < end {
+                token_answers(&setup, &format!("expires_in {raw:?}")).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                if !reloaded && end - tokio::time::Instant::now() < Duration::from_secs(6) {
+                    daemon.signal("HUP");
+                    reloaded = true;
+                }
             }
-        }
-        let requests = setup.fake.token_requests();
-        assert!(
-            requests <= 4,
-            "expires_in {raw:?}: {requests} token requests in about 12 s; log:\n{}",
-            daemon.log_text()
-        );
-        daemon.signal("TERM");
-        assert_eq!(daemon.exit_code().await, 0, "expires_in {raw:?}");
-    }
+            let requests = setup.fake.token_requests();
+            assert!(
+                requests <= 4,
+                "expires_in {raw:?}: {requests} token requests in about 12 s; log:\n{}",
+                daemon.log_text()
+            );
+            daemon.signal("TERM");
+            assert_eq!(daemon.exit_code().await, 0, "expires_in {raw:?}");
+        },
+    )
+    .await;
 }
 
 // ---- what no client can close ----
@@ -1180,4 +1185,22 @@ async fn an_answer_that_never_arrives_costs_the_grant_once() {
     assert!(refused_at - after[1].t < 10_000);
     assert_eq!(stop(&mut daemon).await, 0);
     assert!(w.oidc.current().await.is_empty(), "the grant is revoked");
+}
+
+/// Runs `scenario` for each of `cases` at once (they are light: a fake and
+/// a daemon each), and fails as the first failing one did.
+async fn each_at_once<T, F, Fut>(cases: impl IntoIterator<Item = T>, scenario: F)
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let runs: Vec<_> = cases
+        .into_iter()
+        .map(|c| tokio::spawn(scenario(c)))
+        .collect();
+    for run in runs {
+        if let Err(e) = run.await {
+            std::panic::resume_unwind(e.into_panic());
+        }
+    }
 }
