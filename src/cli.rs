@@ -39,8 +39,12 @@ pub enum Command {
     ImportToken {
         account: String,
         /// Refresh once with it first, and store only if the provider accepts it
-        #[arg(long)]
+        #[arg(long, conflicts_with = "access_token")]
         check: bool,
+        /// The token is a long-lived access token (a provider that issues no
+        /// refresh token): handed out as it is, never refreshed
+        #[arg(long)]
+        access_token: bool,
     },
     /// Print a valid access token, asked of the running daemon
     Token { account: String },

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -37,6 +38,16 @@ use crate::systemd;
 
 /// Exit code for "a person must fix the configuration or credentials".
 pub const EXIT_CONFIG: u8 = 78;
+
+/// At most this many first refreshes at once: a thousand accounts starting
+/// together must not open a thousand sockets to the provider in one go,
+/// while a few dozen keep a slow provider's round trips overlapped.
+const FIRST_WAVE: usize = 32;
+
+/// `READY=1` waits at most this long for first refreshes (DESIGN §6): one
+/// account is ready within its round trip; ten thousand do not hold up
+/// systemd's start job.
+const READY_WAIT: Duration = Duration::from_secs(10);
 
 /// Where the config comes from: a file (reloadable) or fixed (the demo).
 #[derive(Debug, Clone)]
@@ -287,6 +298,7 @@ impl Shared {
         let status = Arc::new(JobStatus::default());
         let job_loop = JobLoop {
             name: job.name.clone(),
+            account: job.account.clone(),
             trigger: job.trigger.clone(),
             timeout: job.timeout,
             clock: Arc::clone(&self.clock),
@@ -384,7 +396,13 @@ impl Shared {
     /// SIGHUP: the new config is loaded and validated (secrets included)
     /// before anything changes; on any error the running config stays.
     async fn reload(&self) -> Result<(), String> {
-        let mut config = self.source.load().map_err(|e| e.to_string())?;
+        // Off the runtime thread: a config on a hung mount must not stop the
+        // token keeper or the control socket while it is read.
+        let source = self.source.clone();
+        let mut config = tokio::task::spawn_blocking(move || source.load())
+            .await
+            .map_err(|e| format!("reading the config failed: {e}"))?
+            .map_err(|e| e.to_string())?;
         let old = Arc::clone(&self.read().config);
         if config.daemon.secrets != old.daemon.secrets
             || config.daemon.socket != old.daemon.socket
@@ -650,17 +668,28 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     }
     let socket = control::socket_path(config.daemon.socket.as_deref());
     let listener = control::bind(&socket).await?;
-    // The first refresh of every account, together, before READY=1.
-    let mut first = tokio::task::JoinSet::new();
-    for m in managers.values() {
-        let m = Arc::clone(m);
-        first.spawn(async move { m.initial_refresh().await });
-    }
-    first.join_all().await;
+    // The first refresh of every account, FIRST_WAVE at a time, by the
+    // accounts' own loops; READY=1 waits for them at most READY_WAIT, and
+    // `status` shows the rest as refreshing (DESIGN §6).
+    let wave = Arc::new(tokio::sync::Semaphore::new(FIRST_WAVE));
     let accounts: BTreeMap<String, AccountHandle> = managers
         .iter()
-        .map(|(n, m)| (n.clone(), shared.spawn_account(m)))
+        .map(|(n, m)| {
+            m.set_first_wave(Arc::clone(&wave));
+            (n.clone(), shared.spawn_account(m))
+        })
         .collect();
+    let settled = async {
+        while !managers.values().all(|m| m.settled()) {
+            shared.changed.notified().await;
+        }
+    };
+    if tokio::time::timeout(READY_WAIT, settled).await.is_err() {
+        let waiting = managers.values().filter(|m| !m.settled()).count();
+        tracing::info!(
+            "{waiting} accounts still wait for their first refresh; READY=1 now, they go on"
+        );
+    }
     let jobs = shared.start_jobs(&config, &accounts, BTreeMap::new());
     {
         let mut state = shared.write();

@@ -65,7 +65,17 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         ),
         Command::Demo { duration } => freshd::demo::run(duration).await,
         Command::Check => Ok(check(&path)),
-        Command::ImportToken { account, check } => import_token(&path, &account, check).await,
+        Command::ImportToken {
+            account,
+            check,
+            access_token,
+        } => {
+            if access_token {
+                import_access_token(&path, &account).await
+            } else {
+                import_token(&path, &account, check).await
+            }
+        }
         Command::Login {
             account,
             no_browser,
@@ -313,9 +323,9 @@ async fn tell_daemon(config: &Config, account: &str) -> u8 {
     match control::ask(&socket, &request).await {
         Ok(r) if r.ok => {
             match r.result.as_deref() {
-                Some("working") => eprintln!(
-                    "freshd: the running daemon refreshed with the new token and uses it now"
-                ),
+                Some("working") => {
+                    eprintln!("freshd: the running daemon took the new token and uses it now");
+                }
                 Some("removed") => {
                     eprintln!("freshd: the running daemon no longer has a token for {account}");
                 }
@@ -402,6 +412,40 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         }
     }
     Ok(save_refresh_token(&config, &store, account, token).await)
+}
+
+/// `import-token --access-token`: a long-lived access token for a provider
+/// that issues no refresh token, stored as `ACCOUNT/access_token`.
+async fn import_access_token(path: &Path, account: &str) -> anyhow::Result<u8> {
+    let (config, _) = match config_and_account(path, account) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    if config.daemon.secrets == SecretsMode::Credentials {
+        eprintln!(
+            "freshd: with secrets = \"credentials\" a long-lived access token is a credential: `systemd-creds encrypt --name={account}.access_token - /etc/freshd/credentials/{account}.access_token.cred`, then add LoadCredentialEncrypted={account}.access_token:/etc/freshd/credentials/{account}.access_token.cred to the unit (`systemctl edit freshd`) and restart it; nothing was stored"
+        );
+        return Ok(EXIT_CONFIG);
+    }
+    let token = read_secret_line(&format!(
+        "Paste the access token for {account} (not shown), then Enter: "
+    ))?;
+    if token.expose_secret().is_empty() {
+        eprintln!(
+            "freshd: no token on standard input; pipe it in, e.g. `freshd import-token {account} --access-token < token.txt`"
+        );
+        return Ok(2);
+    }
+    let store = open_store(&config)?;
+    if let Err(e) = store::set(&store, account, SecretKind::AccessToken, token).await {
+        eprintln!("freshd: {e}");
+        return Ok(if e.needs_person() { EXIT_CONFIG } else { 1 });
+    }
+    eprintln!(
+        "freshd: stored the long-lived access token of {account} in {}; it is used while the store holds no refresh token for {account}",
+        store.hint(account, SecretKind::AccessToken)
+    );
+    Ok(tell_daemon(&config, account).await)
 }
 
 /// In credentials mode with no `[daemon] state_dir`, the daemon is the

@@ -242,6 +242,7 @@ mod tests {
                 last_error: Some("invalid_grant".into()),
                 warning: warning.map(str::to_owned),
                 store_error: None,
+                static_token: false,
             }],
             jobs: vec![JobReport {
                 name: "radio".into(),

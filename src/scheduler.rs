@@ -5,36 +5,46 @@
 //! - One task per job, and the task runs the job's body itself, so a job can
 //!   never overlap itself.
 //! - Waits are measured against the wall clock ([`Clock`]): tokio's timers
-//!   follow the monotonic clock, which stops during a suspend, so one guard
-//!   per clock checks every [`WALL_CLOCK_STEP`] whether the wall clock
-//!   jumped and then wakes every waiter to look again.
-//! - Runs that were due while the machine slept or while the previous run
-//!   overran collapse into one run, with a warning saying how many.
+//!   follow the monotonic clock, which stops during a suspend and does not
+//!   follow the time being set. So every waiter compares wall and monotonic
+//!   time whenever it wakes, and each clock has one guard that wakes every
+//!   waiter when the wall clock is set or the machine resumes (for the system
+//!   clock a timerfd with `TFD_TIMER_CANCEL_ON_SET`: nothing wakes between
+//!   such events).
+//! - Runs that were due while the machine slept, while the clock jumped
+//!   forward or while the previous run overran collapse into one run, with a
+//!   warning saying how many. After a backward jump a job runs at its next
+//!   occurrence in the new wall time: a cron job at its next match, an
+//!   interval job on the same beat as before the jump.
 
 use std::fmt;
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
+use rustix::io::Errno;
+use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec};
+use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Trigger;
 
-/// How often the wall clock is checked for jumps. DESIGN §5: timers that
-/// wait long re-read the wall clock at least this often, so that after a
-/// suspend a due job (or an expired token) is handled within this time of
-/// waking.
+/// How often the wall clock is checked for jumps where nothing tells us of
+/// them: [`TokioClock`]'s guard, and the system clock's if no timerfd can be
+/// had. DESIGN §5: after a suspend a due job (or an expired token) is
+/// handled within this time of waking.
 pub const WALL_CLOCK_STEP: Duration = Duration::from_secs(30);
 
 /// The most missed occurrences counted for a warning; past it the count says
 /// "at least".
 const MAX_COUNTED: u64 = 10_000;
 
-/// A wall clock jump larger than this (between two guard checks 30 s apart)
-/// is a suspend or a clock change; smaller drifts are scheduling noise.
-const JUMP_TOLERANCE: Duration = Duration::from_secs(1);
+/// A difference between wall and monotonic time larger than this (since the
+/// last look) is a suspend or a clock change; smaller ones are noise.
+const JUMP_TOLERANCE: SignedDuration = SignedDuration::from_secs(1);
 
 /// Wall-clock time, and a signal for when it jumps.
 pub trait Clock: Send + Sync + fmt::Debug {
@@ -43,82 +53,143 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// backward, whatever is done to the wall clock, so token expiry is
     /// tracked on it (DESIGN §5).
     fn boot(&self) -> Duration;
-    /// Changes whenever the wall clock jumped against the monotonic clock
-    /// (a suspend, or the time being set). Subscribing starts the guard.
+    /// Changes whenever the wall clock may have jumped against the monotonic
+    /// clock (a suspend, or the time being set). Subscribing starts the
+    /// guard.
     fn jumps(&self) -> watch::Receiver<u64>;
 }
 
-/// One task per clock checks, every [`WALL_CLOCK_STEP`], whether wall time
-/// moved as much as monotonic time; when not, every waiter is woken to look
-/// at the wall clock again. So after a suspend everything due is handled
-/// within 30 s of waking, while an idle daemon wakes only for this check
-/// (twice a minute) instead of once per job and account.
+/// Where a clock's guard announces jumps to every waiter.
 #[derive(Debug, Default)]
 pub struct JumpSignal(OnceLock<watch::Sender<u64>>);
 
 impl JumpSignal {
-    /// The guard as a tokio task (for clocks that follow tokio's clock).
-    fn subscribe(
-        &self,
-        now: impl Fn() -> Timestamp + Send + Sync + 'static,
-    ) -> watch::Receiver<u64> {
+    fn subscribe(&self, start: impl FnOnce(watch::Sender<u64>)) -> watch::Receiver<u64> {
         self.0
             .get_or_init(|| {
                 let (tx, _) = watch::channel(0);
-                tokio::spawn(guard(tx.clone(), now));
-                tx
-            })
-            .subscribe()
-    }
-
-    /// The guard as a thread of its own, for the system clock: one plain
-    /// monotonic sleep is one wakeup per check, where a tokio timer of 30 s
-    /// wakes the runtime two or three times as it cascades through the timer
-    /// wheel's levels. The runtime itself is woken only when a jump is seen.
-    fn subscribe_threaded(&self) -> watch::Receiver<u64> {
-        self.0
-            .get_or_init(|| {
-                let (tx, _) = watch::channel(0);
-                let guard_tx = tx.clone();
-                let spawned = std::thread::Builder::new()
-                    .name("freshd-clock".into())
-                    .stack_size(64 * 1024)
-                    .spawn(move || guard_thread(&guard_tx));
-                if let Err(e) = spawned {
-                    // Without the thread, waits fall back to 30 s steps.
-                    tracing::warn!("cannot start the clock guard thread: {e}");
-                }
+                start(tx.clone());
                 tx
             })
             .subscribe()
     }
 }
 
-fn jumped(wall: SignedDuration, mono: Duration) -> bool {
-    let mono = SignedDuration::try_from(mono).unwrap_or(SignedDuration::MAX);
-    let tolerance = SignedDuration::try_from(JUMP_TOLERANCE).unwrap_or(SignedDuration::MAX);
-    (wall - mono).abs() > tolerance
+/// Wall time against monotonic time since the last look: a difference is a
+/// jump of the wall clock (a suspend, or the time being set).
+#[derive(Debug, Clone, Copy)]
+pub struct WallWatch {
+    wall: Timestamp,
+    mono: tokio::time::Instant,
 }
 
-/// Runs for the life of the process: waiters come and go.
-fn guard_thread(tx: &watch::Sender<u64>) {
-    loop {
-        let (wall, mono) = (Timestamp::now(), std::time::Instant::now());
-        std::thread::sleep(WALL_CLOCK_STEP);
-        if jumped(Timestamp::now().duration_since(wall), mono.elapsed()) {
-            tx.send_modify(|n| *n += 1);
+impl WallWatch {
+    pub fn new(clock: &dyn Clock) -> Self {
+        Self::at(clock.now())
+    }
+
+    fn at(wall: Timestamp) -> Self {
+        WallWatch {
+            wall,
+            mono: tokio::time::Instant::now(),
         }
     }
+
+    /// How far the wall clock jumped since the last look (positive: forward),
+    /// if it did by more than noise; the next look counts from now.
+    pub fn jumped(&mut self, clock: &dyn Clock) -> Option<SignedDuration> {
+        self.jumped_to(clock.now())
+    }
+
+    fn jumped_to(&mut self, wall: Timestamp) -> Option<SignedDuration> {
+        let before = std::mem::replace(self, Self::at(wall));
+        let mono = SignedDuration::try_from(self.mono.duration_since(before.mono))
+            .unwrap_or(SignedDuration::MAX);
+        let by = wall.duration_since(before.wall).saturating_sub(mono);
+        (by.abs() > JUMP_TOLERANCE).then_some(by)
+    }
 }
 
-async fn guard(tx: watch::Sender<u64>, now: impl Fn() -> Timestamp) {
+/// The polling guard: every [`WALL_CLOCK_STEP`] it compares wall and
+/// monotonic time and, when they disagree, wakes every waiter. For clocks
+/// that follow tokio's clock, and as the fallback without a timerfd.
+async fn polling_guard(tx: watch::Sender<u64>, now: impl Fn() -> Timestamp) {
+    let mut look = WallWatch::at(now());
     loop {
-        let (wall, mono) = (now(), tokio::time::Instant::now());
         tokio::time::sleep(WALL_CLOCK_STEP).await;
-        if jumped(now().duration_since(wall), mono.elapsed()) {
+        if look.jumped_to(now()).is_some() {
             tx.send_modify(|n| *n += 1);
         }
     }
+}
+
+/// A timerfd on `CLOCK_REALTIME` armed for the end of time with
+/// `TFD_TIMER_CANCEL_ON_SET`: it never expires, but the kernel makes it
+/// readable (a read fails with `ECANCELED`) whenever the wall clock is set,
+/// and when the machine resumes from a suspend.
+fn clock_change_fd() -> std::io::Result<AsyncFd<OwnedFd>> {
+    let fd = rustix::time::timerfd_create(
+        TimerfdClockId::Realtime,
+        TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+    )?;
+    arm(&fd)?;
+    // tokio 1.54 deprecates the safe constructor because a `T: AsRawFd`
+    // could answer with another fd later; an `OwnedFd` owned by the
+    // `AsyncFd` (and never handed out mutably) cannot, and the one
+    // replacement, `AsyncFd::register`, is `unsafe`, which freshd denies.
+    #[allow(deprecated)]
+    AsyncFd::new(fd)
+}
+
+fn arm(fd: &OwnedFd) -> rustix::io::Result<()> {
+    let end_of_time = Itimerspec {
+        it_interval: Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: Timespec {
+            tv_sec: i64::MAX,
+            tv_nsec: 0,
+        },
+    };
+    rustix::time::timerfd_settime(
+        fd,
+        TimerfdTimerFlags::ABSTIME | TimerfdTimerFlags::CANCEL_ON_SET,
+        &end_of_time,
+    )
+    .map(drop)
+}
+
+/// The system clock's guard: sleeps on the timerfd and, each time the wall
+/// clock was set, re-arms it and wakes every waiter. On an error it falls
+/// back to polling, so waits still end.
+async fn timerfd_guard(fd: AsyncFd<OwnedFd>, tx: watch::Sender<u64>) {
+    let failed = loop {
+        let mut ready = match fd.readable().await {
+            Ok(ready) => ready,
+            Err(e) => break e.to_string(),
+        };
+        let mut ticks = [0; 8];
+        match rustix::io::read(fd.get_ref(), &mut ticks) {
+            Err(Errno::AGAIN | Errno::INTR) => ready.clear_ready(),
+            // The wall clock was set (or the machine resumed): the timer is
+            // cancelled until armed again. Ok means it expired, which the end
+            // of time should not: arm it again all the same.
+            Err(Errno::CANCELED) | Ok(_) => {
+                if let Err(e) = arm(fd.get_ref()) {
+                    break e.to_string();
+                }
+                tx.send_modify(|n| *n += 1);
+            }
+            Err(e) => break e.to_string(),
+        }
+    };
+    tracing::warn!(
+        "cannot watch for wall-clock changes any more ({failed}); checking every {} s instead",
+        WALL_CLOCK_STEP.as_secs()
+    );
+    tx.send_modify(|n| *n += 1);
+    polling_guard(tx, Timestamp::now).await;
 }
 
 /// The system's real-time clock.
@@ -139,7 +210,16 @@ impl Clock for SystemClock {
     }
 
     fn jumps(&self) -> watch::Receiver<u64> {
-        self.0.subscribe_threaded()
+        self.0.subscribe(|tx| match clock_change_fd() {
+            Ok(fd) => drop(tokio::spawn(timerfd_guard(fd, tx))),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch for wall-clock changes with a timerfd ({e}); checking every {} s instead",
+                    WALL_CLOCK_STEP.as_secs()
+                );
+                drop(tokio::spawn(polling_guard(tx, Timestamp::now)));
+            }
+        })
     }
 }
 
@@ -227,7 +307,8 @@ impl Clock for TokioClock {
 
     fn jumps(&self) -> watch::Receiver<u64> {
         let inner = Arc::clone(&self.inner);
-        self.signal.subscribe(move || inner.now())
+        self.signal
+            .subscribe(|tx| drop(tokio::spawn(polling_guard(tx, move || inner.now()))))
     }
 }
 
@@ -236,14 +317,30 @@ pub fn until(now: Timestamp, target: Timestamp) -> Duration {
     Duration::try_from(target.duration_since(now)).unwrap_or(Duration::ZERO)
 }
 
-/// Sleeps until the wall clock reaches `target`: on the monotonic clock,
-/// re-reading the wall clock whenever the clock's guard says it jumped.
-pub async fn sleep_until_wall(clock: &dyn Clock, target: Timestamp) {
+/// How a wait for a wall-clock instant ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Woke {
+    /// The wall clock reached the target (perhaps by jumping past it).
+    Due,
+    /// The wall clock went back by this much before reaching the target: a
+    /// plan made in the old wall time needs making again.
+    Back(SignedDuration),
+}
+
+/// Waits until the wall clock reaches `target`, or until it is seen to have
+/// gone back: on the monotonic clock, comparing wall and monotonic time
+/// against `look` on every wakeup (its own timer, or the clock's guard saying
+/// the time was set), so that a jump is seen however it is learnt of. A
+/// forward jump short of `target` just shortens the wait.
+pub async fn wait_wall(clock: &dyn Clock, target: Timestamp, look: &mut WallWatch) -> Woke {
     let mut jumps = clock.jumps();
     loop {
+        if let Some(by) = look.jumped(clock).filter(SignedDuration::is_negative) {
+            return Woke::Back(by);
+        }
         let left = until(clock.now(), target);
         if left.is_zero() {
-            return;
+            return Woke::Due;
         }
         tokio::select! {
             () = tokio::time::sleep(left) => {}
@@ -255,6 +352,13 @@ pub async fn sleep_until_wall(clock: &dyn Clock, target: Timestamp) {
             }
         }
     }
+}
+
+/// Sleeps until the wall clock reaches `target`, however the wall clock
+/// jumps on the way (see [`wait_wall`]).
+pub async fn sleep_until_wall(clock: &dyn Clock, target: Timestamp) {
+    let mut look = WallWatch::new(clock);
+    while wait_wall(clock, target, &mut look).await != Woke::Due {}
 }
 
 /// Sleeps until the boot clock ([`Clock::boot`]) reaches `target`: on the
@@ -322,6 +426,28 @@ impl Trigger {
         }
     }
 
+    /// The plan `(due, anchor)` once the wall clock went back by `by` to
+    /// `now`: a cron job's next match in the new wall time; an interval job
+    /// keeps its beat (its plan goes back with the clock), so it runs within
+    /// one interval of now, and counts on from there.
+    fn after_backward_jump(
+        &self,
+        now: Timestamp,
+        by: SignedDuration,
+        due: Timestamp,
+        anchor: Timestamp,
+    ) -> (Timestamp, Timestamp) {
+        match self {
+            Trigger::Every(every) => {
+                let every = SignedDuration::try_from(*every).unwrap_or(SignedDuration::MAX);
+                let latest = now.checked_add(every).unwrap_or(Timestamp::MAX);
+                let due = due.checked_add(by).unwrap_or(now).clamp(now, latest);
+                (due, due)
+            }
+            Trigger::Cron { .. } => (self.next_after(now, now).unwrap_or(due), anchor),
+        }
+    }
+
     /// How many occurrences fall in `(from, to]`, counting at most
     /// [`MAX_COUNTED`].
     fn count_between(&self, anchor: Timestamp, from: Timestamp, to: Timestamp) -> u64 {
@@ -367,6 +493,19 @@ pub struct Ran {
     /// For `every` jobs: run again after this long if that is sooner than
     /// the interval (a poller that knows when the track ends).
     pub again_within: Option<Duration>,
+    /// Nothing worth a journal line happened (a poll that saw no change):
+    /// the run is logged at debug, not info.
+    pub quiet: bool,
+}
+
+/// A run's duration for the journal: milliseconds under a second, else
+/// seconds with one decimal.
+fn format_took(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 impl From<RunOutcome> for Ran {
@@ -374,6 +513,7 @@ impl From<RunOutcome> for Ran {
         Ran {
             outcome,
             again_within: None,
+            quiet: false,
         }
     }
 }
@@ -414,6 +554,8 @@ pub type RunNow = oneshot::Sender<RunOutcome>;
 #[derive(Debug)]
 pub struct JobLoop {
     pub name: String,
+    /// The job's account, for the `ACCOUNT=` field of its journal lines.
+    pub account: String,
     pub trigger: Trigger,
     pub timeout: Duration,
     pub clock: Arc<dyn Clock>,
@@ -438,11 +580,24 @@ impl JobLoop {
             return Box::pin(self.serve_manual_only(body)).await;
         };
         let mut anchor = due;
+        // Jumps are measured from here on, across waits and runs alike: a
+        // plan made before a backward jump is made again in the new time.
+        let mut look = WallWatch::new(clock.as_ref());
         loop {
             self.status.update(|s| s.next_run = Some(due));
             tokio::select! {
                 () = self.cancel.cancelled() => return,
-                () = sleep_until_wall(clock.as_ref(), due) => {}
+                woke = wait_wall(clock.as_ref(), due, &mut look) => {
+                    if let Woke::Back(by) = woke {
+                        (due, anchor) = self.trigger.after_backward_jump(clock.now(), by, due, anchor);
+                        tracing::debug!(
+                            JOB = %self.name,
+                            "the wall clock went back by {}; next run at {due}",
+                            crate::config::format_duration(by.unsigned_abs()),
+                        );
+                        continue;
+                    }
+                }
                 Some(reply) = self.manual.recv() => {
                     // Its client hung up before the run started: not run.
                     if reply.is_closed() {
@@ -523,6 +678,7 @@ impl JobLoop {
         Fut: Future<Output = Ran>,
     {
         let started = self.clock.now();
+        let clock_started = tokio::time::Instant::now();
         self.status.update(|s| {
             s.running = true;
             s.last_run = Some(started);
@@ -536,10 +692,21 @@ impl JobLoop {
             ))),
         };
         let outcome = ran.outcome.clone();
+        // One journal line per run (DESIGN §6), with its outcome and how
+        // long it took: `journalctl -u freshd JOB=NAME` is the job's history.
+        let took = format_took(clock_started.elapsed());
+        let (job, account) = (&self.name, &self.account);
         match &outcome {
-            RunOutcome::Ok => tracing::debug!(JOB = %self.name, "run finished: ok"),
-            RunOutcome::Skipped(why) => tracing::info!(JOB = %self.name, "run skipped: {why}"),
-            RunOutcome::Error(e) => tracing::error!(JOB = %self.name, "run failed: {e}"),
+            RunOutcome::Ok if ran.quiet => {
+                tracing::debug!(JOB = %job, ACCOUNT = %account, "run ok in {took}, nothing new");
+            }
+            RunOutcome::Ok => tracing::info!(JOB = %job, ACCOUNT = %account, "run ok in {took}"),
+            RunOutcome::Skipped(why) => {
+                tracing::info!(JOB = %job, ACCOUNT = %account, "run skipped after {took}: {why}");
+            }
+            RunOutcome::Error(e) => {
+                tracing::error!(JOB = %job, ACCOUNT = %account, "run failed after {took}: {e}");
+            }
         }
         self.status.update(|s| {
             s.running = false;

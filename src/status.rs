@@ -26,6 +26,9 @@ pub struct AccountStatus {
     /// store refused it: what failed and what freshd does about it.
     #[serde(default)]
     pub store_error: Option<String>,
+    /// A long-lived access token that is never refreshed (no expiry).
+    #[serde(default, rename = "static")]
+    pub static_token: bool,
 }
 
 /// One job. `last_result` is `ok`, `error`, `skipped` or null.

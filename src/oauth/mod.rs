@@ -97,6 +97,9 @@ pub enum TokenState {
     NeedsLogin {
         reason: String,
     },
+    /// A long-lived access token and no refresh token: handed out as it
+    /// is, never refreshed, until an API refuses it.
+    Static,
 }
 
 impl TokenState {
@@ -104,8 +107,8 @@ impl TokenState {
     pub fn word(&self) -> &'static str {
         match self {
             TokenState::NoToken => "no_token",
-            TokenState::Idle | TokenState::Fresh => "ok",
-            TokenState::Refreshing => "refreshing",
+            TokenState::Fresh | TokenState::Static => "ok",
+            TokenState::Idle | TokenState::Refreshing => "refreshing",
             TokenState::Backoff { .. } => "backoff",
             TokenState::NeedsLogin { .. } => "needs_login",
         }
@@ -192,6 +195,8 @@ pub struct TokenManager {
     jitter: f64,
     /// Told after every refresh attempt (the daemon's `STATUS=` line).
     observer: std::sync::OnceLock<Arc<Notify>>,
+    /// Permits for first refreshes, shared by every account of a daemon.
+    first_wave: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -296,6 +301,7 @@ impl TokenManager {
             wake: Notify::new(),
             jitter: fastrand::f64(),
             observer: std::sync::OnceLock::new(),
+            first_wave: std::sync::OnceLock::new(),
         })
     }
 
@@ -338,8 +344,34 @@ impl TokenManager {
             return Ok(());
         }
         let token = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?;
+        if token.is_none()
+            && let Some(access) =
+                secrets::get(&self.store, self.name(), SecretKind::AccessToken).await?
+        {
+            self.take_static(access);
+            return Ok(());
+        }
         self.take_stored(token);
         Ok(())
+    }
+
+    /// Makes `access`, a long-lived access token from the store, the one
+    /// handed out, with no refresh ever (DESIGN §4, `ACCOUNT/access_token`).
+    fn take_static(&self, access: SecretString) {
+        let mut inner = self.lock();
+        inner.refresh_token = None;
+        inner.unstored = None;
+        inner.refused = None;
+        inner.access = Some(Access {
+            token: access,
+            expires: Duration::MAX,
+            lifetime: Duration::MAX,
+        });
+        inner.state = TokenState::Static;
+        inner.last_error = None;
+        drop(inner);
+        tracing::info!(ACCOUNT = %self.name(), "using the long-lived access token from the store; it is never refreshed");
+        self.wake.notify_one();
     }
 
     /// Makes `token` (just read from the store) the one in use.
@@ -431,11 +463,19 @@ impl TokenManager {
             return Ok(());
         }
         let token = secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?;
-        if token.is_some() && same(token.as_ref(), self.lock().refused.as_ref()) {
-            tracing::info!(ACCOUNT = %self.name(), "the store still holds the refresh token the provider refused; not sending it again: run `freshd login {}`", self.name());
+        let access = match token {
+            Some(_) => None,
+            None => secrets::get(&self.store, self.name(), SecretKind::AccessToken).await?,
+        };
+        let candidate = token.as_ref().or(access.as_ref());
+        if candidate.is_some() && same(candidate, self.lock().refused.as_ref()) {
+            tracing::info!(ACCOUNT = %self.name(), "the store still holds the token the provider refused; not sending it again: run `freshd login {}`", self.name());
             return Ok(());
         }
-        self.take_stored(token);
+        match access {
+            Some(a) => self.take_static(a),
+            None => self.take_stored(token),
+        }
         Ok(())
     }
 
@@ -450,6 +490,22 @@ impl TokenManager {
         } else {
             secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?
         };
+        if token.is_none()
+            && self.account.grant == Grant::AuthorizationCode
+            && let Some(access) =
+                secrets::get(&self.store, self.name(), SecretKind::AccessToken).await?
+        {
+            let inner = self.lock();
+            let known = inner.state == TokenState::Static
+                && same(Some(&access), inner.access.as_ref().map(|a| &a.token));
+            drop(inner);
+            if known {
+                return Ok(Adopted::Unchanged);
+            }
+            self.take_static(access);
+            self.notify_changed();
+            return Ok(Adopted::Working);
+        }
         {
             let inner = self.lock();
             let ours = token.as_ref().is_some_and(|t| inner.knows(t));
@@ -536,6 +592,16 @@ impl TokenManager {
         rejected: &SecretString,
     ) -> Result<SecretString, TokenError> {
         let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
+        if self.lock().state == TokenState::Static {
+            let reason = "the API refused the long-lived access token (401); store a new one with `freshd import-token --access-token` or `freshd login`".to_owned();
+            tracing::error!(ACCOUNT = %self.name(), "{reason}");
+            let mut inner = self.lock();
+            let sent = inner.access.as_ref().map(|a| a.token.clone());
+            let err = self.needs_login(&mut inner, reason, sent);
+            drop(inner);
+            self.notify_changed();
+            return Err(err);
+        }
         {
             let mut inner = self.lock();
             let same = inner
@@ -899,6 +965,11 @@ impl TokenManager {
 
     /// Refreshes if the plan says it is time (the background task's step).
     async fn refresh_if_due(self: &Arc<Self>) {
+        let first = self.lock().state == TokenState::Idle;
+        let _permit = match self.first_wave.get() {
+            Some(wave) if first => Some(Arc::clone(wave).acquire_owned().await),
+            _ => None,
+        };
         let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
         let boot = self.clock.boot();
         let due = {
@@ -957,12 +1028,17 @@ impl TokenManager {
         }
     }
 
-    /// The first refresh, done before the daemon says it is ready.
-    pub async fn initial_refresh(self: &Arc<Self>) {
-        let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
-        if self.lock().state == TokenState::Idle {
-            let _ = self.refresh(guard, false).await;
-        }
+    /// Whether the first refresh is over (whatever it found): the daemon
+    /// waits for this, within a bound, before `READY=1`.
+    pub fn settled(&self) -> bool {
+        !matches!(self.lock().state, TokenState::Idle | TokenState::Refreshing)
+    }
+
+    /// Makes first refreshes (of an `Idle` account) wait for a permit of
+    /// `wave`, so that many accounts starting together do not open a socket
+    /// each at once.
+    pub fn set_first_wave(&self, wave: Arc<tokio::sync::Semaphore>) {
+        let _ = self.first_wave.set(wave);
     }
 
     /// Before exit: waits for a token request in flight (bounded by its own
@@ -995,10 +1071,16 @@ impl TokenManager {
             }
             _ => None,
         };
+        let fixed = inner.state == TokenState::Static;
         AccountStatus {
             name: self.name().to_owned(),
             state: inner.state.word().to_owned(),
-            access_token_expires_at: inner.access.as_ref().map(|a| self.wall(a.expires)),
+            access_token_expires_at: inner
+                .access
+                .as_ref()
+                .filter(|_| !fixed)
+                .map(|a| self.wall(a.expires)),
+            static_token: fixed,
             last_refresh: inner.last_refresh,
             last_error: inner.last_error.clone(),
             warning,

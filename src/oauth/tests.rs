@@ -557,3 +557,45 @@ async fn an_older_token_of_the_chain_reappearing_in_the_store_is_not_adopted() {
     assert_eq!(sent, vec![Some("rt-0".into()), Some("rt-1".into())]);
     assert_eq!(stored(&rig), "rt-2");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_lived_access_token_is_handed_out_and_never_refreshed() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
+    let store = Arc::new(MemoryStore::new());
+    store
+        .set(
+            "a",
+            SecretKind::AccessToken,
+            &SecretString::from("at-forever"),
+        )
+        .unwrap();
+    let m = TokenManager::new(
+        rig.manager.account().clone(),
+        rig.endpoint.clone(),
+        store,
+        rig.clock.clone(),
+        None,
+    );
+    m.load().await.unwrap();
+    let cancel = CancellationToken::new();
+    tokio::spawn(m.clone().run(cancel.clone()));
+    rig.clock.jump(Duration::from_secs(400 * 86400));
+    tokio::time::sleep(Duration::from_secs(3600)).await;
+    assert_eq!(
+        m.access_token().await.unwrap().expose_secret(),
+        "at-forever"
+    );
+    let status = m.status();
+    assert_eq!((status.state.as_str(), status.static_token), ("ok", true));
+    assert_eq!(status.access_token_expires_at, None);
+    assert_eq!(rig.requests(), 0);
+    // An API refusing it puts the account in needs_login, with no request.
+    let err = m
+        .refresh_after_401(&SecretString::from("at-forever"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, TokenError::NeedsLogin { .. }), "{err}");
+    assert_eq!(m.status().state, "needs_login");
+    assert_eq!(rig.requests(), 0);
+    cancel.cancel();
+}

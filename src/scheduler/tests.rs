@@ -30,6 +30,7 @@ async fn starts(
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "j".into(),
+        account: "a".into(),
         trigger,
         timeout: Duration::from_secs(3600),
         clock: clock.clone(),
@@ -164,6 +165,7 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "hourly".into(),
+        account: "a".into(),
         trigger: cron("0 * * * *", "UTC"),
         timeout: Duration::from_secs(60),
         clock: clock.clone(),
@@ -201,6 +203,7 @@ async fn manual_run_reports_its_outcome_and_keeps_the_schedule() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "daily".into(),
+        account: "a".into(),
         trigger: cron("0 6 * * *", "UTC"),
         timeout: Duration::from_secs(60),
         clock,
@@ -229,6 +232,7 @@ async fn timeout_ends_a_run_as_an_error() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "slow".into(),
+        account: "a".into(),
         trigger: cron("0 6 * * *", "UTC"),
         timeout: Duration::from_secs(5),
         clock: Arc::new(TokioClock::new(start)),
@@ -259,6 +263,7 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "np".into(),
+        account: "a".into(),
         trigger: Trigger::Every(Duration::from_secs(30)),
         timeout: Duration::from_secs(60),
         clock: clock.clone(),
@@ -277,6 +282,7 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
         };
         async move {
             Ran {
+                quiet: false,
                 outcome: RunOutcome::Ok,
                 again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
             }
@@ -310,4 +316,201 @@ async fn an_idle_wait_wakes_only_for_the_guard_and_its_target() {
     tokio::time::sleep(Duration::from_secs(3599)).await;
     assert_eq!(woke.load(Ordering::SeqCst), 0);
     assert_eq!(waiter.await.unwrap(), target);
+}
+
+/// Runs a job loop on the paused clock from `start` whose runs take 1 s,
+/// steps the wall clock by `by` (as NTP or `date -s` does) after `at`, and
+/// stops after `span`; returns each run's start as (seconds on the
+/// monotonic clock since the loop began, wall time).
+async fn runs_around_a_step(
+    trigger: Trigger,
+    start: Timestamp,
+    at: Duration,
+    by: SignedDuration,
+    span: Duration,
+) -> Vec<(u64, Timestamp)> {
+    let clock = Arc::new(TokioClock::new(start));
+    let begun = tokio::time::Instant::now();
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let (_tx, manual) = mpsc::channel(1);
+    let cancel = CancellationToken::new();
+    let job = JobLoop {
+        name: "j".into(),
+        account: "a".into(),
+        trigger,
+        timeout: Duration::from_secs(3600),
+        clock: clock.clone(),
+        status: Arc::default(),
+        cancel: cancel.clone(),
+        manual,
+    };
+    let body_runs = runs.clone();
+    let body_clock = clock.clone();
+    let handle = tokio::spawn(job.run(move || {
+        body_runs
+            .lock()
+            .unwrap()
+            .push((begun.elapsed().as_secs(), body_clock.now()));
+        async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            Ran::from(RunOutcome::Ok)
+        }
+    }));
+    tokio::time::sleep(at).await;
+    clock.step_wall(by);
+    tokio::time::sleep(span.saturating_sub(at)).await;
+    cancel.cancel();
+    handle.await.unwrap();
+    Arc::try_unwrap(runs).unwrap().into_inner().unwrap()
+}
+
+const TWO_HOURS: SignedDuration = SignedDuration::from_hours(2);
+
+#[tokio::test(start_paused = true)]
+async fn cron_after_a_backward_step_runs_at_the_next_match_in_the_new_time() {
+    // Hourly from 10:30; at 10:40 the clock is set back to 08:40. The next
+    // run is 09:00 in the new time, not 11:00 (two hours and twenty minutes
+    // away).
+    let runs = runs_around_a_step(
+        cron("0 * * * *", "UTC"),
+        ts("2026-01-01T10:30:00Z"),
+        Duration::from_secs(600),
+        -TWO_HOURS,
+        Duration::from_secs(3 * 3600),
+    )
+    .await;
+    let walls: Vec<Timestamp> = runs.iter().map(|r| r.1).collect();
+    assert_eq!(
+        walls,
+        vec![
+            ts("2026-01-01T09:00:00Z"),
+            ts("2026-01-01T10:00:00Z"),
+            ts("2026-01-01T11:00:00Z"),
+        ]
+    );
+    assert_eq!(runs[0].0, 30 * 60, "20 minutes after the step");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cron_after_a_forward_step_runs_once_for_the_skipped_matches() {
+    // Hourly from 10:30; at 10:40 the clock is set forward to 15:40: one run
+    // for 11:00 to 15:00 (within one guard step), then 16:00 as planned.
+    let runs = runs_around_a_step(
+        cron("0 * * * *", "UTC"),
+        ts("2026-01-01T10:30:00Z"),
+        Duration::from_secs(600),
+        SignedDuration::from_hours(5),
+        Duration::from_secs(3600),
+    )
+    .await;
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert!(
+        runs[0].0 <= 600 + WALL_CLOCK_STEP.as_secs(),
+        "the catch-up run came late: {runs:?}"
+    );
+    assert_eq!(runs[1].1, ts("2026-01-01T16:00:00Z"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_after_a_backward_step_keeps_its_beat() {
+    // Every 10 minutes; the clock goes back two hours between two runs. The
+    // runs go on every 10 minutes of real time, the next one within one
+    // interval, instead of stalling for two hours.
+    let runs = runs_around_a_step(
+        Trigger::Every(Duration::from_secs(600)),
+        ts("2026-01-01T10:00:00Z"),
+        Duration::from_secs(700),
+        -TWO_HOURS,
+        Duration::from_secs(2500),
+    )
+    .await;
+    let monos: Vec<u64> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(monos, vec![0, 600, 1200, 1800, 2400]);
+    assert_eq!(runs[2].1, ts("2026-01-01T08:20:00Z"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_after_a_backward_step_within_a_run_keeps_its_beat() {
+    // The step lands while a run is in progress (runs take 1 s).
+    let runs = runs_around_a_step(
+        Trigger::Every(Duration::from_secs(600)),
+        ts("2026-01-01T10:00:00Z"),
+        Duration::from_millis(600_500),
+        -TWO_HOURS,
+        Duration::from_secs(2500),
+    )
+    .await;
+    let monos: Vec<u64> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(monos, vec![0, 600, 1200, 1800, 2400]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn interval_after_a_forward_step_runs_once_then_counts_from_there() {
+    // Every 10 minutes; at 700 s the clock jumps five hours forward: one
+    // catch-up run when the guard next looks (720 s), the next 10 minutes
+    // after it.
+    let runs = runs_around_a_step(
+        Trigger::Every(Duration::from_secs(600)),
+        ts("2026-01-01T10:00:00Z"),
+        Duration::from_secs(700),
+        SignedDuration::from_hours(5),
+        Duration::from_secs(1500),
+    )
+    .await;
+    let monos: Vec<u64> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(monos, vec![0, 600, 720, 1320]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backward_step_is_seen_when_the_waiter_wakes_without_the_guard() {
+    // Every 2 s: the step is seen by the waiter's own wakeup, long before
+    // the guard's next look, as with libfaketime, where no timerfd fires.
+    let runs = runs_around_a_step(
+        Trigger::Every(Duration::from_secs(2)),
+        ts("2026-01-01T10:00:00Z"),
+        Duration::from_millis(2_500),
+        -TWO_HOURS,
+        Duration::from_millis(10_500),
+    )
+    .await;
+    let monos: Vec<u64> = runs.iter().map(|r| r.0).collect();
+    assert_eq!(monos, vec![0, 2, 4, 6, 8, 10]);
+}
+
+#[test]
+fn a_wall_watch_sees_jumps_both_ways_and_ignores_noise() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let clock = TokioClock::new(ts("2026-01-01T00:00:00Z"));
+        let mut look = WallWatch::new(&clock);
+        tokio::time::sleep(Duration::from_secs(100)).await;
+        assert_eq!(look.jumped(&clock), None);
+        clock.step_wall(SignedDuration::from_millis(-500));
+        assert_eq!(look.jumped(&clock), None);
+        clock.step_wall(-TWO_HOURS);
+        assert_eq!(look.jumped(&clock), Some(-TWO_HOURS));
+        assert_eq!(look.jumped(&clock), None, "each jump is told once");
+        clock.jump(Duration::from_secs(60));
+        assert_eq!(look.jumped(&clock), Some(SignedDuration::from_secs(60)));
+    });
+}
+
+#[tokio::test]
+async fn the_system_clock_guard_starts_without_waking() {
+    // A timerfd armed for the end of time: subscribing works, and nothing
+    // changes while nobody sets the clock.
+    let clock = SystemClock::default();
+    let mut jumps = clock.jumps();
+    let changed = tokio::time::timeout(Duration::from_millis(200), jumps.changed()).await;
+    assert!(changed.is_err(), "the guard woke without a clock change");
+    let t = clock
+        .now()
+        .checked_add(SignedDuration::from_millis(50))
+        .unwrap();
+    sleep_until_wall(&clock, t).await;
+    assert!(clock.now() >= t);
 }

@@ -198,7 +198,7 @@ impl SecretStore for CredentialsStore {
     fn get(&self, account: &str, kind: SecretKind) -> Result<Option<SecretString>, SecretError> {
         match kind {
             SecretKind::RefreshToken => self.newest_refresh_token(account),
-            SecretKind::ClientSecret => self.credential(account, kind),
+            SecretKind::ClientSecret | SecretKind::AccessToken => self.credential(account, kind),
         }
     }
 

@@ -31,6 +31,9 @@ pub const STORE_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum SecretKind {
     RefreshToken,
     ClientSecret,
+    /// A long-lived access token, for providers that issue no refresh
+    /// token (DESIGN §4).
+    AccessToken,
 }
 
 impl SecretKind {
@@ -39,6 +42,7 @@ impl SecretKind {
         match self {
             SecretKind::RefreshToken => "refresh_token",
             SecretKind::ClientSecret => "client_secret",
+            SecretKind::AccessToken => "access_token",
         }
     }
 
@@ -46,6 +50,7 @@ impl SecretKind {
         match self {
             SecretKind::RefreshToken => "refresh token",
             SecretKind::ClientSecret => "client secret",
+            SecretKind::AccessToken => "long-lived access token",
         }
     }
 }
