@@ -297,6 +297,7 @@ impl Shared {
         let status = Arc::new(JobStatus::default());
         let job_loop = JobLoop {
             name: job.name.clone(),
+            account: job.account.clone(),
             trigger: job.trigger.clone(),
             timeout: job.timeout,
             clock: Arc::clone(&self.clock),

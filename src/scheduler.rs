@@ -493,6 +493,19 @@ pub struct Ran {
     /// For `every` jobs: run again after this long if that is sooner than
     /// the interval (a poller that knows when the track ends).
     pub again_within: Option<Duration>,
+    /// Nothing worth a journal line happened (a poll that saw no change):
+    /// the run is logged at debug, not info.
+    pub quiet: bool,
+}
+
+/// A run's duration for the journal: milliseconds under a second, else
+/// seconds with one decimal.
+fn format_took(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
+    }
 }
 
 impl From<RunOutcome> for Ran {
@@ -500,6 +513,7 @@ impl From<RunOutcome> for Ran {
         Ran {
             outcome,
             again_within: None,
+            quiet: false,
         }
     }
 }
@@ -540,6 +554,8 @@ pub type RunNow = oneshot::Sender<RunOutcome>;
 #[derive(Debug)]
 pub struct JobLoop {
     pub name: String,
+    /// The job's account, for the `ACCOUNT=` field of its journal lines.
+    pub account: String,
     pub trigger: Trigger,
     pub timeout: Duration,
     pub clock: Arc<dyn Clock>,
@@ -662,6 +678,7 @@ impl JobLoop {
         Fut: Future<Output = Ran>,
     {
         let started = self.clock.now();
+        let clock_started = tokio::time::Instant::now();
         self.status.update(|s| {
             s.running = true;
             s.last_run = Some(started);
@@ -675,10 +692,21 @@ impl JobLoop {
             ))),
         };
         let outcome = ran.outcome.clone();
+        // One journal line per run (DESIGN §6), with its outcome and how
+        // long it took: `journalctl -u freshd JOB=NAME` is the job's history.
+        let took = format_took(clock_started.elapsed());
+        let (job, account) = (&self.name, &self.account);
         match &outcome {
-            RunOutcome::Ok => tracing::debug!(JOB = %self.name, "run finished: ok"),
-            RunOutcome::Skipped(why) => tracing::info!(JOB = %self.name, "run skipped: {why}"),
-            RunOutcome::Error(e) => tracing::error!(JOB = %self.name, "run failed: {e}"),
+            RunOutcome::Ok if ran.quiet => {
+                tracing::debug!(JOB = %job, ACCOUNT = %account, "run ok in {took}, nothing new");
+            }
+            RunOutcome::Ok => tracing::info!(JOB = %job, ACCOUNT = %account, "run ok in {took}"),
+            RunOutcome::Skipped(why) => {
+                tracing::info!(JOB = %job, ACCOUNT = %account, "run skipped after {took}: {why}");
+            }
+            RunOutcome::Error(e) => {
+                tracing::error!(JOB = %job, ACCOUNT = %account, "run failed after {took}: {e}");
+            }
         }
         self.status.update(|s| {
             s.running = false;

@@ -468,3 +468,29 @@ async fn an_unread_notify_socket_never_blocks_the_daemon() {
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_run_leaves_one_info_line_with_job_account_outcome_and_duration() {
+    let setup = Setup::new(3600, COMMAND_JOBS).await;
+    let mut daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    assert_eq!(setup.cli(&["run-job", "ok"]).await.0, 0);
+    assert_eq!(setup.cli(&["run-job", "ok"]).await.0, 0);
+    assert_eq!(setup.cli(&["run-job", "fails"]).await.0, 1);
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
+    let log = daemon.log_text();
+    let runs: Vec<&str> = log.lines().filter(|l| l.contains("run ok in")).collect();
+    assert_eq!(runs.len(), 2, "{log}");
+    assert!(
+        runs.iter()
+            .all(|l| l.contains("JOB=ok") && l.contains("ACCOUNT=spotify")),
+        "{runs:?}"
+    );
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("run failed after"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{log}");
+    assert!(failed[0].contains("JOB=fails"), "{failed:?}");
+}

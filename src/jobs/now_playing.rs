@@ -102,14 +102,21 @@ impl NowPlaying {
         };
         let Some(playing) = playing else {
             tracing::debug!(JOB = %cx.job.name, "nothing plays");
-            return RunOutcome::Ok.into();
+            return Ran {
+                quiet: true,
+                ..RunOutcome::Ok.into()
+            };
         };
         let Some(item) = playing.item.filter(|i| !i.uri.is_empty()) else {
             tracing::debug!(JOB = %cx.job.name, "playing: {} without an item", playing.currently_playing_type);
-            return RunOutcome::Ok.into();
+            return Ran {
+                quiet: true,
+                ..RunOutcome::Ok.into()
+            };
         };
         let progress = playing.progress_ms.unwrap_or(0);
-        if self.last_uri(cx).await.as_deref() != Some(item.uri.as_str()) {
+        let changed = self.last_uri(cx).await.as_deref() != Some(item.uri.as_str());
+        if changed {
             // Seen either way: an item whose line cannot be written (a full
             // disk) fails one run, and is not retried (and logged) at every
             // poll while it plays.
@@ -122,6 +129,8 @@ impl NowPlaying {
         Ran {
             outcome: RunOutcome::Ok,
             again_within,
+            // The change itself has its own journal line (the item played).
+            quiet: true,
         }
     }
 

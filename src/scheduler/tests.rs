@@ -30,6 +30,7 @@ async fn starts(
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "j".into(),
+        account: "a".into(),
         trigger,
         timeout: Duration::from_secs(3600),
         clock: clock.clone(),
@@ -164,6 +165,7 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "hourly".into(),
+        account: "a".into(),
         trigger: cron("0 * * * *", "UTC"),
         timeout: Duration::from_secs(60),
         clock: clock.clone(),
@@ -201,6 +203,7 @@ async fn manual_run_reports_its_outcome_and_keeps_the_schedule() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "daily".into(),
+        account: "a".into(),
         trigger: cron("0 6 * * *", "UTC"),
         timeout: Duration::from_secs(60),
         clock,
@@ -229,6 +232,7 @@ async fn timeout_ends_a_run_as_an_error() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "slow".into(),
+        account: "a".into(),
         trigger: cron("0 6 * * *", "UTC"),
         timeout: Duration::from_secs(5),
         clock: Arc::new(TokioClock::new(start)),
@@ -259,6 +263,7 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "np".into(),
+        account: "a".into(),
         trigger: Trigger::Every(Duration::from_secs(30)),
         timeout: Duration::from_secs(60),
         clock: clock.clone(),
@@ -277,6 +282,7 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
         };
         async move {
             Ran {
+                quiet: false,
                 outcome: RunOutcome::Ok,
                 again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
             }
@@ -330,6 +336,7 @@ async fn runs_around_a_step(
     let cancel = CancellationToken::new();
     let job = JobLoop {
         name: "j".into(),
+        account: "a".into(),
         trigger,
         timeout: Duration::from_secs(3600),
         clock: clock.clone(),

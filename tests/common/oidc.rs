@@ -296,6 +296,12 @@ impl Oidc {
         c.grants.into_iter().map(|(g, h)| (g, h.refresh)).collect()
     }
 
+    /// How many token requests the server is answering (or holding) now.
+    pub async fn inflight(&self) -> u64 {
+        let c: serde_json::Value = self.get_json("/test/current").await;
+        c["inflight"].as_u64().unwrap()
+    }
+
     /// Holds the next `count` token requests: `before_ms` before the server
     /// processes them, `after_ms` after it answered (rotation done, answer
     /// not yet sent).
@@ -332,32 +338,20 @@ impl Oidc {
         answer["active"].as_bool().unwrap_or(false)
     }
 
-    /// Logs in as `user` through the server's own login and consent pages,
-    /// with the authorization code flow and PKCE S256, and exchanges the
-    /// code. Checks `state` and `iss` on the way back.
-    pub async fn login(&self, user: &str, auth: Auth<'_>) -> Tokens {
-        let verifier = random_token(48);
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(verifier.as_bytes()));
-        let state = random_token(16);
-        let mut url = reqwest::Url::parse(&self.authorize_url()).unwrap();
-        url.query_pairs_mut()
-            .append_pair("client_id", auth.client_id())
-            .append_pair("response_type", "code")
-            .append_pair("redirect_uri", REDIRECT_URI)
-            .append_pair("scope", "openid offline_access")
-            .append_pair("prompt", "consent")
-            .append_pair("state", &state)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+    /// Goes through the server's login and consent pages from `start` (an
+    /// authorization URL) as `user`, as a browser would; returns the URL it
+    /// is sent to at the end (the client's redirect URI with code, state and
+    /// iss), without requesting it.
+    pub async fn authorize(&self, start: reqwest::Url, user: &str) -> reqwest::Url {
+        let issuer = reqwest::Url::parse(&self.issuer).unwrap().origin();
         let mut jar: HashMap<String, String> = HashMap::new();
-        let mut next = Some((url, None::<Vec<(String, String)>>));
+        let mut next = Some((start, None::<Vec<(String, String)>>));
         let mut callback = None;
         for _ in 0..20 {
             let Some((url, form)) = next.take() else {
                 break;
             };
-            if url.as_str().starts_with(REDIRECT_URI) {
+            if url.origin() != issuer {
                 callback = Some(url);
                 break;
             }
@@ -407,7 +401,28 @@ impl Oidc {
             }
             next = Some((url.join(action).unwrap(), Some(fields)));
         }
-        let callback = callback.expect("the login never came back to the redirect URI");
+        callback.expect("the login never left the server's pages")
+    }
+
+    /// Logs in as `user` through the server's own login and consent pages,
+    /// with the authorization code flow and PKCE S256, and exchanges the
+    /// code. Checks `state` and `iss` on the way back.
+    pub async fn login(&self, user: &str, auth: Auth<'_>) -> Tokens {
+        let verifier = random_token(48);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes()));
+        let state = random_token(16);
+        let mut url = reqwest::Url::parse(&self.authorize_url()).unwrap();
+        url.query_pairs_mut()
+            .append_pair("client_id", auth.client_id())
+            .append_pair("response_type", "code")
+            .append_pair("redirect_uri", REDIRECT_URI)
+            .append_pair("scope", "openid offline_access")
+            .append_pair("prompt", "consent")
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &challenge)
+            .append_pair("code_challenge_method", "S256");
+        let callback = self.authorize(url, user).await;
         let query: HashMap<String, String> = callback.query_pairs().into_owned().collect();
         assert_eq!(
             query.get("state"),
@@ -587,16 +602,18 @@ pub fn stored_token(state_dir: &Path, creds_dir: &Path, account: &str) -> Option
 pub struct StoreWatch {
     pub seen: Arc<Mutex<Vec<(i64, String)>>>,
     task: tokio::task::JoinHandle<()>,
+    paths: (PathBuf, PathBuf, String),
 }
 
 impl StoreWatch {
     pub fn start(state_dir: &Path, creds_dir: &Path, account: &str) -> StoreWatch {
         let seen: Arc<Mutex<Vec<(i64, String)>>> = Arc::default();
-        let (state_dir, creds_dir, account) = (
+        let paths = (
             state_dir.to_path_buf(),
             creds_dir.to_path_buf(),
             account.to_string(),
         );
+        let (state_dir, creds_dir, account) = paths.clone();
         let s = Arc::clone(&seen);
         let task = tokio::spawn(async move {
             loop {
@@ -607,10 +624,20 @@ impl StoreWatch {
                         s.push((now_ms(), hash));
                     }
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         });
-        StoreWatch { seen, task }
+        StoreWatch { seen, task, paths }
+    }
+
+    /// What was seen, with the store as it is now at the end.
+    pub fn seen(&self) -> Vec<(i64, String)> {
+        let mut seen = self.seen.lock().unwrap().clone();
+        let (state_dir, creds_dir, account) = &self.paths;
+        if let Some(token) = stored_token(state_dir, creds_dir, account) {
+            seen.push((now_ms(), sha256(&token)));
+        }
+        seen
     }
 }
 
@@ -649,10 +676,17 @@ pub fn store_violations(
             .iter()
             .any(|(t, h)| *t >= e.t && *t <= e.t_done + within && later.contains(&h.as_str()));
         if !held {
+            let tail: Vec<String> = seen
+                .iter()
+                .rev()
+                .take(4)
+                .map(|(t, h)| format!("{} at {t}", short(Some(h))))
+                .collect();
             out.push(format!(
-                "rotation at t={} (refresh {}) not in the store within {within} ms",
+                "rotation answered at {} (refresh {}) not in the store within {within} ms; last seen in the store: {}",
                 e.t_done,
-                short(e.issued_refresh.as_deref())
+                short(e.issued_refresh.as_deref()),
+                tail.join(", ")
             ));
         }
     }

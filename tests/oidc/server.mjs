@@ -15,16 +15,20 @@
 // The first line on stdout is `listening http://127.0.0.1:PORT`; the issuer is
 // that URL. Test-only endpoints, under /test/:
 //   GET  /test/journal   every token-endpoint request (JSON array), in the
-//        order answered: t and t_done (ms since the epoch: arrived, answered),
+//        order answered: t and t_done (ms since the epoch: arrived, answer
+//        sent; a held answer is journaled when it is sent),
 //        grant_type, client_id, presented (SHA-256 hex of the refresh token
 //        presented), issued_refresh, issued_access (SHA-256 hex), expires_in,
 //        access_expires_at (ms), grant, outcome ("ok" or the OAuth error
 //        code), error_description, status
 //   GET  /test/current   { grants: { GRANT_ID: { refresh: SHA-256 hex of the
-//        newest refresh token, t } } } for grants that are not revoked
+//        newest refresh token, t } } } for grants that are not revoked, and
+//        inflight: token requests being answered (or held) now
 //   POST /test/delay?before_ms=N&after_ms=N&count=N   hold the next `count`
 //        token requests N ms before (not yet processed) and/or after the
-//        provider has answered (rotation done, answer not yet sent)
+//        provider has answered (rotation done, answer not yet sent); a
+//        request whose client is gone after `before_ms` is not processed
+//        (journaled as outcome "client_gone")
 //   POST /test/revoke?grant=ID   revoke one grant (all grants without ?grant)
 //   POST /test/stop      answer, then exit 0
 // Secrets are never printed: the journal holds only hashes.
@@ -146,7 +150,7 @@ function current() {
   for (const [grant] of Object.entries(grants)) {
     if (!live(`Grant:${grant}`)) delete grants[grant];
   }
-  return { grants };
+  return { grants, inflight };
 }
 
 // ---- clients ----
@@ -230,6 +234,7 @@ const provider = new Provider(issuer, {
 });
 
 let delay = { before: 0, after: 0, count: 0 };
+let inflight = 0;
 
 provider.use(async (ctx, next) => {
   if (ctx.path.startsWith('/test/')) {
@@ -240,12 +245,35 @@ provider.use(async (ctx, next) => {
     await next();
     return;
   }
+  inflight += 1;
+  try {
+    await journaled(ctx, next);
+  } finally {
+    inflight -= 1;
+  }
+});
+
+async function journaled(ctx, next) {
   let held = null;
   if (delay.count > 0) {
     delay.count -= 1;
     held = { ...delay };
   }
-  if (held?.before) await sleep(held.before);
+  let gone = false;
+  ctx.res.on('close', () => { gone = true; });
+  if (held?.before) {
+    await sleep(held.before);
+    // A client that died while its request was held: the request never
+    // reached the provider (nothing rotated).
+    if (gone || ctx.req.socket.destroyed) {
+      record({
+        t: Date.now(), t_done: Date.now(), grant_type: null, client_id: null, presented: null,
+        issued_refresh: null, issued_access: null, expires_in: null, access_expires_at: null,
+        grant: null, outcome: 'client_gone', error_description: null, status: 0,
+      });
+      return;
+    }
+  }
   const t = Date.now();
   await next();
   const params = ctx.oidc?.params ?? {};
@@ -256,6 +284,8 @@ provider.use(async (ctx, next) => {
     ?? entities.AuthorizationCode?.grantId
     ?? entities.Grant?.jti
     ?? null;
+  // The answer is held here (rotation done, not yet sent) when asked to.
+  if (held?.after) await sleep(held.after);
   record({
     t,
     t_done: Date.now(),
@@ -271,8 +301,7 @@ provider.use(async (ctx, next) => {
     error_description: ok ? null : (body.error_description ?? null),
     status: ctx.status,
   });
-  if (held?.after) await sleep(held.after);
-});
+}
 
 async function testEndpoint(ctx) {
   const q = ctx.query;
