@@ -227,12 +227,22 @@ impl Shared {
                     last_run: s.last_run,
                     last_result: s.last_outcome.as_ref().map(|o| o.word().to_owned()),
                     last_error,
+                    running_since: s.last_run.filter(|_| s.running),
                 }
             })
             .collect();
 
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
-        StatusReport { accounts, jobs }
+        let daemon = Some(crate::status::DaemonInfo::this_process(
+            describe(&self.source),
+            describe_socket(&state.config),
+            state.config.daemon.timezone_name.clone(),
+        ));
+        StatusReport {
+            accounts,
+            jobs,
+            daemon,
+        }
     }
 
     fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {

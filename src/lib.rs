@@ -14,6 +14,8 @@
 //! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`].
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
+//! - [`client`]: `freshd token`, `status`, `run-job` and `reload`: what they
+//!   print and how they exit.
 //! - [`status`]: the `status` report.
 //! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
@@ -25,6 +27,7 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;

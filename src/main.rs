@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use freshd::cli::{Cli, Command};
-use freshd::config::{self, Config, ConfigError, SecretsMode};
+use freshd::client;
+use freshd::config::{self, Config, SecretsMode};
 use freshd::control::{self, Request};
 use freshd::daemon::{self, ConfigSource, EXIT_CONFIG, Options};
 use freshd::oauth::login::{LOGIN_TIMEOUT, LoginOptions};
@@ -18,6 +19,7 @@ use freshd::secrets::{self as store, SecretKind, SecretStore};
 use secrecy::{ExposeSecret, SecretString};
 
 fn main() -> ExitCode {
+    freshd::status::mark_started();
     let cli = Cli::parse();
     let daemonish = matches!(cli.command, Command::Run | Command::Demo { .. });
     let level = cli
@@ -45,10 +47,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("freshd: {e:#}");
+            eprintln!("freshd: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// `e` and its causes, each said once: a message that already quotes its
+/// cause (an OS error, say) is not followed by it again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -63,6 +82,12 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         ),
+        Command::Demo { .. } if cli.config.is_some() => {
+            eprintln!(
+                "freshd: demo runs its built-in config (config/demo.toml) against a simulated provider and does not read --config; to run yours: freshd run --config PATH"
+            );
+            Ok(2)
+        }
         Command::Demo { duration } => freshd::demo::run(duration).await,
         Command::Check => Ok(check(&path).await),
         Command::Logout { account } => logout(&path, &account).await,
@@ -93,67 +118,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             )
             .await
         }
-        Command::Token { account } => {
-            let answer = ask(&path, &Request::Token { account }).await?;
-            if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
-                println!("{}", token.0);
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
-        Command::Status { json } => {
-            let answer = ask(&path, &Request::Status).await?;
-            let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
-                return Ok(refused(&answer));
-            };
-            if json {
-                println!("{}", serde_json::to_string(report)?);
-            } else {
-                print!("{}", report.render());
-            }
-            Ok(0)
-        }
-        Command::RunJob { job } => {
-            let answer = ask(&path, &Request::RunJob { job: job.clone() }).await?;
-            if answer.ok {
-                println!("{job}: ok");
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
-        Command::Reload => {
-            let answer = ask(&path, &Request::Reload).await?;
-            if answer.ok {
-                println!("reloaded");
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
+        Command::Token { account } => Ok(client::token(&path, account).await),
+        Command::Status { json } => client::status(&path, json).await,
+        Command::RunJob { job } => Ok(client::run_job(&path, job).await),
+        Command::Reload => Ok(client::reload(&path).await),
     }
-}
-
-fn refused(answer: &control::Response) -> u8 {
-    eprintln!(
-        "freshd: {}",
-        answer.error.as_deref().unwrap_or("the daemon refused")
-    );
-    answer.exit_code.unwrap_or(1)
-}
-
-/// Asks the running daemon; the socket path comes from the config when it
-/// can be read, else from the environment (a broken config should not stop
-/// `freshd token` from reaching a daemon that runs an older, good one).
-async fn ask(path: &Path, request: &Request) -> anyhow::Result<control::Response> {
-    let configured = match Config::load(path) {
-        Ok(c) => c.daemon.socket,
-        Err(ConfigError::Read { .. }) => None,
-        Err(e) => {
-            eprintln!("freshd: warning: {e}\nfreshd: looking for the daemon at the default socket");
-            None
-        }
-    };
-    let socket = control::socket_path(configured.as_deref());
-    Ok(control::ask(&socket, request).await?)
 }
 
 async fn check(path: &Path) -> u8 {
@@ -165,6 +134,9 @@ async fn check(path: &Path) -> u8 {
         }
     };
     println!("{}: ok", path.display());
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "daemon: time zone {}, secrets {}, state directory {}, control socket {}",
         config.daemon.timezone_name,

@@ -8,6 +8,7 @@
 //! [`ConfigError`], and there are no silent defaults for values that are
 //! present but wrong.
 
+mod messages;
 mod raw;
 mod validate;
 
@@ -576,6 +577,32 @@ impl Config {
             path: path.to_owned(),
             problems,
         })
+    }
+}
+
+/// Client ids of `config/freshd.toml`, which only look like real ones.
+const PLACEHOLDER_CLIENT_IDS: &[&str] =
+    &["0123456789abcdef0123456789abcdef", "your-todoist-client-id"];
+
+impl Config {
+    /// What `freshd check` warns about in a valid config: the example's
+    /// placeholders, and a config that does nothing.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.accounts.is_empty() && self.jobs.is_empty() {
+            out.push("the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (config/freshd.toml shows every key)".to_owned());
+        }
+        for a in self.accounts.values() {
+            if PLACEHOLDER_CLIENT_IDS.contains(&a.client_id.as_str())
+                || a.client_id.starts_with("your-")
+            {
+                out.push(format!(
+                    "accounts.{}.client_id is the example's placeholder \"{}\"; put the client id of the app you registered at the provider",
+                    a.name, a.client_id
+                ));
+            }
+        }
+        out
     }
 }
 

@@ -47,18 +47,17 @@ fn unknown_key_names_file_line_column_key_and_valid_keys() {
     ));
     assert!(
         err.starts_with(
-            "/etc/freshd/config.toml:9:1: jobs.np.evry: unknown field `evry`, expected one of"
+            "/etc/freshd/config.toml:9:1: jobs.np.evry: unknown key `evry`; did you mean `every`? valid here: `account`, `type`, "
         ),
         "{err}"
     );
-    assert!(err.contains("`every`"), "{err}");
 }
 
 #[test]
 fn unknown_daemon_key() {
     let err = error("[daemon]\ntimezon = \"UTC\"\n");
     assert!(
-        err.starts_with("/etc/freshd/config.toml:2:1: daemon.timezon: unknown field `timezon`, expected one of `timezone`"),
+        err.starts_with("/etc/freshd/config.toml:2:1: daemon.timezon: unknown key `timezon`; did you mean `timezone`? valid here: `timezone`, "),
         "{err}"
     );
 }
@@ -66,10 +65,9 @@ fn unknown_daemon_key() {
 #[test]
 fn wrong_type_is_located() {
     let err = error("[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = 5\n");
-    assert!(err.starts_with("/etc/freshd/config.toml:3:13: "), "{err}");
-    assert!(
-        err.contains("invalid type: integer `5`, expected a string"),
-        "{err}"
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:3:13: accounts.a.client_id: expected a string (in quotes), found the integer 5"
     );
 }
 
@@ -91,7 +89,7 @@ fn bad_cron() {
     ));
     assert!(
         err.starts_with(
-            "/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern ("
+            "/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern: minute 61 is out of range 0–59; "
         ),
         "{err}"
     );
@@ -452,4 +450,50 @@ fn http_max_size_has_a_default_and_takes_units() {
         err.contains("jobs.h.max_size: \"big\" is not a size"),
         "{err}"
     );
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_what_is_expected() {
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.now-playing]\naccount = \"spotify\"\ntype = \"now_playing\"\nevery = 30\n"
+    ));
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:9:9: jobs.now-playing.every: expected a duration such as \"30s\", \"5m\" or \"1h 30m\" (in quotes), found the integer 30"
+    );
+    let err = error(
+        "[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = \"x\"\nscopes = \"x\"\n",
+    );
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:4:10: accounts.a.scopes: expected a list such as [\"a\", \"b\"], found the string \"x\""
+    );
+}
+
+#[test]
+fn an_unknown_top_level_key_suggests_the_nearest() {
+    let err = error("[job.x]\naccount = \"a\"\n");
+    assert!(
+        err.starts_with(
+            "/etc/freshd/config.toml:1:2: job: unknown key `job`; did you mean `jobs`?"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_warns_about_placeholders_and_an_empty_config() {
+    let example = parse(&std::fs::read_to_string("config/freshd.toml").unwrap()).unwrap();
+    let warnings = example.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("accounts.spotify.client_id is the example's placeholder")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        parse("").unwrap().warnings(),
+        vec!["the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (config/freshd.toml shows every key)".to_owned()]
+    );
+    assert!(parse(ACCOUNT).unwrap().warnings().is_empty());
 }

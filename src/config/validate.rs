@@ -202,7 +202,8 @@ fn valid_name(name: &str) -> bool {
 const NAME_RULE: &str = "names start with a letter or digit, then letters, digits, '-', '_' or '.', at most 64 characters";
 
 pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config, Vec<Problem>> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| vec![toml_problem(text, &e)])?;
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| vec![super::messages::toml_problem(text, &e)])?;
     let mut cx = Ctx {
         text,
         problems: Vec::new(),
@@ -233,63 +234,6 @@ pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config,
         }),
         _ => Err(cx.problems),
     }
-}
-
-/// Turns a TOML syntax or type error into a [`Problem`] at its place,
-/// naming the table it happened in.
-fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let start = e.span().map_or(0, |s| s.start);
-    let (line, column) = line_col(text, start);
-    let table = enclosing_table(text, start);
-    let word: String = e
-        .span()
-        .and_then(|s| text.get(s))
-        .map(|s| s.trim().trim_matches('"').to_owned())
-        .filter(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        })
-        .unwrap_or_default();
-    let message = e.message().trim().to_owned();
-    let key = match (table.as_str(), word.as_str()) {
-        ("", "") => "(top level)".to_owned(),
-        ("", w) => w.to_owned(),
-        (t, "") => t.to_owned(),
-        (t, w) if message.contains(&format!("`{w}`")) || message.starts_with("missing") => {
-            format!("{t}.{w}")
-        }
-        (t, _) => t.to_owned(),
-    };
-    let message = match message.as_str() {
-        m if m.starts_with("unknown field") => format!("{m}; see config/freshd.toml for every key"),
-        _ => message,
-    };
-    Problem {
-        line,
-        column,
-        key,
-        message,
-    }
-}
-
-/// The `[table]` header above byte `offset`, without brackets.
-fn enclosing_table(text: &str, offset: usize) -> String {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    before
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| {
-            l.trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .replace('"', "")
-        })
-        .unwrap_or_default()
 }
 
 fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
@@ -876,11 +820,13 @@ fn trigger(
                     c
                 }
                 Err(e) => {
+                    let why = super::messages::cron_problem(schedule.get_ref())
+                        .unwrap_or_else(|| e.to_string());
                     cx.problem(
                         schedule.span(),
                         &key("schedule"),
                         format!(
-                            "\"{}\" is not a cron pattern ({e}); write 5 fields (minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON\") or 6 with seconds first",
+                            "\"{}\" is not a cron pattern: {why}; write 5 fields (minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON\") or 6 with seconds first",
                             schedule.get_ref()
                         ),
                     );
