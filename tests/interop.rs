@@ -20,7 +20,7 @@ use std::process::Stdio;
 use common::oidc::{
     BASIC_CLIENT, BASIC_SECRET, Oidc, POST_CLIENT, POST_SECRET, PUBLIC_CLIENT, sha256,
 };
-use common::{Daemon, PATIENCE, bin, free_port};
+use common::{PATIENCE, bin, free_port};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, ChildStderr, Command};
@@ -265,6 +265,60 @@ refresh_before_expiry = "1s"
     }
 }
 
+/// A running `freshd run` (killed when dropped).
+struct Daemon {
+    child: Child,
+    notify: UnixDatagram,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Skips notifications until one contains `needle`.
+    async fn notify_containing(&self, needle: &str) {
+        let mut buf = vec![0; 4096];
+        loop {
+            let n = tokio::time::timeout(PATIENCE, self.notify.recv(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle:?} notification; log:\n{}", self.log_text()))
+                .unwrap();
+            if String::from_utf8_lossy(&buf[..n]).contains(needle) {
+                return;
+            }
+        }
+    }
+
+    async fn wait_for_log(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.log_text().contains(needle) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no log line with {needle:?}; log:\n{}",
+                self.log_text()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGTERM, then its exit code.
+    async fn stop(&mut self) -> i32 {
+        let pid = self.child.id().unwrap().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("freshd did not exit; log:\n{}", self.log_text()))
+            .unwrap();
+        status.code().unwrap_or(-1)
+    }
+}
+
 /// A running `freshd login`.
 struct Login {
     child: Child,
@@ -497,8 +551,7 @@ async fn client_credentials_send_token_params() {
             .any(|e| e.client_id.as_deref() == Some(BASIC_CLIENT) && e.outcome == "invalid_target"),
         "the resource parameter reached the server: {cc:?}"
     );
-    daemon.signal("TERM");
-    assert_eq!(daemon.exit_code().await, 0);
+    assert_eq!(daemon.stop().await, 0);
 }
 
 /// Without `prompt=consent` the server drops `offline_access` (OIDC Core
@@ -563,8 +616,7 @@ async fn the_daemon_starts_from_cached_metadata_while_the_server_is_down() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
-    daemon.signal("TERM");
-    assert_eq!(daemon.exit_code().await, 0);
+    assert_eq!(daemon.stop().await, 0);
 }
 
 /// `logout` while the daemon runs: the provider revokes the grant, the
@@ -597,6 +649,5 @@ async fn logout_revokes_deletes_and_tells_the_running_daemon() {
     assert_eq!(status["accounts"][0]["state"], "no_token", "{out}");
     let (code, _, _) = t.cli(&["token", ACCOUNT], None).await;
     assert_ne!(code, 0, "no token is handed out after logout");
-    daemon.signal("TERM");
-    assert_eq!(daemon.exit_code().await, 0);
+    assert_eq!(daemon.stop().await, 0);
 }
