@@ -53,6 +53,9 @@ pub enum Command {
         #[arg(long)]
         access_token: bool,
     },
+    /// Revoke the refresh token at the provider, delete it from the store,
+    /// and tell a running daemon
+    Logout { account: String },
     /// Print a valid access token, asked of the running daemon
     Token { account: String },
     /// Show accounts and jobs of the running daemon; exit 3 when an account needs a person

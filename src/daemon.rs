@@ -247,12 +247,11 @@ impl Shared {
 
     fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {
         let account = Arc::clone(account);
-        let endpoint = HttpEndpoint::new(
+        let endpoint = HttpEndpoint::for_account(
             self.token_http.clone(),
-            account.token_url.clone(),
-            account.client_id.clone(),
+            &account,
             account.client_secret.clone(),
-            account.scopes.clone(),
+            Some(self.state_dir.clone()),
         );
         TokenManager::new(
             account,

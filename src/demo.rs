@@ -43,7 +43,7 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     crate::fsutil::ensure_private_dir(&dir.join("state"))?;
     for (name, account) in &mut config.accounts {
         let mut a = (**account).clone();
-        a.token_url = fake.token_url();
+        a.token_url = Some(fake.token_url());
         a.api_base_url = Some(fake.api_base_url());
         a.authorize_url = Some(format!("{}/authorize", fake.base_url()));
         *account = Arc::new(a);

@@ -8,7 +8,8 @@
 //! - [`secrets`]: where refresh tokens live: the Secret Service, systemd
 //!   credentials, or memory; every call off the async workers with a deadline.
 //! - [`oauth`]: one [`oauth::TokenManager`] per account (refresh ahead of
-//!   expiry, backoff, rotation), the token endpoint client, and `login`.
+//!   expiry, backoff, rotation), the token endpoint client (client
+//!   authentication, revocation), issuer discovery, `login` and `logout`.
 //! - [`scheduler`]: cron and intervals on the wall clock; one loop per job.
 //! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`].
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.

@@ -89,7 +89,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             Ok(2)
         }
         Command::Demo { duration } => freshd::demo::run(duration).await,
-        Command::Check => Ok(check(&path)),
+        Command::Check => Ok(check(&path).await),
+        Command::Logout { account } => logout(&path, &account).await,
         Command::ImportToken {
             account,
             check,
@@ -124,7 +125,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-fn check(path: &Path) -> u8 {
+async fn check(path: &Path) -> u8 {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -144,13 +145,17 @@ fn check(path: &Path) -> u8 {
         daemon::describe_socket(&config)
     );
     println!("accounts:");
+    let http = freshd::http::token_client().unwrap_or_default();
     for a in config.accounts.values() {
         let provider = a.provider.map_or("custom", |p| p.name());
         println!(
-            "  {:<16} {provider}, token URL {}, refreshed {} before expiry",
+            "  {:<16} {provider}, refreshed {} before expiry",
             a.name,
-            a.token_url,
             config::format_duration(a.refresh_before_expiry)
+        );
+        print!(
+            "{}",
+            freshd::oauth::discovery::describe(a, daemon::state_dir(&config), &http).await
         );
     }
     println!("jobs:");
@@ -342,9 +347,20 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
+    let state_dir = daemon::state_dir(&config);
     let http = freshd::http::token_client().context("cannot build the HTTP client")?;
-    match freshd::oauth::login::login(&acc, secret, http, options).await {
-        Ok(token) => Ok(save_refresh_token(&config, &store, account, token).await),
+    match freshd::oauth::login::login(&acc, secret, http, options, state_dir).await {
+        Ok(authorized) => {
+            let token = authorized.refresh_token.clone();
+            let code = save_refresh_token(&config, &store, account, token).await;
+            let outcome = if code == 0 {
+                Ok(())
+            } else {
+                Err("the provider authorized freshd, but freshd could not store the refresh token; the terminal says why and what to do".to_owned())
+            };
+            authorized.finish(account, outcome).await;
+            Ok(code)
+        }
         Err(e) => {
             eprintln!("freshd: login failed: {e}");
             Ok(e.exit_code())
@@ -376,12 +392,11 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let endpoint = HttpEndpoint::new(
+        let endpoint = HttpEndpoint::for_account(
             freshd::http::token_client().context("cannot build the HTTP client")?,
-            acc.token_url.clone(),
-            acc.client_id.clone(),
+            &acc,
             secret,
-            acc.scopes.clone(),
+            daemon::state_dir(&config),
         );
         match endpoint.request(GrantRequest::RefreshToken(&token)).await {
             Ok(tokens) => {
@@ -397,6 +412,44 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         }
     }
     Ok(save_refresh_token(&config, &store, account, token).await)
+}
+
+/// `freshd logout` (DESIGN §2).
+async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
+    let (config, acc) = match config_and_account(path, account) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let secret = match client_secret(&store, &acc).await {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let http = freshd::http::token_client().context("cannot build the HTTP client")?;
+    let state_dir = daemon::state_dir(&config);
+    let out = freshd::oauth::logout::logout(&acc, &store, secret, http, state_dir).await;
+    if !out.deleted {
+        return Ok(out.exit_code);
+    }
+    // A running daemon re-reads the store, finds no token, and drops its own.
+    let socket = control::socket_path(config.daemon.socket.as_deref());
+    let request = Request::Adopt {
+        account: account.to_owned(),
+    };
+    match control::ask(&socket, &request).await {
+        Ok(r) if r.ok => {
+            eprintln!("freshd: the running daemon no longer uses a token for {account}")
+        }
+        Ok(r) => {
+            eprintln!(
+                "freshd: the running daemon did not drop the token of {account}: {}; restart it (systemctl restart freshd)",
+                r.error.unwrap_or_default()
+            );
+            return Ok(r.exit_code.unwrap_or(1));
+        }
+        Err(_) => {}
+    }
+    Ok(out.exit_code)
 }
 
 /// `import-token --access-token`: a long-lived access token for a provider

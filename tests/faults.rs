@@ -2,8 +2,9 @@
 //! every way a provider can, and against kills and signals at bad moments.
 //!
 //! Each scenario's `/// reliability:` line (what was injected | what freshd
-//! did | what was lost) is a row of `docs/reliability.md`; the last test
-//! checks that the document is generated from exactly these lines
+//! did | what was lost), here and in every other `tests/*.rs`, is a row of
+//! `docs/reliability.md`; the last test checks that the document is
+//! generated from exactly these lines
 //! (`FRESHD_BLESS=1 cargo test --test faults reliability` rewrites it).
 
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns: a failure is a test failure
@@ -380,23 +381,38 @@ async fn a_reload_that_changes_one_account_leaves_the_other_alone() {
     assert_eq!(daemon.exit_code().await, 0);
 }
 
-/// The rows of docs/reliability.md, from the `/// reliability:` lines above.
+/// The rows of docs/reliability.md: the `/// reliability:` lines of every
+/// `tests/*.rs`, by file name, then in order within the file.
 fn rows() -> String {
-    let source = include_str!("faults.rs");
+    let tests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&tests)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    files.sort();
     let marker = ["///", " reliability:"].concat();
-    let mut out =
-        String::from("| what was injected | what freshd did | what was lost |\n|---|---|---|\n");
-    for line in source
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix(marker.as_str()))
-    {
-        let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
-        assert_eq!(
-            cells.len(),
-            3,
-            "a reliability line needs three cells: {line}"
-        );
-        out.push_str(&format!("| {} | {} | {} |\n", cells[0], cells[1], cells[2]));
+    let mut out = String::from(
+        "| what was injected | what freshd did | what was lost | suite |\n|---|---|---|---|\n",
+    );
+    for file in files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let source = std::fs::read_to_string(&file).unwrap();
+        for line in source
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix(marker.as_str()))
+        {
+            let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
+            assert_eq!(
+                cells.len(),
+                3,
+                "a reliability line in tests/{name} needs three cells: {line}"
+            );
+            out.push_str(&format!(
+                "| {} | {} | {} | [`{name}`](../tests/{name}) |\n",
+                cells[0], cells[1], cells[2]
+            ));
+        }
     }
     out
 }
@@ -406,7 +422,7 @@ fn reliability_doc_is_in_step_with_the_suite() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reliability.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_default();
     let (begin, end) = (
-        "<!-- rows: generated from tests/faults.rs -->\n",
+        "<!-- rows: generated from tests/*.rs -->\n",
         "<!-- end of rows -->",
     );
     let start = doc.find(begin).map(|i| i + begin.len());
@@ -423,6 +439,6 @@ fn reliability_doc_is_in_step_with_the_suite() {
         return;
     }
     panic!(
-        "docs/reliability.md is out of step with tests/faults.rs; run FRESHD_BLESS=1 cargo test --test faults reliability"
+        "docs/reliability.md is out of step with the suite's `/// reliability:` lines; run FRESHD_BLESS=1 cargo test --test faults reliability"
     );
 }

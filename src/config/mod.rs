@@ -114,14 +114,14 @@ impl Provider {
         }
     }
 
-    fn authorize_url(self) -> &'static str {
+    pub fn authorize_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/authorize",
             Self::Todoist => "https://todoist.com/oauth/authorize",
         }
     }
 
-    fn token_url(self) -> &'static str {
+    pub fn token_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/api/token",
             Self::Todoist => "https://todoist.com/oauth/access_token",
@@ -132,6 +132,16 @@ impl Provider {
         match self {
             Self::Spotify => "https://api.spotify.com/v1",
             Self::Todoist => "https://api.todoist.com/api/v1",
+        }
+    }
+
+    /// How the provider documents client authentication at its token
+    /// endpoint: Spotify takes HTTP Basic, Todoist takes `client_id` and
+    /// `client_secret` as form fields.
+    fn auth_method(self) -> AuthMethod {
+        match self {
+            Self::Spotify => AuthMethod::ClientSecretBasic,
+            Self::Todoist => AuthMethod::ClientSecretPost,
         }
     }
 
@@ -155,6 +165,34 @@ pub enum Grant {
     ClientCredentials,
 }
 
+/// How the client proves who it is to the token and revocation endpoints
+/// (`token_endpoint_auth_method`, with the names of RFC 8414 and OIDC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` as form fields.
+    ClientSecretPost,
+    /// A public client: `client_id` in the form, no secret.
+    None,
+}
+
+impl AuthMethod {
+    pub const CHOICES: &[(&str, AuthMethod)] = &[
+        ("client_secret_basic", AuthMethod::ClientSecretBasic),
+        ("client_secret_post", AuthMethod::ClientSecretPost),
+        ("none", AuthMethod::None),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
 /// `[accounts.NAME]`, with preset URLs filled in.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -168,11 +206,30 @@ pub struct Account {
     pub redirect_uri: Option<String>,
     pub grant: Grant,
     pub refresh_before_expiry: Duration,
+    /// Exactly as written (or the preset's); `None` when `issuer` is to
+    /// fill it in.
     pub authorize_url: Option<String>,
-    pub token_url: String,
+    /// Exactly as written (or the preset's); `None` only when `issuer` is
+    /// set, whose metadata then gives it.
+    pub token_url: Option<String>,
+    /// The RFC 7009 revocation endpoint, when written; else the issuer's
+    /// metadata may give one.
+    pub revocation_url: Option<String>,
+    /// The authorization server's issuer identifier (RFC 8414), for
+    /// discovery and the `iss` check of RFC 9207.
+    pub issuer: Option<String>,
+    /// A prefix for API paths, which all start with `/`: kept without a
+    /// trailing `/`, so that joining never makes `//`.
     pub api_base_url: Option<String>,
     /// How long a refresh token lives after authorization, if limited.
     pub refresh_token_lifetime: Option<Duration>,
+    /// `token_endpoint_auth_method` as written; `None` means the default
+    /// (see [`Account::auth_method`]).
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// Extra query parameters for the authorization request.
+    pub authorize_params: BTreeMap<String, String>,
+    /// Extra form fields for every token request.
+    pub token_params: BTreeMap<String, String>,
     /// This account's own notify command, over `[daemon] notify`. Not
     /// part of [`Account::same_as`]: changing who is told keeps the tokens.
     pub notify: Option<Vec<String>>,
@@ -199,6 +256,24 @@ impl Account {
             && self.token_url == other.token_url
             && self.api_base_url == other.api_base_url
             && self.refresh_token_lifetime == other.refresh_token_lifetime
+            && self.revocation_url == other.revocation_url
+            && self.issuer == other.issuer
+            && self.token_endpoint_auth_method == other.token_endpoint_auth_method
+            && self.authorize_params == other.authorize_params
+            && self.token_params == other.token_params
+    }
+
+    /// How the client authenticates: the configured method; else, with a
+    /// client secret, the preset's documented one or Basic (RFC 6749
+    /// §2.3.1 says servers must support it); else `none`.
+    pub fn auth_method(&self, has_secret: bool) -> AuthMethod {
+        match self.token_endpoint_auth_method {
+            Some(m) => m,
+            None if !has_secret => AuthMethod::None,
+            None => self
+                .provider
+                .map_or(AuthMethod::ClientSecretBasic, Provider::auth_method),
+        }
     }
 }
 

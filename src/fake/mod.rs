@@ -2,7 +2,8 @@
 //! the tests: a token endpoint that issues short-lived access tokens and
 //! rotating, single-use refresh tokens, and a sliver of an API (`/v1/me`)
 //! that checks them. Faults can be queued: 503s, garbage, hangs, 429 with
-//! `Retry-After`, `invalid_grant`, `invalid_client`.
+//! `Retry-After`, `invalid_grant`, `invalid_client`, and what no real server
+//! does: redirects from the token endpoint, absurd `expires_in` values.
 //!
 //! It counts every request and remembers every secret it issued, so a test
 //! can search freshd's output for all of them.
@@ -36,6 +37,11 @@ pub enum Fault {
     InvalidGrant,
     /// 401 `invalid_client`.
     InvalidClient,
+    /// A redirect (301, 302, 303, 307, 308) to `location`.
+    Redirect { status: u16, location: String },
+    /// Tokens as usual, with this raw JSON as `expires_in` (`0`, `-5`,
+    /// `"abc"`, `null`, `1e12`, …); an empty string leaves it out.
+    ExpiresIn(String),
 }
 
 /// How the fake behaves.
@@ -237,9 +243,11 @@ impl FakeProvider {
     fn token(&self, req: &HttpRequest) -> HttpResponse {
         let mut s = self.lock();
         s.token_requests += 1;
-        let fault = s.faults.pop_front().or_else(|| s.down.clone());
-        if let Some(fault) = fault {
-            return fault_response(&fault);
+        let mut expires_in = None;
+        match s.faults.pop_front().or_else(|| s.down.clone()) {
+            Some(Fault::ExpiresIn(raw)) => expires_in = Some(raw),
+            Some(fault) => return fault_response(&fault),
+            None => {}
         }
         let form = req.form();
         let client_ok = form.get("client_id").map(String::as_str)
@@ -263,12 +271,14 @@ impl FakeProvider {
                     );
                 };
                 let owner = s.refresh_tokens.get(rt).cloned();
-                if let Some(fault) = owner
+                match owner
                     .as_ref()
                     .and_then(|u| s.user_faults.get_mut(u))
                     .and_then(VecDeque::pop_front)
                 {
-                    return fault_response(&fault);
+                    Some(Fault::ExpiresIn(raw)) => expires_in = Some(raw),
+                    Some(fault) => return fault_response(&fault),
+                    None => {}
                 }
                 let Some(user) = owner else {
                     return HttpResponse::json(
@@ -305,6 +315,15 @@ impl FakeProvider {
             "expires_in": lifetime.as_secs(),
             "scope": "user-read-currently-playing playlist-modify-private",
         });
+        match expires_in.as_deref() {
+            Some("") => {
+                body.as_object_mut().map(|b| b.remove("expires_in"));
+            }
+            Some(raw) => {
+                body["expires_in"] = serde_json::from_str(raw).unwrap_or_else(|_| json!(raw));
+            }
+            None => {}
+        }
         if (self.options.rotate || by_code) && user != "client" {
             let rt = format!("rt-{user}-{serial}-{:016x}", fastrand::u64(..));
             s.refresh_tokens.insert(rt.clone(), user.clone());
@@ -444,5 +463,10 @@ fn fault_response(fault: &Fault) -> HttpResponse {
             401,
             &json!({"error": "invalid_client", "error_description": "Invalid client secret"}),
         ),
+        Fault::Redirect { status, location } => {
+            HttpResponse::empty(*status).with_header("Location", location)
+        }
+        // Not an error: handled where tokens are issued.
+        Fault::ExpiresIn(_) => HttpResponse::empty(500),
     }
 }

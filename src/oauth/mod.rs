@@ -21,8 +21,10 @@
 //! - Failures, tokens that arrive expired and forced refreshes never add up
 //!   to more than [`MAX_UNPLANNED_REQUESTS`] requests a minute.
 
+pub mod discovery;
 pub mod endpoint;
 pub mod login;
+pub mod logout;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
