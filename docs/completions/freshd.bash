@@ -28,6 +28,9 @@ _freshd() {
             freshd,login)
                 cmd="freshd__subcmd__login"
                 ;;
+            freshd,logout)
+                cmd="freshd__subcmd__logout"
+                ;;
             freshd,reload)
                 cmd="freshd__subcmd__reload"
                 ;;
@@ -50,7 +53,7 @@ _freshd() {
 
     case "${cmd}" in
         freshd)
-            opts="-h -V --config --log-level --help --version run check login import-token token status run-job reload demo"
+            opts="-h -V --config --log-level --help --version run check login import-token logout token status run-job reload demo"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -120,7 +123,7 @@ _freshd() {
             return 0
             ;;
         freshd__subcmd__import__subcmd__token)
-            opts="-h -V --check --config --log-level --help --version"
+            opts="-h -V --check --access-token --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -143,6 +146,28 @@ _freshd() {
             ;;
         freshd__subcmd__login)
             opts="-h -V --no-browser --paste --config --log-level --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log-level)
+                    COMPREPLY=($(compgen -W "error warn info debug trace" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        freshd__subcmd__logout)
+            opts="-h -V --config --log-level --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

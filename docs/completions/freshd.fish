@@ -36,6 +36,7 @@ complete -c freshd -n "__fish_freshd_needs_command" -f -a "run" -d 'Run the daem
 complete -c freshd -n "__fish_freshd_needs_command" -f -a "check" -d 'Check the config; print accounts, jobs and each job\'s next 3 runs'
 complete -c freshd -n "__fish_freshd_needs_command" -f -a "login" -d 'Authorize freshd in a browser (code + PKCE) and store the refresh token'
 complete -c freshd -n "__fish_freshd_needs_command" -f -a "import-token" -d 'Read a refresh token from standard input and store it'
+complete -c freshd -n "__fish_freshd_needs_command" -f -a "logout" -d 'Revoke the refresh token at the provider, delete it from the store, and tell a running daemon'
 complete -c freshd -n "__fish_freshd_needs_command" -f -a "token" -d 'Print a valid access token, asked of the running daemon'
 complete -c freshd -n "__fish_freshd_needs_command" -f -a "status" -d 'Show accounts and jobs of the running daemon; exit 3 when an account needs a person'
 complete -c freshd -n "__fish_freshd_needs_command" -f -a "run-job" -d 'Run one job now in the running daemon; the exit code says how it went'
@@ -74,8 +75,17 @@ info\t''
 debug\t''
 trace\t''"
 complete -c freshd -n "__fish_freshd_using_subcommand import-token" -l check -d 'Refresh once with it first, and store only if the provider accepts it'
+complete -c freshd -n "__fish_freshd_using_subcommand import-token" -l access-token -d 'The token is a long-lived access token (a provider that issues no refresh token): handed out as it is, never refreshed'
 complete -c freshd -n "__fish_freshd_using_subcommand import-token" -s h -l help -d 'Print help'
 complete -c freshd -n "__fish_freshd_using_subcommand import-token" -s V -l version -d 'Print version'
+complete -c freshd -n "__fish_freshd_using_subcommand logout" -l config -d 'The config file [default: $FRESHD_CONFIG, else $XDG_CONFIG_HOME/freshd/config.toml, else /etc/freshd/config.toml]' -r -F
+complete -c freshd -n "__fish_freshd_using_subcommand logout" -l log-level -d 'error, warn, info, debug or trace [default: info for `run` and `demo`, warn otherwise]' -r -f -a "error\t''
+warn\t''
+info\t''
+debug\t''
+trace\t''"
+complete -c freshd -n "__fish_freshd_using_subcommand logout" -s h -l help -d 'Print help'
+complete -c freshd -n "__fish_freshd_using_subcommand logout" -s V -l version -d 'Print version'
 complete -c freshd -n "__fish_freshd_using_subcommand token" -l config -d 'The config file [default: $FRESHD_CONFIG, else $XDG_CONFIG_HOME/freshd/config.toml, else /etc/freshd/config.toml]' -r -F
 complete -c freshd -n "__fish_freshd_using_subcommand token" -l log-level -d 'error, warn, info, debug or trace [default: info for `run` and `demo`, warn otherwise]' -r -f -a "error\t''
 warn\t''
