@@ -51,6 +51,10 @@ pub enum Request {
     /// look again, and answer once it is in use.
     Adopt {
         account: String,
+        /// The SHA-256 (hex) of the token the client stored, so the daemon
+        /// can tell whether its own rotation raced the client's write.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint: Option<String>,
     },
 }
 

@@ -440,6 +440,26 @@ impl Shared {
                 .map_err(|e| format!("account {name}: {e}"))?;
             fresh.insert(name.clone(), manager);
         }
+        // The chain goes on in the new manager: it takes what the old one
+        // holds (a rotation the store refused, the newest token), after the
+        // old one's request in flight, and the old one sends nothing more.
+        // Done before the swap, so `status` and `token` never see an empty
+        // daemon while a request is waited for.
+        let replaced: Vec<(Arc<TokenManager>, Arc<TokenManager>)> = {
+            let state = self.read();
+            fresh
+                .iter()
+                .filter_map(|(n, m)| {
+                    state
+                        .accounts
+                        .get(n)
+                        .map(|o| (Arc::clone(m), Arc::clone(&o.tokens)))
+                })
+                .collect()
+        };
+        for (new, old) in &replaced {
+            new.inherit(old).await;
+        }
         let (old_accounts, old_jobs) = {
             let mut state = self.write();
             (
@@ -455,9 +475,6 @@ impl Shared {
                 tracing::info!(ACCOUNT = %name, "account (re)started by the reload");
                 if let Some(old) = old_accounts.remove(name) {
                     old.cancel.cancel();
-                    // The old manager may hold a rotation the store refused,
-                    // or have a request in flight: the chain goes on here.
-                    manager.inherit(&old.tokens).await;
                 }
                 accounts.insert(name.clone(), self.spawn_account(&manager));
             } else if let Some(handle) = old_accounts.remove(name) {
@@ -468,6 +485,13 @@ impl Shared {
         for (name, gone) in old_accounts {
             tracing::info!(ACCOUNT = %name, "account removed by the reload");
             gone.cancel.cancel();
+            // Its request in flight is finished and a rotation the store
+            // refused gets a last try; what cannot be saved is said.
+            let tokens = gone.tokens;
+            self.tracker.spawn(async move {
+                tokens.retire().await;
+                tokens.finish().await;
+            });
         }
         let jobs = self.start_jobs(&config, &accounts, old_jobs);
         {
@@ -511,7 +535,10 @@ impl Handler for ControlHandler {
                 }
                 Request::RunJob { job } => run_job(shared, &job).await,
                 Request::Token { account } => token(shared, &account).await,
-                Request::Adopt { account } => adopt(shared, &account).await,
+                Request::Adopt {
+                    account,
+                    fingerprint,
+                } => adopt(shared, &account, fingerprint.as_deref()).await,
             }
         })
     }
@@ -571,12 +598,12 @@ fn account_tokens(shared: &Shared, account: &str) -> Result<Arc<TokenManager>, R
     }
 }
 
-async fn adopt(shared: &Shared, account: &str) -> Response {
+async fn adopt(shared: &Shared, account: &str, fingerprint: Option<&str>) -> Response {
     let tokens = match account_tokens(shared, account) {
         Ok(t) => t,
         Err(answer) => return answer,
     };
-    let result = tokens.adopt().await;
+    let result = tokens.adopt(fingerprint).await;
     shared.changed.notify_one();
     match result {
         Ok(Adopted::Working) => Response {
@@ -592,6 +619,11 @@ async fn adopt(shared: &Shared, account: &str) -> Response {
         Ok(Adopted::Removed) => Response {
             ok: true,
             result: Some("removed".into()),
+            ..Response::default()
+        },
+        Ok(Adopted::Raced) => Response {
+            ok: true,
+            result: Some("raced".into()),
             ..Response::default()
         },
         Ok(Adopted::Failing(why)) => Response::error(why, EXIT_CONFIG),
@@ -612,9 +644,11 @@ async fn token(shared: &Shared, account: &str) -> Response {
             )),
             ..Response::default()
         },
-        Err(e @ (TokenError::NoToken { .. } | TokenError::NeedsLogin { .. })) => {
-            Response::error(e.to_string(), EXIT_CONFIG)
-        }
+        Err(
+            e @ (TokenError::NoToken { .. }
+            | TokenError::NeedsLogin { .. }
+            | TokenError::Misconfigured { .. }),
+        ) => Response::error(e.to_string(), EXIT_CONFIG),
         Err(e) => Response::error(e.to_string(), 1),
     }
 }
@@ -677,6 +711,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     }
     let socket = control::socket_path(config.daemon.socket.as_deref());
     let listener = control::bind(&socket).await?;
+    let ours = inode(&socket);
     // The first refresh of every account, FIRST_WAVE at a time, by the
     // accounts' own loops; READY=1 waits for them at most READY_WAIT, and
     // `status` shows the rest as refreshing (DESIGN §6).
@@ -688,6 +723,16 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
             (n.clone(), shared.spawn_account(m))
         })
         .collect();
+    shared.write().accounts = accounts;
+    // `status` and `token` answer while the first refreshes run; jobs start
+    // after READY=1.
+    let control_cancel = CancellationToken::new();
+    tokio::spawn(control::serve(
+        listener,
+        Arc::new(ControlHandler(Arc::clone(&shared))),
+        control_cancel.clone(),
+        TaskTracker::new(),
+    ));
     let settled = async {
         while !managers.values().all(|m| m.settled()) {
             shared.changed.notified().await;
@@ -699,20 +744,12 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
             "{waiting} accounts still wait for their first refresh; READY=1 now, they go on"
         );
     }
-    let jobs = shared.start_jobs(&config, &accounts, BTreeMap::new());
     {
         let mut state = shared.write();
+        let jobs = shared.start_jobs(&config, &state.accounts, BTreeMap::new());
         state.config = Arc::new(config);
-        state.accounts = accounts;
         state.jobs = jobs;
     }
-    let control_cancel = CancellationToken::new();
-    tokio::spawn(control::serve(
-        listener,
-        Arc::new(ControlHandler(Arc::clone(&shared))),
-        control_cancel.clone(),
-        TaskTracker::new(),
-    ));
     let summary = shared.report().summary();
     tracing::info!("ready: {summary}; control socket {}", socket.display());
     systemd::ready(&summary);
@@ -766,14 +803,18 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     shared.tracker.close();
     tokio::select! {
         () = shared.tracker.wait() => tracing::info!("stopped"),
-        () = tokio::time::sleep(grace) => tracing::warn!("jobs still running after the grace period of {}; they are stopped now", crate::config::format_duration(grace)),
+        () = tokio::time::sleep(grace) => tracing::warn!("jobs (or a token request) still running after the grace period of {}; jobs are stopped now, a token request is finished first", crate::config::format_duration(grace)),
         _ = int.recv() => tracing::warn!("second interrupt: stopping at once"),
     }
     // Whatever jobs' programs left running gets SIGTERM, then SIGKILL.
     jobs::child::stop_all().await;
     finish_token_requests(&shared).await;
     heartbeat.abort();
-    let _ = std::fs::remove_file(&socket);
+    // Only the socket this daemon made: if something else was put at the
+    // path since, it is not ours to delete (issue 12 §3).
+    if ours.is_some() && inode(&socket) == ours {
+        let _ = std::fs::remove_file(&socket);
+    }
     Ok(0)
 }
 
@@ -802,6 +843,14 @@ async fn finish_token_requests(shared: &Shared) {
             crate::config::format_duration(bound)
         );
     }
+}
+
+/// The device and inode at `path` (not following a symlink).
+fn inode(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path)
+        .ok()
+        .map(|m| (m.dev(), m.ino()))
 }
 
 fn describe(source: &ConfigSource) -> String {

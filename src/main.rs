@@ -279,7 +279,8 @@ async fn save_refresh_token(
             }
         };
     }
-    if let Err(e) = store::set(store, account, SecretKind::RefreshToken, token).await {
+    let fingerprint = freshd::oauth::fingerprint_hex(&token);
+    if let Err(e) = store::set(store, account, SecretKind::RefreshToken, token.clone()).await {
         eprintln!("freshd: {e}");
         return if e.needs_person() { EXIT_CONFIG } else { 1 };
     }
@@ -290,21 +291,55 @@ async fn save_refresh_token(
             info.to_string().as_bytes(),
         );
     }
+    let place = match (config.daemon.secrets, daemon::state_dir(config)) {
+        // Written where the daemon with this state_dir reads it first.
+        (SecretsMode::Credentials, Some(dir)) => dir
+            .join(format!("{account}.refresh_token"))
+            .display()
+            .to_string(),
+        _ => store.hint(account, SecretKind::RefreshToken),
+    };
+    eprintln!("freshd: stored the refresh token of {account} in {place}");
+    // A rotation of the daemon's old chain can land on the store in the
+    // moment between this write and the daemon's look: then the daemon
+    // says so, and the token is stored again (a second rotation that soon
+    // after the first is all but impossible; three tries are plenty).
+    for _ in 0..3 {
+        match tell_daemon(config, account, Some(&fingerprint)).await {
+            Told::Done(code) => return code,
+            Told::Raced => {
+                if let Err(e) =
+                    store::set(store, account, SecretKind::RefreshToken, token.clone()).await
+                {
+                    eprintln!("freshd: {e}");
+                    return if e.needs_person() { EXIT_CONFIG } else { 1 };
+                }
+            }
+        }
+    }
     eprintln!(
-        "freshd: stored the refresh token of {account} in {}",
-        store.hint(account, SecretKind::RefreshToken)
+        "freshd: the running daemon kept writing its own rotation over the new token; stop it, run this again, then start it"
     );
-    tell_daemon(config, account).await
+    1
+}
+
+/// What a running daemon said to `adopt`.
+enum Told {
+    Done(u8),
+    /// Its rotation was written over the client's token: store it again.
+    Raced,
 }
 
 /// Tells a running daemon that `account`'s stored token changed, and waits
 /// for it to say the new one is in use (DESIGN §2, `login`/`import-token`).
-async fn tell_daemon(config: &Config, account: &str) -> u8 {
+async fn tell_daemon(config: &Config, account: &str, fingerprint: Option<&str>) -> Told {
     let socket = control::socket_path(config.daemon.socket.as_deref());
     let request = Request::Adopt {
         account: account.to_owned(),
+        fingerprint: fingerprint.map(str::to_owned),
     };
-    match control::ask(&socket, &request).await {
+    Told::Done(match control::ask(&socket, &request).await {
+        Ok(r) if r.ok && r.result.as_deref() == Some("raced") => return Told::Raced,
         Ok(r) if r.ok => {
             match r.result.as_deref() {
                 Some("working") => {
@@ -331,7 +366,7 @@ async fn tell_daemon(config: &Config, account: &str) -> u8 {
             );
             0
         }
-    }
+    })
 }
 
 async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Result<u8> {
@@ -435,6 +470,7 @@ async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
     let socket = control::socket_path(config.daemon.socket.as_deref());
     let request = Request::Adopt {
         account: account.to_owned(),
+        fingerprint: None,
     };
     match control::ask(&socket, &request).await {
         Ok(r) if r.ok => {
@@ -483,7 +519,10 @@ async fn import_access_token(path: &Path, account: &str) -> anyhow::Result<u8> {
         "freshd: stored the long-lived access token of {account} in {}; it is used while the store holds no refresh token for {account}",
         store.hint(account, SecretKind::AccessToken)
     );
-    Ok(tell_daemon(&config, account).await)
+    Ok(match tell_daemon(&config, account, None).await {
+        Told::Done(code) => code,
+        Told::Raced => 1,
+    })
 }
 
 /// In credentials mode with no `[daemon] state_dir`, the daemon is the

@@ -41,9 +41,19 @@ pub enum Lifetime {
     /// its default lifetime, so the token still gets refreshed. The text
     /// says what the provider sent.
     Unusable(String),
-    /// Zero or negative: the token was dead on arrival, a provider fault.
+    /// Zero, negative or shorter than [`MIN_LIFETIME`], or an answer with
+    /// no usable access token: dead on arrival, a provider fault. Any
+    /// rotated refresh token in it is still kept.
     Expired(String),
 }
+
+/// The shortest lifetime used: a token that lives less than this cannot be
+/// handed to anyone in time, and refreshing it ahead would be a hot loop.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(2);
+
+/// The longest `Retry-After` honoured: Spotify's can be hours; one of years
+/// (or one that overflows) would silence an account for good.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// The longest `expires_in` believed. Past it (`1e12`, say) the number is
 /// more likely a timestamp or a bug than a lifetime, and believing it would
@@ -288,7 +298,7 @@ impl HttpEndpoint {
             .map_err(|e| unsent_or_unanswered(&e))?;
         let status = resp.status();
         if status.is_redirection() {
-            return Err(redirected(status.as_u16(), resp.headers(), &url));
+            return Err(redirected(status.as_u16(), resp.headers(), &url, &sent));
         }
         let retry_after = retry_after(resp.headers());
         let bytes = read_capped(resp).await?;
@@ -418,14 +428,19 @@ fn unsent_or_unanswered(e: &reqwest::Error) -> RefreshError {
 /// on 307/308 the form, refresh token included, would be sent to wherever
 /// `Location` points, and after a 302 freshd would trust whatever server it
 /// landed on. A moved token URL is a configuration matter.
-fn redirected(status: u16, headers: &reqwest::header::HeaderMap, url: &str) -> RefreshError {
+fn redirected(
+    status: u16,
+    headers: &reqwest::header::HeaderMap,
+    url: &str,
+    sent: &[&str],
+) -> RefreshError {
     let location = headers
         .get(reqwest::header::LOCATION)
         .and_then(|v| v.to_str().ok())
         .map(|l| {
             // The query of a URL could carry a secret; the place is enough.
             let l = l.split(['?', '#']).next().unwrap_or_default();
-            scrub(l, &[])
+            scrub(l, sent)
         });
     let to = location.map_or_else(|| "without a Location".to_owned(), |l| format!("to {l}"));
     RefreshError::Rejected {
@@ -506,17 +521,26 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .ok()?
         .trim();
     match value.parse::<u64>() {
-        Ok(secs) => Some(Duration::from_secs(secs)),
+        Ok(secs) => Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER)),
         Err(_) => Some(Duration::from_secs(60)),
     }
 }
 
+/// A token answer's fields, each taken as whatever JSON it is, so that one
+/// field of the wrong type does not hide a rotated refresh token.
 #[derive(Deserialize)]
 struct RawTokens {
-    access_token: Option<String>,
+    access_token: Option<serde_json::Value>,
     expires_in: Option<serde_json::Value>,
-    refresh_token: Option<String>,
+    refresh_token: Option<serde_json::Value>,
     scope: Option<serde_json::Value>,
+}
+
+fn text(v: Option<serde_json::Value>) -> Option<String> {
+    match v {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Some(s),
+        _ => None,
+    }
 }
 
 /// What a token endpoint's answer means. Public for the fuzz and unit tests.
@@ -589,17 +613,21 @@ fn parse_tokens(body: &[u8]) -> Result<Tokens, RefreshError> {
     };
     let raw: RawTokens =
         serde_json::from_slice(body).map_err(|_| garbage("not with a JSON token response"))?;
-    let access = raw
-        .access_token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| garbage("without an access_token"))?;
+    let refresh_token = text(raw.refresh_token).map(SecretString::from);
+    let access = text(raw.access_token);
+    let lifetime = match &access {
+        Some(_) => lifetime(raw.expires_in.as_ref()),
+        None if refresh_token.is_some() => {
+            // The answer is no good, but the provider may have rotated the
+            // refresh token in it: it goes on, so that is kept.
+            Lifetime::Expired("no usable access_token".into())
+        }
+        None => return Err(garbage("without an access_token")),
+    };
     Ok(Tokens {
-        access_token: SecretString::from(access),
-        lifetime: lifetime(raw.expires_in.as_ref()),
-        refresh_token: raw
-            .refresh_token
-            .filter(|t| !t.is_empty())
-            .map(SecretString::from),
+        access_token: SecretString::from(access.unwrap_or_default()),
+        lifetime,
+        refresh_token,
         scope: raw.scope.and_then(|s| s.as_str().map(str::to_owned)),
     })
 }
@@ -623,6 +651,11 @@ pub fn lifetime(expires_in: Option<&serde_json::Value>) -> Lifetime {
     };
     match seconds {
         Some(s) if s.is_finite() && s <= 0.0 => Lifetime::Expired(shown()),
+        Some(s) if s.is_finite() && s < MIN_LIFETIME.as_secs_f64() => Lifetime::Expired(format!(
+            "{}, shorter than {} s",
+            shown(),
+            MIN_LIFETIME.as_secs()
+        )),
         Some(s) if s.is_finite() && s <= MAX_LIFETIME.as_secs_f64() => {
             Lifetime::Given(Duration::from_secs_f64(s))
         }
@@ -846,6 +879,49 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, RefreshError::Rejected { .. }), "{err}");
         assert!(err.to_string().contains("needs a client secret"), "{err}");
+    }
+
+    #[test]
+    fn too_short_lifetimes_and_missing_access_tokens_are_dead_on_arrival() {
+        use serde_json::json;
+        for short in [json!(0.001), json!(0.5), json!(1), json!("1.9")] {
+            assert!(
+                matches!(lifetime(Some(&short)), Lifetime::Expired(_)),
+                "{short}"
+            );
+        }
+        assert_eq!(
+            lifetime(Some(&json!(2))),
+            Lifetime::Given(Duration::from_secs(2))
+        );
+        let t = classify(
+            200,
+            None,
+            br#"{"access_token":12345,"refresh_token":"rt-2"}"#,
+            &[],
+        )
+        .unwrap();
+        assert!(matches!(t.lifetime, Lifetime::Expired(_)));
+        assert_eq!(t.refresh_token.unwrap().expose_secret(), "rt-2");
+        assert!(classify(200, None, br#"{"access_token":12345}"#, &[]).is_err());
+    }
+
+    #[test]
+    fn a_redirect_location_is_scrubbed_of_what_was_sent() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::LOCATION,
+            "http://127.0.0.1:9/moved/rt-SECRET-1?x=rt-SECRET-1"
+                .parse()
+                .unwrap(),
+        );
+        let err = redirected(302, &headers, "http://127.0.0.1:8/token", &["rt-SECRET-1"]);
+        assert!(!err.to_string().contains("rt-SECRET-1"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("to http://127.0.0.1:9/moved/[REDACTED]"),
+            "{err}"
+        );
     }
 
     #[test]

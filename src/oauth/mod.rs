@@ -126,6 +126,10 @@ pub enum TokenError {
     NoToken { account: String },
     #[error("account {account} needs a new login ({reason}): run `freshd login {account}`")]
     NeedsLogin { account: String, reason: String },
+    /// The provider refused the client or the token URL is wrong: the
+    /// reason says what to fix; a login would not help.
+    #[error("account {account} cannot refresh: {reason}")]
+    Misconfigured { account: String, reason: String },
     #[error(
         "account {account} cannot refresh its token now ({reason}); next try at {}",
         crate::scheduler::to_the_second(*until)
@@ -146,7 +150,10 @@ struct Access {
 
 /// A rotated refresh token the store has not taken yet.
 struct Unstored {
+    /// For `status`: what failed and what freshd does about it.
     error: String,
+    /// What the store said.
+    cause: String,
     /// Boot-clock reading of the next attempt.
     retry_at: Duration,
     attempts: u32,
@@ -202,6 +209,9 @@ pub struct TokenManager {
     observer: std::sync::OnceLock<Arc<Notify>>,
     /// Permits for first refreshes, shared by every account of a daemon.
     first_wave: std::sync::OnceLock<Arc<tokio::sync::Semaphore>>,
+    /// Set when a reload replaced or removed the account: no request is
+    /// sent any more, so the chain cannot fork between two managers.
+    retired: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for TokenManager {
@@ -230,6 +240,15 @@ pub enum Adopted {
     Failing(String),
     /// The store holds no token any more (a logout).
     Removed,
+    /// The store no longer holds the client's token: a rotation of the
+    /// daemon's chain was written over it in the moment between. The
+    /// client stores its token again and asks again.
+    Raced,
+}
+
+/// The SHA-256 of a token in hex, as `adopt` requests carry it.
+pub fn fingerprint_hex(t: &SecretString) -> String {
+    fingerprint(t).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A SHA-256 of a token: enough to recognise it, nothing to use it with.
@@ -307,6 +326,7 @@ impl TokenManager {
             jitter: fastrand::f64(),
             observer: std::sync::OnceLock::new(),
             first_wave: std::sync::OnceLock::new(),
+            retired: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -427,6 +447,7 @@ impl TokenManager {
     /// the reload ran), what this manager loaded from the store stays.
     pub async fn inherit(&self, old: &TokenManager) {
         let _guard = Arc::clone(&old.refresh_lock).lock_owned().await;
+        old.retired.store(true, std::sync::atomic::Ordering::SeqCst);
         let from = old.lock();
         let mut inner = self.lock();
         let ours = inner.refresh_token.as_ref().is_none_or(|t| from.knows(t));
@@ -439,6 +460,7 @@ impl TokenManager {
         }
         inner.unstored = from.unstored.as_ref().map(|u| Unstored {
             error: u.error.clone(),
+            cause: u.cause.clone(),
             retry_at: u.retry_at,
             attempts: u.attempts,
         });
@@ -488,13 +510,20 @@ impl TokenManager {
     /// `logout` told the daemon that it changed: waits for a request in
     /// flight, then, for a new token, refreshes with it at once so the
     /// answer says whether it works.
-    pub async fn adopt(self: &Arc<Self>) -> Result<Adopted, SecretError> {
+    pub async fn adopt(self: &Arc<Self>, expected: Option<&str>) -> Result<Adopted, SecretError> {
         let guard = Arc::clone(&self.refresh_lock).lock_owned().await;
         let token = if self.account.grant == Grant::ClientCredentials {
             None
         } else {
             secrets::get(&self.store, self.name(), SecretKind::RefreshToken).await?
         };
+        if let (Some(expected), Some(found)) = (expected, &token)
+            && fingerprint_hex(found) != expected
+            && self.lock().knows(found)
+        {
+            tracing::warn!(ACCOUNT = %self.name(), "a rotation was stored over the token just imported; asking the client to store it again");
+            return Ok(Adopted::Raced);
+        }
         if token.is_none()
             && self.account.grant == Grant::AuthorizationCode
             && let Some(access) =
@@ -636,6 +665,14 @@ impl TokenManager {
         let account = self.name().to_owned();
         match &inner.state {
             TokenState::NoToken => Some(Err(TokenError::NoToken { account })),
+            // A refused token needs a login; no refused token means the
+            // configuration was refused.
+            TokenState::NeedsLogin { reason } if inner.refused.is_none() => {
+                Some(Err(TokenError::Misconfigured {
+                    account,
+                    reason: reason.clone(),
+                }))
+            }
             TokenState::NeedsLogin { reason } => Some(Err(TokenError::NeedsLogin {
                 account,
                 reason: reason.clone(),
@@ -680,6 +717,13 @@ impl TokenManager {
                 .is_some_and(|t| boot.saturating_sub(*t) >= REQUEST_WINDOW)
             {
                 inner.recent.pop_front();
+            }
+            if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(TokenError::Backoff {
+                    account: self.name().to_owned(),
+                    reason: "the account's settings were replaced by a reload".into(),
+                    until: self.clock.now(),
+                });
             }
             if forced || inner.failures > 0 {
                 if inner.recent.len() >= MAX_UNPLANNED_REQUESTS {
@@ -770,7 +814,7 @@ impl TokenManager {
                 return Err(self.fail(
                     RefreshError::Transient {
                         reason: format!(
-                            "the provider answered with an access token that is already expired ({what}), a provider fault"
+                            "the token endpoint's answer cannot be used ({what}): the access token is dead on arrival, a provider fault"
                         ),
                         retry_after: None,
                     },
@@ -861,6 +905,7 @@ impl TokenManager {
         tracing::error!(ACCOUNT = %self.name(), "{error}");
         inner.unstored = Some(Unstored {
             error,
+            cause: e.to_string(),
             retry_at: boot + delay,
             attempts,
         });
@@ -906,13 +951,19 @@ impl TokenManager {
             }
             RefreshError::Rejected { reason } => {
                 tracing::error!(ACCOUNT = %account, "{reason}; freshd sends nothing more until then");
-                return self.needs_login(&mut inner, reason, sent);
+                // The token itself was not refused: a reload retries it.
+                self.needs_login(&mut inner, reason.clone(), None);
+                return TokenError::Misconfigured { account, reason };
             }
         };
         inner.failures += 1;
         let attempt = inner.failures;
         let delay = backoff_delay(attempt)
-            .max(retry_after.unwrap_or_default())
+            .max(
+                retry_after
+                    .unwrap_or_default()
+                    .min(endpoint::MAX_RETRY_AFTER),
+            )
             .max(floor);
         let at = boot + delay;
         let until = self.wall(at);
@@ -1033,6 +1084,14 @@ impl TokenManager {
         }
     }
 
+    /// Stops this manager from sending anything more (a reload removed its
+    /// account), after its request in flight.
+    pub async fn retire(&self) {
+        let _guard = self.refresh_lock.lock().await;
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Whether the first refresh is over (whatever it found): the daemon
     /// waits for this, within a bound, before `READY=1`.
     pub fn settled(&self) -> bool {
@@ -1060,7 +1119,7 @@ impl TokenManager {
             tracing::error!(
                 ACCOUNT = %self.name(),
                 "freshd is stopping and the rotated refresh token could not be stored ({}); it is lost with this exit, and the stored one was already used: after the restart run `freshd login {}`",
-                u.error,
+                u.cause,
                 self.name()
             );
         }

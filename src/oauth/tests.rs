@@ -388,7 +388,7 @@ async fn expires_in_zero_is_no_hot_loop_and_token_does_not_hang() {
         .await
         .expect("access_token must not hang")
         .unwrap_err();
-    assert!(err.to_string().contains("already expired"), "{err}");
+    assert!(err.to_string().contains("dead on arrival"), "{err}");
     tokio::time::sleep(Duration::from_secs(600)).await;
     // At most four requests in any minute: 10 minutes, about 4 + 9.
     assert!(rig.requests() <= 4 * 10, "{} requests", rig.requests());
@@ -477,7 +477,7 @@ async fn a_rotation_is_not_written_over_a_token_stored_by_a_login() {
 async fn adopt_takes_a_new_token_at_once_and_says_whether_it_works() {
     let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, false)))).await;
     rig.manager.access_token().await.unwrap();
-    assert_eq!(rig.manager.adopt().await.unwrap(), Adopted::Unchanged);
+    assert_eq!(rig.manager.adopt(None).await.unwrap(), Adopted::Unchanged);
     rig.store
         .set(
             "a",
@@ -485,7 +485,7 @@ async fn adopt_takes_a_new_token_at_once_and_says_whether_it_works() {
             &SecretString::from("rt-login"),
         )
         .unwrap();
-    assert_eq!(rig.manager.adopt().await.unwrap(), Adopted::Working);
+    assert_eq!(rig.manager.adopt(None).await.unwrap(), Adopted::Working);
     let sent = rig.endpoint.sent.lock().unwrap().clone();
     assert_eq!(sent.last().unwrap().as_deref(), Some("rt-login"));
 }
@@ -600,4 +600,63 @@ async fn a_long_lived_access_token_is_handed_out_and_never_refreshed() {
     assert_eq!(m.status().state, "needs_login");
     assert_eq!(rig.requests(), 0);
     cancel.cancel();
+}
+
+#[tokio::test(start_paused = true)]
+async fn adopt_says_raced_when_a_rotation_was_written_over_the_clients_token() {
+    let rig = rig(Box::new(|n, _| Ok(tokens(n, 3600, true)))).await;
+    rig.manager.access_token().await.unwrap();
+    // The client stored rt-login, but the daemon's rotation (rt-1) landed
+    // on the store after it.
+    let client = fingerprint_hex(&SecretString::from("rt-login"));
+    assert_eq!(
+        rig.manager.adopt(Some(&client)).await.unwrap(),
+        Adopted::Raced
+    );
+    // The client stores it again and asks again: adopted.
+    rig.store
+        .set(
+            "a",
+            SecretKind::RefreshToken,
+            &SecretString::from("rt-login"),
+        )
+        .unwrap();
+    assert_eq!(
+        rig.manager.adopt(Some(&client)).await.unwrap(),
+        Adopted::Working
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_answer_without_a_usable_access_token_still_keeps_its_rotation() {
+    let rig = rig(Box::new(|n, _| {
+        let mut t = endpoint::classify(
+            200,
+            None,
+            format!(r#"{{"access_token":12345,"refresh_token":"rt-{}"}}"#, n + 1).as_bytes(),
+            &[],
+        )?;
+        t.access_token = SecretString::from(String::new());
+        Ok(t)
+    }))
+    .await;
+    let err = rig.manager.access_token().await.unwrap_err();
+    assert!(err.to_string().contains("no usable access_token"), "{err}");
+    assert_eq!(stored(&rig), "rt-1");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_of_years_is_capped_at_a_day_without_a_panic() {
+    let rig = rig(Box::new(|_, _| {
+        Err(RefreshError::Transient {
+            reason: "the token endpoint is rate limiting (429)".into(),
+            retry_after: Some(Duration::MAX),
+        })
+    }))
+    .await;
+    assert!(rig.manager.access_token().await.is_err());
+    let TokenState::Backoff { at, .. } = rig.manager.lock().state.clone() else {
+        panic!("not in backoff");
+    };
+    assert!(at <= rig.clock.boot() + endpoint::MAX_RETRY_AFTER, "{at:?}");
 }
