@@ -1,4 +1,5 @@
-//! The command line (DESIGN §2).
+//! The command line (DESIGN §2). `examples/gen-docs.rs` makes the man pages
+//! and shell completions from it.
 
 use std::path::PathBuf;
 
@@ -6,7 +7,13 @@ use clap::{Parser, Subcommand};
 
 /// Keeps OAuth 2.0 access tokens fresh and runs scheduled jobs with them.
 #[derive(Debug, Parser)]
-#[command(name = "freshd", version, about, propagate_version = true)]
+#[command(
+    name = "freshd",
+    version,
+    about,
+    propagate_version = true,
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage, 3 (status) an account needs a person, 78 the configuration or credentials need a person.\nThe config file's keys: man freshd.toml; more: man freshd."
+)]
 pub struct Cli {
     /// The config file [default: $FRESHD_CONFIG, else
     /// $XDG_CONFIG_HOME/freshd/config.toml, else /etc/freshd/config.toml]
@@ -46,11 +53,14 @@ pub enum Command {
         #[arg(long)]
         access_token: bool,
     },
+    /// Revoke the refresh token at the provider, delete it from the store,
+    /// and tell a running daemon
+    Logout { account: String },
     /// Print a valid access token, asked of the running daemon
     Token { account: String },
-    /// Show accounts and jobs of the running daemon
+    /// Show accounts and jobs of the running daemon; exit 3 when an account needs a person
     Status {
-        /// One JSON object, as DESIGN.md describes
+        /// One JSON object {"accounts":[…],"jobs":[…],"daemon":{…}}; later versions only add fields
         #[arg(long)]
         json: bool,
     },

@@ -382,6 +382,9 @@ pub enum ClientError {
     },
     #[error("freshd answered something unreadable on {path}: {detail}")]
     BadAnswer { path: PathBuf, detail: String },
+    /// The daemon closed the connection without answering (it stopped).
+    #[error("freshd closed {path} without an answer")]
+    Closed { path: PathBuf },
     #[error(
         "freshd did not answer on {path} within {} s; it may be stuck: see `journalctl --user -u freshd` (or -u freshd for the system unit)",
         ANSWER_TIMEOUT.as_secs()
@@ -425,10 +428,15 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
     line.push(b'\n');
     stream.write_all(&line).await.map_err(io)?;
     let mut answer = String::new();
-    BufReader::new(stream)
+    let read = BufReader::new(stream)
         .read_line(&mut answer)
         .await
         .map_err(io)?;
+    if read == 0 {
+        return Err(ClientError::Closed {
+            path: path.to_owned(),
+        });
+    }
     serde_json::from_str(answer.trim()).map_err(|e| ClientError::BadAnswer {
         path: path.to_owned(),
         detail: e.to_string(),

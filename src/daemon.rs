@@ -227,22 +227,31 @@ impl Shared {
                     last_run: s.last_run,
                     last_result: s.last_outcome.as_ref().map(|o| o.word().to_owned()),
                     last_error,
+                    running_since: s.last_run.filter(|_| s.running),
                 }
             })
             .collect();
 
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
-        StatusReport { accounts, jobs }
+        let daemon = Some(crate::status::DaemonInfo::this_process(
+            describe(&self.source),
+            describe_socket(&state.config),
+            state.config.daemon.timezone_name.clone(),
+        ));
+        StatusReport {
+            accounts,
+            jobs,
+            daemon,
+        }
     }
 
     fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {
         let account = Arc::clone(account);
-        let endpoint = HttpEndpoint::new(
+        let endpoint = HttpEndpoint::for_account(
             self.token_http.clone(),
-            account.token_url.clone(),
-            account.client_id.clone(),
+            &account,
             account.client_secret.clone(),
-            account.scopes.clone(),
+            Some(self.state_dir.clone()),
         );
         TokenManager::new(
             account,

@@ -40,14 +40,22 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         since: jiff::Timestamp::now(),
     };
     let store = Arc::new(MemoryStore::new());
+    crate::fsutil::ensure_private_dir(&dir.join("state"))?;
     for (name, account) in &mut config.accounts {
         let mut a = (**account).clone();
-        a.token_url = fake.token_url();
+        a.token_url = Some(fake.token_url());
         a.api_base_url = Some(fake.api_base_url());
         a.authorize_url = Some(format!("{}/authorize", fake.base_url()));
         *account = Arc::new(a);
         let token = SecretString::from(fake.issue_refresh_token(name));
         store.set(name, SecretKind::RefreshToken, &token)?;
+        // Issued just now, as `freshd login` would record it: the daemon
+        // then knows the refresh token's age instead of saying it does not.
+        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
+        crate::fsutil::write_private(
+            &dir.join("state").join(format!("{name}.token-info.json")),
+            info.to_string().as_bytes(),
+        )?;
     }
     tracing::info!(
         "demo: a simulated provider on {} issues {}-second access tokens and rotating refresh tokens, and plays a session of tracks of 20 to 30 seconds; {}",
@@ -85,9 +93,9 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         })
         .collect();
     tracing::info!(
-        "demo: the provider saw {} token requests and {} API requests; playlists: {}",
-        fake.token_requests(),
-        fake.api_requests(),
+        "demo: the provider saw {} and {}; playlists: {}",
+        count(fake.token_requests(), "token request"),
+        count(fake.api_requests(), "API request"),
         if playlists.is_empty() {
             "none".to_owned()
         } else {
@@ -95,4 +103,19 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         }
     );
     Ok(code)
+}
+
+/// `1 token request`, `2 token requests`.
+fn count(n: u64, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_are_singular_for_one() {
+        assert_eq!(super::count(1, "token request"), "1 token request");
+        assert_eq!(super::count(0, "token request"), "0 token requests");
+        assert_eq!(super::count(7, "API request"), "7 API requests");
+    }
 }

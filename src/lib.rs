@@ -8,11 +8,14 @@
 //! - [`secrets`]: where refresh tokens live: the Secret Service, systemd
 //!   credentials, or memory; every call off the async workers with a deadline.
 //! - [`oauth`]: one [`oauth::TokenManager`] per account (refresh ahead of
-//!   expiry, backoff, rotation), the token endpoint client, and `login`.
+//!   expiry, backoff, rotation), the token endpoint client (client
+//!   authentication, revocation), issuer discovery, `login` and `logout`.
 //! - [`scheduler`]: cron and intervals on the wall clock; one loop per job.
 //! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`].
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
+//! - [`client`]: `freshd token`, `status`, `run-job` and `reload`: what they
+//!   print and how they exit.
 //! - [`status`]: the `status` report.
 //! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
@@ -24,6 +27,7 @@
 //! - [`cli`]: the command line.
 
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod control;
 pub mod daemon;

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Parser;
 use freshd::cli::{Cli, Command};
-use freshd::config::{self, Config, ConfigError, SecretsMode};
+use freshd::client;
+use freshd::config::{self, Config, SecretsMode};
 use freshd::control::{self, Request};
 use freshd::daemon::{self, ConfigSource, EXIT_CONFIG, Options};
 use freshd::oauth::login::{LOGIN_TIMEOUT, LoginOptions};
@@ -18,6 +19,7 @@ use freshd::secrets::{self as store, SecretKind, SecretStore};
 use secrecy::{ExposeSecret, SecretString};
 
 fn main() -> ExitCode {
+    freshd::status::mark_started();
     let cli = Cli::parse();
     let daemonish = matches!(cli.command, Command::Run | Command::Demo { .. });
     let level = cli
@@ -45,10 +47,27 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("freshd: {e:#}");
+            eprintln!("freshd: {}", error_text(&e));
             ExitCode::from(1)
         }
     }
+}
+
+/// `e` and its causes, each said once: a message that already quotes its
+/// cause (an OS error, say) is not followed by it again.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
@@ -63,8 +82,15 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                 }
             },
         ),
+        Command::Demo { .. } if cli.config.is_some() => {
+            eprintln!(
+                "freshd: demo runs its built-in config (config/demo.toml) against a simulated provider and does not read --config; to run yours: freshd run --config PATH"
+            );
+            Ok(2)
+        }
         Command::Demo { duration } => freshd::demo::run(duration).await,
-        Command::Check => Ok(check(&path)),
+        Command::Check => Ok(check(&path).await),
+        Command::Logout { account } => logout(&path, &account).await,
         Command::ImportToken {
             account,
             check,
@@ -92,70 +118,14 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             )
             .await
         }
-        Command::Token { account } => {
-            let answer = ask(&path, &Request::Token { account }).await?;
-            if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
-                println!("{}", token.0);
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
-        Command::Status { json } => {
-            let answer = ask(&path, &Request::Status).await?;
-            let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
-                return Ok(refused(&answer));
-            };
-            if json {
-                println!("{}", serde_json::to_string(report)?);
-            } else {
-                print!("{}", report.render());
-            }
-            Ok(0)
-        }
-        Command::RunJob { job } => {
-            let answer = ask(&path, &Request::RunJob { job: job.clone() }).await?;
-            if answer.ok {
-                println!("{job}: ok");
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
-        Command::Reload => {
-            let answer = ask(&path, &Request::Reload).await?;
-            if answer.ok {
-                println!("reloaded");
-                return Ok(0);
-            }
-            Ok(refused(&answer))
-        }
+        Command::Token { account } => Ok(client::token(&path, account).await),
+        Command::Status { json } => client::status(&path, json).await,
+        Command::RunJob { job } => Ok(client::run_job(&path, job).await),
+        Command::Reload => Ok(client::reload(&path).await),
     }
 }
 
-fn refused(answer: &control::Response) -> u8 {
-    eprintln!(
-        "freshd: {}",
-        answer.error.as_deref().unwrap_or("the daemon refused")
-    );
-    answer.exit_code.unwrap_or(1)
-}
-
-/// Asks the running daemon; the socket path comes from the config when it
-/// can be read, else from the environment (a broken config should not stop
-/// `freshd token` from reaching a daemon that runs an older, good one).
-async fn ask(path: &Path, request: &Request) -> anyhow::Result<control::Response> {
-    let configured = match Config::load(path) {
-        Ok(c) => c.daemon.socket,
-        Err(ConfigError::Read { .. }) => None,
-        Err(e) => {
-            eprintln!("freshd: warning: {e}\nfreshd: looking for the daemon at the default socket");
-            None
-        }
-    };
-    let socket = control::socket_path(configured.as_deref());
-    Ok(control::ask(&socket, request).await?)
-}
-
-fn check(path: &Path) -> u8 {
+async fn check(path: &Path) -> u8 {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -164,6 +134,9 @@ fn check(path: &Path) -> u8 {
         }
     };
     println!("{}: ok", path.display());
+    for warning in config.warnings() {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "daemon: time zone {}, secrets {}, state directory {}, control socket {}",
         config.daemon.timezone_name,
@@ -172,13 +145,17 @@ fn check(path: &Path) -> u8 {
         daemon::describe_socket(&config)
     );
     println!("accounts:");
+    let http = freshd::http::token_client().unwrap_or_default();
     for a in config.accounts.values() {
         let provider = a.provider.map_or("custom", |p| p.name());
         println!(
-            "  {:<16} {provider}, token URL {}, refreshed {} before expiry",
+            "  {:<16} {provider}, refreshed {} before expiry",
             a.name,
-            a.token_url,
             config::format_duration(a.refresh_before_expiry)
+        );
+        print!(
+            "{}",
+            freshd::oauth::discovery::describe(a, daemon::state_dir(&config), &http).await
         );
     }
     println!("jobs:");
@@ -264,15 +241,22 @@ fn config_and_account(path: &Path, account: &str) -> Result<(Config, Arc<config:
     Ok((config, acc))
 }
 
-/// The account's client secret: from the file, else from the store.
+/// The account's client secret: from the file, else from the store. A store
+/// that cannot be read (no keyring, a locked one) is said, and is exit 78
+/// when a person must act, as `run` does.
 async fn client_secret(
     store: &Arc<dyn SecretStore>,
     acc: &config::Account,
-) -> anyhow::Result<Option<SecretString>> {
+) -> Result<Option<SecretString>, u8> {
     if acc.client_secret.is_some() {
         return Ok(acc.client_secret.clone());
     }
-    Ok(store::get(store, &acc.name, SecretKind::ClientSecret).await?)
+    store::get(store, &acc.name, SecretKind::ClientSecret)
+        .await
+        .map_err(|e| {
+            eprintln!("freshd: {e}");
+            if e.needs_person() { EXIT_CONFIG } else { 1 }
+        })
 }
 
 /// Stores a refresh token a person just obtained, remembers when, and asks
@@ -359,10 +343,24 @@ async fn login(path: &Path, account: &str, options: LoginOptions) -> anyhow::Res
         return Ok(code);
     }
     let store = open_store(&config)?;
-    let secret = client_secret(&store, &acc).await?;
+    let secret = match client_secret(&store, &acc).await {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let state_dir = daemon::state_dir(&config);
     let http = freshd::http::token_client().context("cannot build the HTTP client")?;
-    match freshd::oauth::login::login(&acc, secret, http, options).await {
-        Ok(token) => Ok(save_refresh_token(&config, &store, account, token).await),
+    match freshd::oauth::login::login(&acc, secret, http, options, state_dir).await {
+        Ok(authorized) => {
+            let token = authorized.refresh_token.clone();
+            let code = save_refresh_token(&config, &store, account, token).await;
+            let outcome = if code == 0 {
+                Ok(())
+            } else {
+                Err("the provider authorized freshd, but freshd could not store the refresh token; the terminal says why and what to do".to_owned())
+            };
+            authorized.finish(account, outcome).await;
+            Ok(code)
+        }
         Err(e) => {
             eprintln!("freshd: login failed: {e}");
             Ok(e.exit_code())
@@ -390,13 +388,15 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
     let store = open_store(&config)?;
     if check {
         use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
-        let secret = client_secret(&store, &acc).await?;
-        let endpoint = HttpEndpoint::new(
+        let secret = match client_secret(&store, &acc).await {
+            Ok(s) => s,
+            Err(code) => return Ok(code),
+        };
+        let endpoint = HttpEndpoint::for_account(
             freshd::http::token_client().context("cannot build the HTTP client")?,
-            acc.token_url.clone(),
-            acc.client_id.clone(),
+            &acc,
             secret,
-            acc.scopes.clone(),
+            daemon::state_dir(&config),
         );
         match endpoint.request(GrantRequest::RefreshToken(&token)).await {
             Ok(tokens) => {
@@ -412,6 +412,44 @@ async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Result
         }
     }
     Ok(save_refresh_token(&config, &store, account, token).await)
+}
+
+/// `freshd logout` (DESIGN §2).
+async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
+    let (config, acc) = match config_and_account(path, account) {
+        Ok(x) => x,
+        Err(code) => return Ok(code),
+    };
+    let store = open_store(&config)?;
+    let secret = match client_secret(&store, &acc).await {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let http = freshd::http::token_client().context("cannot build the HTTP client")?;
+    let state_dir = daemon::state_dir(&config);
+    let out = freshd::oauth::logout::logout(&acc, &store, secret, http, state_dir).await;
+    if !out.deleted {
+        return Ok(out.exit_code);
+    }
+    // A running daemon re-reads the store, finds no token, and drops its own.
+    let socket = control::socket_path(config.daemon.socket.as_deref());
+    let request = Request::Adopt {
+        account: account.to_owned(),
+    };
+    match control::ask(&socket, &request).await {
+        Ok(r) if r.ok => {
+            eprintln!("freshd: the running daemon no longer uses a token for {account}")
+        }
+        Ok(r) => {
+            eprintln!(
+                "freshd: the running daemon did not drop the token of {account}: {}; restart it (systemctl restart freshd)",
+                r.error.unwrap_or_default()
+            );
+            return Ok(r.exit_code.unwrap_or(1));
+        }
+        Err(_) => {}
+    }
+    Ok(out.exit_code)
 }
 
 /// `import-token --access-token`: a long-lived access token for a provider

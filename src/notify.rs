@@ -251,7 +251,9 @@ mod tests {
                 last_run: None,
                 last_result: Some("error".into()),
                 last_error: Some("the API failed (500)".into()),
+                running_since: None,
             }],
+            daemon: None,
         }
     }
 

@@ -312,6 +312,11 @@ impl Clock for TokioClock {
     }
 }
 
+/// `t` to the second, as messages show times (no one reads nanoseconds).
+pub fn to_the_second(t: Timestamp) -> Timestamp {
+    t.round(jiff::Unit::Second).unwrap_or(t)
+}
+
 /// The time from `now` until `target`, zero if it has passed.
 pub fn until(now: Timestamp, target: Timestamp) -> Duration {
     Duration::try_from(target.duration_since(now)).unwrap_or(Duration::ZERO)

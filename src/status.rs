@@ -1,6 +1,12 @@
 //! The report `freshd status` prints, in the JSON shape of DESIGN §2.
+//!
+//! The JSON only ever gains fields (`daemon`, `running_since`, …); scripts
+//! that read the first version keep working.
+
+use std::fmt::Write as _;
 
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
 /// The whole report.
@@ -8,7 +14,47 @@ use serde::{Deserialize, Serialize};
 pub struct StatusReport {
     pub accounts: Vec<AccountStatus>,
     pub jobs: Vec<JobReport>,
+    /// Which daemon answered; absent from daemons older than this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon: Option<DaemonInfo>,
 }
+
+/// The header of `freshd status`, like `systemctl status`'s.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub pid: u32,
+    pub running_since: Timestamp,
+    /// The config file, or a description of a built-in one (the demo).
+    pub config: String,
+    pub socket: String,
+    /// The daemon's time zone (IANA name), in which `status` shows times.
+    pub timezone: String,
+}
+
+static STARTED: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+
+/// Notes when this process started; `main` calls it first thing.
+pub fn mark_started() {
+    STARTED.get_or_init(Timestamp::now);
+}
+
+impl DaemonInfo {
+    /// This process, with its config, socket and time zone.
+    pub fn this_process(config: String, socket: String, timezone: String) -> Self {
+        DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            pid: std::process::id(),
+            running_since: *STARTED.get_or_init(Timestamp::now),
+            config,
+            socket,
+            timezone,
+        }
+    }
+}
+
+/// Account states that wait for a person (`freshd status` exits 3).
+pub const NEEDS_PERSON: &[&str] = &["needs_login", "no_token"];
 
 /// One account. `state` is `ok`, `refreshing`, `backoff`, `needs_login` or
 /// `no_token`.
@@ -40,6 +86,11 @@ pub struct JobReport {
     pub last_run: Option<Timestamp>,
     pub last_result: Option<String>,
     pub last_error: Option<String>,
+    /// When the run going on now started; null when the job is idle. While
+    /// it runs, `last_run` is this run's start and `last_result` the
+    /// previous run's outcome.
+    #[serde(default)]
+    pub running_since: Option<Timestamp>,
 }
 
 impl StatusReport {
@@ -68,44 +119,224 @@ impl StatusReport {
         line
     }
 
-    /// The human-readable form of `freshd status`.
-    pub fn render(&self) -> String {
-        let t = |t: &Option<Timestamp>| {
-            t.map_or_else(
-                || "-".to_owned(),
-                |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            )
-        };
-        let mut out = String::from("ACCOUNTS\n");
+    /// Whether some account waits for a person: `needs_login`, `no_token`.
+    pub fn needs_person(&self) -> bool {
+        self.accounts
+            .iter()
+            .any(|a| NEEDS_PERSON.contains(&a.state.as_str()))
+    }
+
+    /// The human-readable form of `freshd status`: times to the second in
+    /// the daemon's zone, expiry times already past marked as such.
+    pub fn render(&self, now: Timestamp) -> String {
+        let zone = self
+            .daemon
+            .as_ref()
+            .map_or_else(TimeZone::system, |d| zone_named(&d.timezone));
+        let t = |t: &Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| at(t, &zone));
+        let mut out = String::new();
+        if let Some(d) = &self.daemon {
+            let _ = writeln!(
+                out,
+                "freshd {} (pid {}), running since {} ({} ago)\n  config {}\n  socket {}",
+                d.version,
+                d.pid,
+                at(d.running_since, &zone),
+                ago(d.running_since, now),
+                d.config,
+                d.socket
+            );
+        }
+        out.push_str("ACCOUNTS\n");
         for a in &self.accounts {
-            out.push_str(&format!(
-                "  {:<16} {:<12} expires {}  last refresh {}\n",
+            let expiry = match a.access_token_expires_at {
+                None if a.static_token => "static, no expiry".to_owned(),
+                Some(e) if e <= now => format!("expired {} (passed)", at(e, &zone)),
+                e => format!("expires {}", t(&e)),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<12} {expiry}  last refresh {}",
                 a.name,
                 a.state,
-                t(&a.access_token_expires_at),
                 t(&a.last_refresh)
-            ));
+            );
             if let Some(e) = &a.last_error {
-                out.push_str(&format!("    last error: {e}\n"));
+                let _ = writeln!(out, "    last error: {e}");
             }
             if let Some(w) = &a.warning {
-                out.push_str(&format!("    warning: {w}\n"));
+                let _ = writeln!(out, "    warning: {w}");
+            }
+            if let Some(e) = &a.store_error {
+                let _ = writeln!(out, "    NOT STORED: {e}");
             }
         }
         out.push_str("JOBS\n");
         for j in &self.jobs {
-            out.push_str(&format!(
-                "  {:<16} {:<12} next {}  last {} ({})\n",
+            let previous = j.last_result.as_deref();
+            let what = match j.running_since {
+                Some(since) => format!(
+                    "running since {} (previous run: {})",
+                    at(since, &zone),
+                    previous.unwrap_or("none")
+                ),
+                None => format!(
+                    "last {} ({})",
+                    t(&j.last_run),
+                    previous.unwrap_or("never run")
+                ),
+            };
+            let _ = writeln!(
+                out,
+                "  {:<16} {:<12} next {}  {what}",
                 j.name,
                 j.account,
-                t(&j.next_run),
-                t(&j.last_run),
-                j.last_result.as_deref().unwrap_or("never run")
-            ));
+                t(&j.next_run)
+            );
             if let Some(e) = &j.last_error {
-                out.push_str(&format!("    last error: {e}\n"));
+                let _ = writeln!(out, "    last error: {e}");
             }
         }
         out
+    }
+}
+
+/// The zone `name` names, else the system's (a daemon without an IANA name
+/// for its zone runs on this machine's).
+fn zone_named(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or_else(|_| TimeZone::system())
+}
+
+/// `t` to the second in `zone`, e.g. `2026-11-25 10:00:00 CET`.
+fn at(t: Timestamp, zone: &TimeZone) -> String {
+    t.to_zoned(zone.clone())
+        .strftime("%Y-%m-%d %H:%M:%S %Z")
+        .to_string()
+}
+
+/// How long before `now` `since` was, to the second, e.g. `2h 5m 3s`.
+fn ago(since: Timestamp, now: Timestamp) -> String {
+    let secs = u64::try_from(now.duration_since(since).as_secs()).unwrap_or(0);
+    crate::config::format_duration(std::time::Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    /// From JSON, so that fields added to the report later (they are all
+    /// optional) need no change here.
+    fn report() -> StatusReport {
+        serde_json::from_value(serde_json::json!({
+            "accounts": [
+                {
+                    "name": "spotify",
+                    "state": "ok",
+                    "access_token_expires_at": "2026-07-01T10:30:00.123456789Z",
+                    "last_refresh": "2026-07-01T09:30:00.5Z",
+                    "last_error": null,
+                },
+                {
+                    "name": "todoist",
+                    "state": "needs_login",
+                    "access_token_expires_at": "2026-07-01T09:00:00Z",
+                    "last_refresh": null,
+                    "last_error": "the provider refused the refresh token",
+                },
+            ],
+            "jobs": [
+                {
+                    "name": "now-playing",
+                    "account": "spotify",
+                    "next_run": null,
+                    "last_run": "2026-07-01T09:59:58Z",
+                    "last_result": "ok",
+                    "last_error": null,
+                    "running_since": "2026-07-01T09:59:58Z",
+                },
+                {
+                    "name": "top",
+                    "account": "spotify",
+                    "next_run": "2026-07-06T04:00:00Z",
+                    "last_run": null,
+                    "last_result": null,
+                    "last_error": null,
+                    "running_since": null,
+                },
+            ],
+            "daemon": {
+                "version": "0.1.0",
+                "pid": 4242,
+                "running_since": "2026-07-01T08:00:00Z",
+                "config": "/home/me/.config/freshd/config.toml",
+                "socket": "/run/user/1000/freshd/control.sock",
+                "timezone": "Europe/Berlin",
+            },
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn render_has_a_header_times_in_the_daemons_zone_and_marks_passed_expiry() {
+        let text = report().render(ts("2026-07-01T10:00:00Z"));
+        let expected = "\
+freshd 0.1.0 (pid 4242), running since 2026-07-01 10:00:00 CEST (2h ago)
+  config /home/me/.config/freshd/config.toml
+  socket /run/user/1000/freshd/control.sock
+ACCOUNTS
+  spotify          ok           expires 2026-07-01 12:30:00 CEST  last refresh 2026-07-01 11:30:00 CEST
+  todoist          needs_login  expired 2026-07-01 11:00:00 CEST (passed)  last refresh -
+    last error: the provider refused the refresh token
+JOBS
+  now-playing      spotify      next -  running since 2026-07-01 11:59:58 CEST (previous run: ok)
+  top              spotify      next 2026-07-06 06:00:00 CEST  last - (never run)
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn needs_person_is_needs_login_or_no_token() {
+        let mut r = report();
+        assert!(r.needs_person());
+        r.accounts[1].state = "no_token".into();
+        assert!(r.needs_person());
+        r.accounts[1].state = "backoff".into();
+        assert!(!r.needs_person());
+    }
+
+    #[test]
+    fn json_keeps_the_first_versions_fields_and_adds_new_ones() {
+        let json = serde_json::to_value(report()).unwrap();
+        for key in [
+            "name",
+            "state",
+            "access_token_expires_at",
+            "last_refresh",
+            "last_error",
+        ] {
+            assert!(json["accounts"][0].get(key).is_some(), "accounts[].{key}");
+        }
+        for key in [
+            "name",
+            "account",
+            "next_run",
+            "last_run",
+            "last_result",
+            "last_error",
+            "running_since",
+        ] {
+            assert!(json["jobs"][1].get(key).is_some(), "jobs[].{key}");
+        }
+        assert_eq!(json["jobs"][1]["running_since"], serde_json::Value::Null);
+        assert_eq!(json["daemon"]["pid"], 4242);
+        // An answer from a daemon without the new fields still reads.
+        let old = r#"{"accounts":[],"jobs":[{"name":"j","account":"a","next_run":null,"last_run":null,"last_result":null,"last_error":null}]}"#;
+        let r: StatusReport = serde_json::from_str(old).unwrap();
+        assert_eq!(r.jobs[0].running_since, None);
+        assert_eq!(r.daemon, None);
     }
 }

@@ -126,11 +126,23 @@ pub fn init_logging(level: &str) {
             Err(e) => eprintln!("freshd: cannot reach journald ({e}); logging to stderr"),
         }
     }
+    // https://no-color.org: any non-empty NO_COLOR turns colour off.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !no_color)
+        .with_timer(LocalSeconds)
         .with_target(false);
     registry.with(fmt).init();
+}
+
+/// Log times on stderr: local time to the second, as people read them.
+struct LocalSeconds;
+
+impl tracing_subscriber::fmt::time::FormatTime for LocalSeconds {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        write!(w, "{}", jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S"))
+    }
 }
 
 /// Hands memory freed after start-up or a reload (the parsed config, the

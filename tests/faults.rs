@@ -20,7 +20,8 @@ use freshd::status::StatusReport;
 
 async fn status(setup: &Setup) -> StatusReport {
     let (code, out, err) = setup.cli(&["status", "--json"]).await;
-    assert_eq!(code, 0, "{err}");
+    // 3: some account needs a person (needs_login, no_token).
+    assert!(code == 0 || code == 3, "{code}: {err}");
     serde_json::from_str(&out).unwrap()
 }
 

@@ -178,8 +178,10 @@ async fn start_limited(setup: &Setup, nofile: u32) -> Daemon {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
+        .process_group(0)
         .spawn()
         .unwrap();
+    let group = child.id().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     for stream in [
         Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
@@ -193,7 +195,12 @@ async fn start_limited(setup: &Setup, nofile: u32) -> Daemon {
             }
         });
     }
-    Daemon { child, notify, log }
+    Daemon {
+        child,
+        notify,
+        log,
+        group,
+    }
 }
 
 /// A tmpfs of `size` mounted at `dir`, unmounted when dropped.

@@ -137,8 +137,10 @@ refresh_before_expiry = "1s"
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
+            .process_group(0)
             .spawn()
             .unwrap();
+        let group = child.id().unwrap();
         let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
         for stream in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
@@ -152,7 +154,12 @@ refresh_before_expiry = "1s"
                 }
             });
         }
-        Daemon { child, notify, log }
+        Daemon {
+            child,
+            notify,
+            log,
+            group,
+        }
     }
 
     /// `freshd ARGS --config …` as a client: (exit code, stdout, stderr).

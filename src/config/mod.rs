@@ -8,6 +8,7 @@
 //! [`ConfigError`], and there are no silent defaults for values that are
 //! present but wrong.
 
+mod messages;
 mod raw;
 mod validate;
 
@@ -113,14 +114,14 @@ impl Provider {
         }
     }
 
-    fn authorize_url(self) -> &'static str {
+    pub fn authorize_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/authorize",
             Self::Todoist => "https://todoist.com/oauth/authorize",
         }
     }
 
-    fn token_url(self) -> &'static str {
+    pub fn token_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/api/token",
             Self::Todoist => "https://todoist.com/oauth/access_token",
@@ -131,6 +132,16 @@ impl Provider {
         match self {
             Self::Spotify => "https://api.spotify.com/v1",
             Self::Todoist => "https://api.todoist.com/api/v1",
+        }
+    }
+
+    /// How the provider documents client authentication at its token
+    /// endpoint: Spotify takes HTTP Basic, Todoist takes `client_id` and
+    /// `client_secret` as form fields.
+    fn auth_method(self) -> AuthMethod {
+        match self {
+            Self::Spotify => AuthMethod::ClientSecretBasic,
+            Self::Todoist => AuthMethod::ClientSecretPost,
         }
     }
 
@@ -154,6 +165,34 @@ pub enum Grant {
     ClientCredentials,
 }
 
+/// How the client proves who it is to the token and revocation endpoints
+/// (`token_endpoint_auth_method`, with the names of RFC 8414 and OIDC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_id` and `client_secret` as form fields.
+    ClientSecretPost,
+    /// A public client: `client_id` in the form, no secret.
+    None,
+}
+
+impl AuthMethod {
+    pub const CHOICES: &[(&str, AuthMethod)] = &[
+        ("client_secret_basic", AuthMethod::ClientSecretBasic),
+        ("client_secret_post", AuthMethod::ClientSecretPost),
+        ("none", AuthMethod::None),
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
 /// `[accounts.NAME]`, with preset URLs filled in.
 #[derive(Debug, Clone)]
 pub struct Account {
@@ -167,11 +206,30 @@ pub struct Account {
     pub redirect_uri: Option<String>,
     pub grant: Grant,
     pub refresh_before_expiry: Duration,
+    /// Exactly as written (or the preset's); `None` when `issuer` is to
+    /// fill it in.
     pub authorize_url: Option<String>,
-    pub token_url: String,
+    /// Exactly as written (or the preset's); `None` only when `issuer` is
+    /// set, whose metadata then gives it.
+    pub token_url: Option<String>,
+    /// The RFC 7009 revocation endpoint, when written; else the issuer's
+    /// metadata may give one.
+    pub revocation_url: Option<String>,
+    /// The authorization server's issuer identifier (RFC 8414), for
+    /// discovery and the `iss` check of RFC 9207.
+    pub issuer: Option<String>,
+    /// A prefix for API paths, which all start with `/`: kept without a
+    /// trailing `/`, so that joining never makes `//`.
     pub api_base_url: Option<String>,
     /// How long a refresh token lives after authorization, if limited.
     pub refresh_token_lifetime: Option<Duration>,
+    /// `token_endpoint_auth_method` as written; `None` means the default
+    /// (see [`Account::auth_method`]).
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    /// Extra query parameters for the authorization request.
+    pub authorize_params: BTreeMap<String, String>,
+    /// Extra form fields for every token request.
+    pub token_params: BTreeMap<String, String>,
     /// This account's own notify command, over `[daemon] notify`. Not
     /// part of [`Account::same_as`]: changing who is told keeps the tokens.
     pub notify: Option<Vec<String>>,
@@ -198,6 +256,24 @@ impl Account {
             && self.token_url == other.token_url
             && self.api_base_url == other.api_base_url
             && self.refresh_token_lifetime == other.refresh_token_lifetime
+            && self.revocation_url == other.revocation_url
+            && self.issuer == other.issuer
+            && self.token_endpoint_auth_method == other.token_endpoint_auth_method
+            && self.authorize_params == other.authorize_params
+            && self.token_params == other.token_params
+    }
+
+    /// How the client authenticates: the configured method; else, with a
+    /// client secret, the preset's documented one or Basic (RFC 6749
+    /// §2.3.1 says servers must support it); else `none`.
+    pub fn auth_method(&self, has_secret: bool) -> AuthMethod {
+        match self.token_endpoint_auth_method {
+            Some(m) => m,
+            None if !has_secret => AuthMethod::None,
+            None => self
+                .provider
+                .map_or(AuthMethod::ClientSecretBasic, Provider::auth_method),
+        }
     }
 }
 
@@ -501,6 +577,32 @@ impl Config {
             path: path.to_owned(),
             problems,
         })
+    }
+}
+
+/// Client ids of `config/freshd.toml`, which only look like real ones.
+const PLACEHOLDER_CLIENT_IDS: &[&str] =
+    &["0123456789abcdef0123456789abcdef", "your-todoist-client-id"];
+
+impl Config {
+    /// What `freshd check` warns about in a valid config: the example's
+    /// placeholders, and a config that does nothing.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.accounts.is_empty() && self.jobs.is_empty() {
+            out.push("the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (`man freshd.toml` lists every key)".to_owned());
+        }
+        for a in self.accounts.values() {
+            if PLACEHOLDER_CLIENT_IDS.contains(&a.client_id.as_str())
+                || a.client_id.starts_with("your-")
+            {
+                out.push(format!(
+                    "accounts.{}.client_id is the example's placeholder \"{}\"; put the client id of the app you registered at the provider",
+                    a.name, a.client_id
+                ));
+            }
+        }
+        out
     }
 }
 

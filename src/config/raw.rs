@@ -52,6 +52,11 @@ pub struct RawAccount {
     pub token_url: Option<Spanned<String>>,
     pub api_base_url: Option<Spanned<String>>,
     pub refresh_token_lifetime: Option<Spanned<String>>,
+    pub issuer: Option<Spanned<String>>,
+    pub revocation_url: Option<Spanned<String>>,
+    pub token_endpoint_auth_method: Option<Spanned<String>>,
+    pub authorize_params: Option<Spanned<BTreeMap<String, String>>>,
+    pub token_params: Option<Spanned<BTreeMap<String, String>>>,
     pub notify: Option<Spanned<Vec<String>>>,
 }
 

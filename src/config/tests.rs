@@ -25,7 +25,10 @@ fn minimal_config_gets_presets_and_defaults() {
     ))
     .unwrap();
     let acc = &config.accounts["spotify"];
-    assert_eq!(acc.token_url, "https://accounts.spotify.com/api/token");
+    assert_eq!(
+        acc.token_url.as_deref(),
+        Some("https://accounts.spotify.com/api/token")
+    );
     assert_eq!(
         acc.api_base_url.as_deref(),
         Some("https://api.spotify.com/v1")
@@ -44,18 +47,17 @@ fn unknown_key_names_file_line_column_key_and_valid_keys() {
     ));
     assert!(
         err.starts_with(
-            "/etc/freshd/config.toml:9:1: jobs.np.evry: unknown field `evry`, expected one of"
+            "/etc/freshd/config.toml:9:1: jobs.np.evry: unknown key `evry`; did you mean `every`? valid here: `account`, `type`, "
         ),
         "{err}"
     );
-    assert!(err.contains("`every`"), "{err}");
 }
 
 #[test]
 fn unknown_daemon_key() {
     let err = error("[daemon]\ntimezon = \"UTC\"\n");
     assert!(
-        err.starts_with("/etc/freshd/config.toml:2:1: daemon.timezon: unknown field `timezon`, expected one of `timezone`"),
+        err.starts_with("/etc/freshd/config.toml:2:1: daemon.timezon: unknown key `timezon`; did you mean `timezone`? valid here: `timezone`, "),
         "{err}"
     );
 }
@@ -63,10 +65,9 @@ fn unknown_daemon_key() {
 #[test]
 fn wrong_type_is_located() {
     let err = error("[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = 5\n");
-    assert!(err.starts_with("/etc/freshd/config.toml:3:13: "), "{err}");
-    assert!(
-        err.contains("invalid type: integer `5`, expected a string"),
-        "{err}"
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:3:13: accounts.a.client_id: expected a string (in quotes), found the integer 5"
     );
 }
 
@@ -88,7 +89,7 @@ fn bad_cron() {
     ));
     assert!(
         err.starts_with(
-            "/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern ("
+            "/etc/freshd/config.toml:10:12: jobs.c.schedule: \"61 * * * *\" is not a cron pattern: minute 61 is out of range 0–59; "
         ),
         "{err}"
     );
@@ -287,6 +288,141 @@ fn durations_round_trip() {
 }
 
 #[test]
+fn urls_are_kept_exactly_as_written() {
+    let config = parse(
+        "[accounts.a]\nclient_id = \"id\"\ntoken_url = \"https://x.example/oauth/token/\"\nauthorize_url = \"https://x.example/auth/\"\napi_base_url = \"https://api.x.example/v1/\"\n",
+    )
+    .unwrap();
+    let acc = &config.accounts["a"];
+    assert_eq!(
+        acc.token_url.as_deref(),
+        Some("https://x.example/oauth/token/")
+    );
+    assert_eq!(
+        acc.authorize_url.as_deref(),
+        Some("https://x.example/auth/")
+    );
+    // A base for paths that start with '/': joined without "//".
+    assert_eq!(
+        acc.api_base_url.as_deref(),
+        Some("https://api.x.example/v1")
+    );
+}
+
+#[test]
+fn client_authentication_defaults_and_presets() {
+    let config = parse(&format!(
+        "{ACCOUNT}\n[accounts.todo]\nprovider = \"todoist\"\nclient_id = \"t\"\n[accounts.own]\ntoken_url = \"https://x.example/t\"\nclient_id = \"o\"\n[accounts.post]\ntoken_url = \"https://x.example/t\"\nclient_id = \"p\"\ntoken_endpoint_auth_method = \"client_secret_post\"\n"
+    ))
+    .unwrap();
+    let method = |name: &str, secret: bool| config.accounts[name].auth_method(secret);
+    assert_eq!(method("spotify", true), AuthMethod::ClientSecretBasic);
+    assert_eq!(method("todo", true), AuthMethod::ClientSecretPost);
+    assert_eq!(method("own", true), AuthMethod::ClientSecretBasic);
+    // Without a secret, a preset or default means a public client.
+    assert_eq!(method("spotify", false), AuthMethod::None);
+    assert_eq!(method("own", false), AuthMethod::None);
+    // What is written is what is used.
+    assert_eq!(method("post", false), AuthMethod::ClientSecretPost);
+    let err = error(
+        "[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = \"id\"\ntoken_endpoint_auth_method = \"private_key_jwt\"\n",
+    );
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:4:30: accounts.a.token_endpoint_auth_method: \"private_key_jwt\" is not valid; use one of \"client_secret_basic\", \"client_secret_post\", \"none\""
+    );
+}
+
+#[test]
+fn extra_parameters_are_read_and_reserved_names_refused() {
+    let config = parse(
+        "[accounts.g]\nissuer = \"https://accounts.example.com\"\nclient_id = \"id\"\nauthorize_params = { access_type = \"offline\" }\ntoken_params = { audience = \"https://api.example.com\" }\n",
+    )
+    .unwrap();
+    let acc = &config.accounts["g"];
+    assert_eq!(acc.token_url, None);
+    assert_eq!(acc.issuer.as_deref(), Some("https://accounts.example.com"));
+    assert_eq!(acc.authorize_params["access_type"], "offline");
+    assert_eq!(acc.token_params["audience"], "https://api.example.com");
+    let err = error(
+        "[accounts.g]\ntoken_url = \"https://x.example/t\"\nclient_id = \"id\"\nauthorize_params = { scope = \"all\" }\ntoken_params = { grant_type = \"password\" }\n",
+    );
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:4:20: accounts.g.authorize_params: `scope` cannot be set here: list the scopes in `scopes`\n/etc/freshd/config.toml:5:16: accounts.g.token_params: `grant_type` cannot be set here: freshd sets it itself"
+    );
+}
+
+#[test]
+fn issuer_is_a_plain_url_and_token_url_or_issuer_is_needed() {
+    let err = error("[accounts.g]\nissuer = \"https://x.example/?tenant=1\"\nclient_id = \"id\"\n");
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:2:10: accounts.g.issuer: \"https://x.example/?tenant=1\" has a query or fragment; an issuer is a plain URL such as \"https://login.example.com\" (RFC 8414 §2)"
+    );
+    let err = error("[accounts.g]\nclient_id = \"id\"\n");
+    assert!(err.contains("`issuer` to discover them"), "{err}");
+}
+
+#[test]
+fn reload_notices_changes_of_the_standard_keys() {
+    let base = "[accounts.a]\nissuer = \"https://i.example\"\nclient_id = \"id\"\n";
+    let a = parse(base).unwrap().accounts["a"].clone();
+    for extra in [
+        "token_endpoint_auth_method = \"client_secret_post\"\n",
+        "authorize_params = { prompt = \"login\" }\n",
+        "token_params = { resource = \"https://r.example\" }\n",
+        "revocation_url = \"https://i.example/revoke\"\n",
+    ] {
+        let b = parse(&format!("{base}{extra}")).unwrap().accounts["a"].clone();
+        assert!(!a.same_as(&b), "{extra}");
+        assert!(b.same_as(&b.clone()), "{extra}");
+    }
+    let b = parse(&base.replace("i.example", "j.example"))
+        .unwrap()
+        .accounts["a"]
+        .clone();
+    assert!(!a.same_as(&b));
+}
+
+#[test]
+fn the_readme_provider_examples_are_valid() {
+    let readme = include_str!("../../README.md");
+    let section = readme
+        .split("## Providers")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Providers section");
+    let blocks: Vec<&str> = section
+        .split("```toml\n")
+        .skip(1)
+        .filter_map(|b| b.split("```").next())
+        .collect();
+    assert_eq!(
+        blocks.len(),
+        5,
+        "Spotify, Todoist, Google-style, OIDC, long-lived tokens"
+    );
+    let mut methods = Vec::new();
+    for block in blocks {
+        let config = Config::parse(block, Path::new("/README.md"), true)
+            .unwrap_or_else(|e| panic!("{e}\n{block}"));
+        let acc = config.accounts.values().next().unwrap();
+        methods.push((acc.name.clone(), acc.auth_method(true)));
+    }
+    assert_eq!(
+        methods,
+        [
+            ("spotify".to_owned(), AuthMethod::ClientSecretBasic),
+            ("todoist".to_owned(), AuthMethod::ClientSecretPost),
+            ("google".to_owned(), AuthMethod::ClientSecretBasic),
+            ("work".to_owned(), AuthMethod::ClientSecretBasic),
+            ("github".to_owned(), AuthMethod::ClientSecretBasic),
+        ]
+    );
+}
+
+#[test]
 fn http_max_size_has_a_default_and_takes_units() {
     use validate::parse_size;
     assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
@@ -314,4 +450,50 @@ fn http_max_size_has_a_default_and_takes_units() {
         err.contains("jobs.h.max_size: \"big\" is not a size"),
         "{err}"
     );
+}
+
+#[test]
+fn a_wrong_type_names_the_key_and_what_is_expected() {
+    let err = error(&format!(
+        "{ACCOUNT}\n[jobs.now-playing]\naccount = \"spotify\"\ntype = \"now_playing\"\nevery = 30\n"
+    ));
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:9:9: jobs.now-playing.every: expected a duration such as \"30s\", \"5m\" or \"1h 30m\" (in quotes), found the integer 30"
+    );
+    let err = error(
+        "[accounts.a]\ntoken_url = \"https://x.example/t\"\nclient_id = \"x\"\nscopes = \"x\"\n",
+    );
+    assert_eq!(
+        err,
+        "/etc/freshd/config.toml:4:10: accounts.a.scopes: expected a list such as [\"a\", \"b\"], found the string \"x\""
+    );
+}
+
+#[test]
+fn an_unknown_top_level_key_suggests_the_nearest() {
+    let err = error("[job.x]\naccount = \"a\"\n");
+    assert!(
+        err.starts_with(
+            "/etc/freshd/config.toml:1:2: job: unknown key `job`; did you mean `jobs`?"
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_warns_about_placeholders_and_an_empty_config() {
+    let example = parse(&std::fs::read_to_string("config/freshd.toml").unwrap()).unwrap();
+    let warnings = example.warnings();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.starts_with("accounts.spotify.client_id is the example's placeholder")),
+        "{warnings:?}"
+    );
+    assert_eq!(
+        parse("").unwrap().warnings(),
+        vec!["the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (`man freshd.toml` lists every key)".to_owned()]
+    );
+    assert!(parse(ACCOUNT).unwrap().warnings().is_empty());
 }

@@ -14,9 +14,9 @@ use toml::Spanned;
 
 use super::raw::{RawAccount, RawConfig, RawDaemon, RawJob, RawSource};
 use super::{
-    Account, CommandJob, Config, Daemon, Grant, HttpJob, HttpMethod, HttpTarget, JobKind, Lines,
-    NowPlayingJob, PlaylistJob, PlaylistMode, PlaylistRef, Position, Problem, Provider,
-    SecretsMode, Source, TimeRange, Trigger, line_col,
+    Account, AuthMethod, CommandJob, Config, Daemon, Grant, HttpJob, HttpMethod, HttpTarget,
+    JobKind, Lines, NowPlayingJob, PlaylistJob, PlaylistMode, PlaylistRef, Position, Problem,
+    Provider, SecretsMode, Source, TimeRange, Trigger, line_col,
 };
 
 /// Default for `refresh_before_expiry`: five minutes leaves room for a few
@@ -88,8 +88,9 @@ impl Ctx<'_> {
 
     fn url(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
         match reqwest::Url::parse(value.get_ref()) {
+            // Exactly as written: some token endpoints end in `/`.
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
-                Some(value.get_ref().trim_end_matches('/').to_owned())
+                Some(value.get_ref().clone())
             }
             _ => {
                 self.problem(
@@ -201,7 +202,8 @@ fn valid_name(name: &str) -> bool {
 const NAME_RULE: &str = "names start with a letter or digit, then letters, digits, '-', '_' or '.', at most 64 characters";
 
 pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config, Vec<Problem>> {
-    let raw: RawConfig = toml::from_str(text).map_err(|e| vec![toml_problem(text, &e)])?;
+    let raw: RawConfig =
+        toml::from_str(text).map_err(|e| vec![super::messages::toml_problem(text, &e)])?;
     let mut cx = Ctx {
         text,
         problems: Vec::new(),
@@ -232,63 +234,6 @@ pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config,
         }),
         _ => Err(cx.problems),
     }
-}
-
-/// Turns a TOML syntax or type error into a [`Problem`] at its place,
-/// naming the table it happened in.
-fn toml_problem(text: &str, e: &toml::de::Error) -> Problem {
-    let start = e.span().map_or(0, |s| s.start);
-    let (line, column) = line_col(text, start);
-    let table = enclosing_table(text, start);
-    let word: String = e
-        .span()
-        .and_then(|s| text.get(s))
-        .map(|s| s.trim().trim_matches('"').to_owned())
-        .filter(|s| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-        })
-        .unwrap_or_default();
-    let message = e.message().trim().to_owned();
-    let key = match (table.as_str(), word.as_str()) {
-        ("", "") => "(top level)".to_owned(),
-        ("", w) => w.to_owned(),
-        (t, "") => t.to_owned(),
-        (t, w) if message.contains(&format!("`{w}`")) || message.starts_with("missing") => {
-            format!("{t}.{w}")
-        }
-        (t, _) => t.to_owned(),
-    };
-    let message = match message.as_str() {
-        m if m.starts_with("unknown field") => format!("{m}; see config/freshd.toml for every key"),
-        _ => message,
-    };
-    Problem {
-        line,
-        column,
-        key,
-        message,
-    }
-}
-
-/// The `[table]` header above byte `offset`, without brackets.
-fn enclosing_table(text: &str, offset: usize) -> String {
-    let before = text.get(..offset.min(text.len())).unwrap_or(text);
-    before
-        .lines()
-        .rev()
-        .map(str::trim)
-        .find(|l| l.starts_with('['))
-        .map(|l| {
-            l.trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or_default()
-                .trim()
-                .replace('"', "")
-        })
-        .unwrap_or_default()
 }
 
 fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
@@ -503,19 +448,39 @@ fn account(
         provider.map(Provider::authorize_url),
     );
     let token_url = url(&r.token_url, "token_url", provider.map(Provider::token_url));
+    let revocation_url = url(&r.revocation_url, "revocation_url", None);
+    // A base that paths starting with `/` are joined to: no `//`.
     let api_base_url = url(
         &r.api_base_url,
         "api_base_url",
         provider.map(Provider::api_base_url),
-    );
-    let token_url = match token_url {
-        Some(Some(u)) => Some(u),
-        Some(None) => {
-            cx.problem(raw.span(), &key("token_url"), "missing key `token_url`; give `provider = \"spotify\"` or \"todoist\" for their URLs, or the provider's token endpoint URL");
-            None
-        }
-        None => None,
+    )
+    .map(|u| u.map(|u| u.trim_end_matches('/').to_owned()));
+    let issuer = match &r.issuer {
+        Some(i) => issuer(cx, i, &key("issuer")).map(Some),
+        None => Some(None),
     };
+    if matches!(token_url, Some(None)) && r.issuer.is_none() {
+        cx.problem(raw.span(), &key("token_url"), "missing key `token_url`; give `provider = \"spotify\"` or \"todoist\" for their URLs, `issuer` to discover them, or the provider's token endpoint URL");
+    }
+    let token_endpoint_auth_method = match &r.token_endpoint_auth_method {
+        Some(m) => cx
+            .one_of(m, &key("token_endpoint_auth_method"), AuthMethod::CHOICES)
+            .map(Some),
+        None => Some(None),
+    };
+    let authorize_params = params(
+        cx,
+        r.authorize_params.as_ref(),
+        &key("authorize_params"),
+        RESERVED_AUTHORIZE_PARAMS,
+    );
+    let token_params = params(
+        cx,
+        r.token_params.as_ref(),
+        &key("token_params"),
+        RESERVED_TOKEN_PARAMS,
+    );
     let redirect_uri = match &r.redirect_uri {
         Some(u) => redirect(cx, u, &key("redirect_uri"), provider).map(Some),
         None => Some(None),
@@ -542,9 +507,90 @@ fn account(
         refresh_before_expiry: refresh_before_expiry?,
         authorize_url: authorize_url?,
         token_url: token_url?,
+        revocation_url: revocation_url?,
+        issuer: issuer?,
         api_base_url: api_base_url?,
         refresh_token_lifetime: refresh_token_lifetime?,
+        token_endpoint_auth_method: token_endpoint_auth_method?,
+        authorize_params: authorize_params?,
+        token_params: token_params?,
     })
+}
+
+/// Parameters that freshd sets itself in an authorization request.
+const RESERVED_AUTHORIZE_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// Form fields that freshd sets itself in a token request.
+const RESERVED_TOKEN_PARAMS: &[&str] = &[
+    "grant_type",
+    "code",
+    "code_verifier",
+    "redirect_uri",
+    "refresh_token",
+    "client_id",
+    "client_secret",
+    "scope",
+];
+
+/// An `authorize_params` or `token_params` table, without the keys that
+/// freshd owns (a second `client_id` or `grant_type` would make a request
+/// whose meaning depends on the server).
+fn params(
+    cx: &mut Ctx<'_>,
+    value: Option<&Spanned<BTreeMap<String, String>>>,
+    key: &str,
+    reserved: &[&str],
+) -> Option<BTreeMap<String, String>> {
+    let Some(value) = value else {
+        return Some(BTreeMap::new());
+    };
+    let mut ok = true;
+    for name in value.get_ref().keys() {
+        if reserved.contains(&name.as_str()) {
+            let instead = if name == "scope" {
+                "list the scopes in `scopes`"
+            } else {
+                "freshd sets it itself"
+            };
+            cx.problem(
+                value.span(),
+                key,
+                format!("`{name}` cannot be set here: {instead}"),
+            );
+            ok = false;
+        } else if name.is_empty() {
+            cx.problem(value.span(), key, "a parameter name is empty");
+            ok = false;
+        }
+    }
+    ok.then(|| value.get_ref().clone())
+}
+
+/// An issuer identifier: an https URL (http is allowed for loopback and
+/// tests) with no query or fragment (RFC 8414 §2), kept exactly as written
+/// because the server's metadata and `iss` must match it exactly.
+fn issuer(cx: &mut Ctx<'_>, value: &Spanned<String>, key: &str) -> Option<String> {
+    let url = cx.url(value, key)?;
+    let parsed = reqwest::Url::parse(&url).ok()?;
+    if parsed.query().is_some() || parsed.fragment().is_some() {
+        cx.problem(
+            value.span(),
+            key,
+            format!(
+                "\"{url}\" has a query or fragment; an issuer is a plain URL such as \"https://login.example.com\" (RFC 8414 §2)"
+            ),
+        );
+        return None;
+    }
+    Some(url)
 }
 
 fn redirect(
@@ -774,11 +820,13 @@ fn trigger(
                     c
                 }
                 Err(e) => {
+                    let why = super::messages::cron_problem(schedule.get_ref())
+                        .unwrap_or_else(|| e.to_string());
                     cx.problem(
                         schedule.span(),
                         &key("schedule"),
                         format!(
-                            "\"{}\" is not a cron pattern ({e}); write 5 fields (minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON\") or 6 with seconds first",
+                            "\"{}\" is not a cron pattern: {why}; write 5 fields (minute hour day-of-month month day-of-week, e.g. \"0 6 * * MON\") or 6 with seconds first",
                             schedule.get_ref()
                         ),
                     );

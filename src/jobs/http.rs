@@ -73,7 +73,8 @@ impl Http {
         let client_id = cx.tokens.account().client_id.clone();
         if let Some(until) = cx.cooldowns.until(&client_id, cx.clock.now()) {
             return RunOutcome::Skipped(format!(
-                "the API rate limits this app; the job may run again after {until}"
+                "the API rate limits this app; the job may run again after {}",
+                crate::scheduler::to_the_second(until)
             ));
         }
         let url = match self.url(cx) {
@@ -111,7 +112,8 @@ impl Http {
                 .unwrap_or(jiff::Timestamp::MAX);
             cx.cooldowns.start(&client_id, until);
             return RunOutcome::Skipped(format!(
-                "the API is rate limiting (429); the job may run again after {until}"
+                "the API is rate limiting (429); the job may run again after {}",
+                crate::scheduler::to_the_second(until)
             ));
         }
         if !status.is_success() {

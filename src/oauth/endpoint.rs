@@ -13,9 +13,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
+use base64::Engine;
 use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use super::discovery::{Discovery, Endpoints};
+use crate::config::{Account, AuthMethod};
 
 /// What a successful token request gave.
 pub struct Tokens {
@@ -24,6 +28,8 @@ pub struct Tokens {
     pub lifetime: Lifetime,
     /// A new refresh token, when the provider rotates them.
     pub refresh_token: Option<SecretString>,
+    /// The scopes granted, when the provider says (RFC 6749 §5.1).
+    pub scope: Option<String>,
 }
 
 /// The `expires_in` of a token answer, judged.
@@ -58,6 +64,7 @@ impl fmt::Debug for Tokens {
                 "refresh_token",
                 &self.refresh_token.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -118,26 +125,32 @@ const MAX_DESCRIPTION: usize = 200;
 /// A token endpoint over HTTP.
 pub struct HttpEndpoint {
     http: reqwest::Client,
-    url: String,
+    discovery: Discovery,
     client_id: String,
     client_secret: Option<SecretString>,
+    auth: AuthMethod,
     scopes: Vec<String>,
+    token_params: Vec<(String, String)>,
 }
 
 impl fmt::Debug for HttpEndpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HttpEndpoint")
-            .field("url", &self.url)
+            .field("discovery", &self.discovery)
             .field("client_id", &self.client_id)
             .field(
                 "client_secret",
                 &self.client_secret.as_ref().map(|_| "[REDACTED]"),
             )
+            .field("auth", &self.auth)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpEndpoint {
+    /// A token endpoint at a fixed URL, with the default client
+    /// authentication (Basic with a secret, else `none`) and no extra
+    /// parameters: for tools and benchmarks that have no account.
     pub fn new(
         http: reqwest::Client,
         url: String,
@@ -147,14 +160,86 @@ impl HttpEndpoint {
     ) -> Self {
         Self {
             http,
-            url,
+            discovery: Discovery::fixed(url),
             client_id,
+            auth: if client_secret.is_some() {
+                AuthMethod::ClientSecretBasic
+            } else {
+                AuthMethod::None
+            },
             client_secret,
             scopes,
+            token_params: Vec::new(),
+        }
+    }
+
+    /// The endpoint of `account`, authenticating with `client_secret`
+    /// (from the file or the store) as the account says; `state_dir` holds
+    /// the cached metadata of an account with `issuer`.
+    pub fn for_account(
+        http: reqwest::Client,
+        account: &Account,
+        client_secret: Option<SecretString>,
+        state_dir: Option<std::path::PathBuf>,
+    ) -> Self {
+        Self {
+            http,
+            discovery: Discovery::new(account, state_dir),
+            client_id: account.client_id.clone(),
+            auth: account.auth_method(client_secret.is_some()),
+            client_secret,
+            scopes: account.scopes.clone(),
+            token_params: account.token_params.clone().into_iter().collect(),
+        }
+    }
+
+    /// The account's endpoints, discovered from its issuer when it has one.
+    pub async fn endpoints(&self) -> Result<Endpoints, RefreshError> {
+        Ok(self.discovery.endpoints(&self.http).await?)
+    }
+
+    /// Adds the client's credentials to a request, as `auth` says.
+    fn authenticate<'a>(
+        &'a self,
+        req: reqwest::RequestBuilder,
+        form: &mut Vec<(&'a str, &'a str)>,
+        sent: &mut Vec<&'a str>,
+    ) -> Result<reqwest::RequestBuilder, RefreshError> {
+        match (self.auth, &self.client_secret) {
+            (AuthMethod::ClientSecretBasic, Some(secret)) => {
+                sent.push(secret.expose_secret());
+                Ok(req.header(
+                    reqwest::header::AUTHORIZATION,
+                    basic_credentials(&self.client_id, secret),
+                ))
+            }
+            (AuthMethod::ClientSecretPost, Some(secret)) => {
+                form.push(("client_id", &self.client_id));
+                form.push(("client_secret", secret.expose_secret()));
+                sent.push(secret.expose_secret());
+                Ok(req)
+            }
+            // Public clients (PKCE) name themselves in the body.
+            (AuthMethod::None, _) => {
+                form.push(("client_id", &self.client_id));
+                Ok(req)
+            }
+            (method, None) => Err(RefreshError::Rejected {
+                reason: format!(
+                    "token_endpoint_auth_method = \"{}\" needs a client secret, and there is none: store it as the account's client_secret, or use \"none\" for a public client",
+                    method.name()
+                ),
+            }),
         }
     }
 
     async fn send(&self, grant: GrantRequest<'_>) -> Result<Tokens, RefreshError> {
+        let endpoints = self.endpoints().await?;
+        let Some((url, _)) = endpoints.token_url else {
+            return Err(RefreshError::Rejected {
+                reason: "the issuer's metadata names no token_endpoint; set token_url".into(),
+            });
+        };
         let scope = self.scopes.join(" ");
         let mut form: Vec<(&str, &str)> = Vec::new();
         let mut sent: Vec<&str> = Vec::new();
@@ -183,16 +268,11 @@ impl HttpEndpoint {
                 sent.push(verifier.expose_secret());
             }
         }
-        let mut req = self.http.post(&self.url).timeout(TOKEN_REQUEST_TIMEOUT);
-        match &self.client_secret {
-            // RFC 6749 §2.3.1: confidential clients authenticate with Basic.
-            Some(secret) => {
-                req = req.basic_auth(&self.client_id, Some(secret.expose_secret()));
-                sent.push(secret.expose_secret());
-            }
-            // Public clients (PKCE) name themselves in the body.
-            None => form.push(("client_id", &self.client_id)),
+        for (k, v) in &self.token_params {
+            form.push((k, v));
         }
+        let req = self.http.post(&url).timeout(TOKEN_REQUEST_TIMEOUT);
+        let req = self.authenticate(req, &mut form, &mut sent)?;
         let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {
             reason: format!("cannot encode the token request: {e}"),
         })?;
@@ -208,11 +288,86 @@ impl HttpEndpoint {
             .map_err(|e| unsent_or_unanswered(&e))?;
         let status = resp.status();
         if status.is_redirection() {
-            return Err(redirected(status.as_u16(), resp.headers(), &self.url));
+            return Err(redirected(status.as_u16(), resp.headers(), &url));
         }
         let retry_after = retry_after(resp.headers());
         let bytes = read_capped(resp).await?;
         classify(status.as_u16(), retry_after, &bytes, &sent)
+    }
+}
+
+/// What revocation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// The server accepted it (RFC 7009 §2.2: also when the token was
+    /// already invalid).
+    Revoked { url: String },
+    /// The provider has no revocation endpoint that freshd knows of.
+    NoEndpoint,
+}
+
+impl HttpEndpoint {
+    /// Revokes `token` at the revocation endpoint (RFC 7009),
+    /// authenticating as for token requests; `hint` is its
+    /// `token_type_hint` (`refresh_token` or `access_token`).
+    pub async fn revoke(
+        &self,
+        token: &SecretString,
+        hint: &str,
+    ) -> Result<Revocation, RefreshError> {
+        let endpoints = self.endpoints().await?;
+        let Some((url, _)) = endpoints.revocation_url else {
+            return Ok(Revocation::NoEndpoint);
+        };
+        let mut form: Vec<(&str, &str)> =
+            vec![("token", token.expose_secret()), ("token_type_hint", hint)];
+        let mut sent = vec![token.expose_secret()];
+        let req = self.http.post(&url).timeout(TOKEN_REQUEST_TIMEOUT);
+        let req = self.authenticate(req, &mut form, &mut sent)?;
+        let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {
+            reason: format!("cannot encode the revocation request: {e}"),
+        })?;
+        let resp = req
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| RefreshError::Transient {
+                reason: describe_reqwest(&e),
+                retry_after: None,
+            })?;
+        let status = resp.status().as_u16();
+        if status == 200 {
+            return Ok(Revocation::Revoked { url });
+        }
+        if resp.status().is_redirection() {
+            return Err(RefreshError::Rejected {
+                reason: format!(
+                    "the revocation endpoint {url} answered {status}, a redirect; freshd never follows it (it would send the token there): check revocation_url or the issuer's metadata"
+                ),
+            });
+        }
+        let retry_after = retry_after(resp.headers());
+        let bytes = read_capped(resp).await.unwrap_or_default();
+        match classify(status, retry_after, &bytes, &sent) {
+            Err(RefreshError::Transient { reason, .. }) => Err(RefreshError::Transient {
+                reason: format!(
+                    "revocation at {url}: {}",
+                    reason.replace("token endpoint", "revocation endpoint")
+                ),
+                retry_after,
+            }),
+            Err(e) => Err(RefreshError::Rejected {
+                reason: format!("the revocation endpoint {url} refused: {e}"),
+            }),
+            Ok(_) => Err(RefreshError::Transient {
+                reason: format!("the revocation endpoint {url} answered {status}"),
+                retry_after,
+            }),
+        }
     }
 }
 
@@ -223,6 +378,25 @@ impl TokenEndpoint for HttpEndpoint {
     ) -> Pin<Box<dyn Future<Output = Result<Tokens, RefreshError>> + Send + 'a>> {
         Box::pin(self.send(grant))
     }
+}
+
+/// The `Authorization` header of HTTP Basic client authentication: id and
+/// secret each form-urlencoded before base64 (RFC 6749 §2.3.1), so that a
+/// secret with `:`, `%`, `+` or a space means what it says. Marked
+/// sensitive so that no debug output shows it.
+pub fn basic_credentials(client_id: &str, secret: &SecretString) -> reqwest::header::HeaderValue {
+    let encode =
+        |s: &str| oauth2::url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let pair = format!("{}:{}", encode(client_id), encode(secret.expose_secret()));
+    let value = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair)
+    );
+    // Base64 and "Basic " are always a valid header value.
+    let mut header = reqwest::header::HeaderValue::from_str(&value)
+        .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static("Basic"));
+    header.set_sensitive(true);
+    header
 }
 
 /// A failed send: a timeout once the connection stood means the request
@@ -342,6 +516,7 @@ struct RawTokens {
     access_token: Option<String>,
     expires_in: Option<serde_json::Value>,
     refresh_token: Option<String>,
+    scope: Option<serde_json::Value>,
 }
 
 /// What a token endpoint's answer means. Public for the fuzz and unit tests.
@@ -425,6 +600,7 @@ fn parse_tokens(body: &[u8]) -> Result<Tokens, RefreshError> {
             .refresh_token
             .filter(|t| !t.is_empty())
             .map(SecretString::from),
+        scope: raw.scope.and_then(|s| s.as_str().map(str::to_owned)),
     })
 }
 
@@ -536,6 +712,140 @@ mod tests {
         let body = br#"{"error":"invalid_grant","error_description":"token rt-SECRET-1 revoked"}"#;
         let err = classify(400, None, body, &["rt-SECRET-1"]).unwrap_err();
         assert_eq!(err.to_string(), "invalid_grant: token [REDACTED] revoked");
+    }
+
+    /// One HTTP request to a one-shot server on 127.0.0.1, answered with a
+    /// token; its head and body as the server saw them.
+    async fn capture(extra: &str, secret: Option<&str>) -> (String, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token/", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            loop {
+                let n = s.read(&mut chunk).await.unwrap();
+                buf.extend_from_slice(&chunk[..n]);
+                let text = String::from_utf8_lossy(&buf).to_string();
+                if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse().unwrap())
+                        })
+                        .unwrap_or(0);
+                    if body.len() >= len {
+                        let answer =
+                            r#"{"access_token":"at","token_type":"Bearer","expires_in":60}"#;
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        s.write_all(resp.as_bytes()).await.unwrap();
+                        return (head.to_owned(), body.to_owned());
+                    }
+                }
+            }
+        });
+        let config = crate::config::Config::parse(
+            &format!("[accounts.a]\nclient_id = \"my id\"\ntoken_url = \"{url}\"\n{extra}"),
+            std::path::Path::new("/x.toml"),
+            false,
+        )
+        .unwrap();
+        let endpoint = HttpEndpoint::for_account(
+            reqwest::Client::new(),
+            &config.accounts["a"],
+            secret.map(SecretString::from),
+            None,
+        );
+        let rt = SecretString::from("rt-1");
+        endpoint
+            .request(GrantRequest::RefreshToken(&rt))
+            .await
+            .unwrap();
+        server.await.unwrap()
+    }
+
+    const HARD_SECRET: &str = "a+b%c:d e";
+
+    #[tokio::test]
+    async fn basic_credentials_are_form_urlencoded_first() {
+        let (head, body) = capture(
+            "token_params = { resource = \"https://api.example/\" }\n",
+            Some(HARD_SECRET),
+        )
+        .await;
+        let header = head
+            .lines()
+            .find_map(|l| l.strip_prefix("authorization: Basic "))
+            .expect(&head);
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(header)
+            .unwrap();
+        assert_eq!(String::from_utf8(decoded).unwrap(), "my+id:a%2Bb%25c%3Ad+e");
+        let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+        let names: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["grant_type", "refresh_token", "resource"]);
+        assert_eq!(form[2].1, "https://api.example/");
+        assert!(head.starts_with("POST /token/ "), "{head}");
+    }
+
+    #[tokio::test]
+    async fn client_secret_post_sends_the_secret_as_form_fields() {
+        let (head, body) = capture(
+            "token_endpoint_auth_method = \"client_secret_post\"\n",
+            Some(HARD_SECRET),
+        )
+        .await;
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "{head}"
+        );
+        let form: std::collections::HashMap<String, String> =
+            serde_urlencoded::from_str(&body).unwrap();
+        assert_eq!(form["client_id"], "my id");
+        assert_eq!(form["client_secret"], HARD_SECRET);
+    }
+
+    #[tokio::test]
+    async fn public_clients_send_only_their_id() {
+        let (head, body) =
+            capture("token_endpoint_auth_method = \"none\"\n", Some(HARD_SECRET)).await;
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "{head}"
+        );
+        let form: std::collections::HashMap<String, String> =
+            serde_urlencoded::from_str(&body).unwrap();
+        assert_eq!(form["client_id"], "my id");
+        assert!(!form.contains_key("client_secret"));
+        let (head, _) = capture("", None).await;
+        assert!(
+            !head.to_ascii_lowercase().contains("authorization:"),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_secret_method_without_a_secret_is_a_configuration_error() {
+        let config = crate::config::Config::parse(
+            "[accounts.a]\nclient_id = \"id\"\ntoken_url = \"http://127.0.0.1:9/t\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\n",
+            std::path::Path::new("/x.toml"),
+            false,
+        )
+        .unwrap();
+        let endpoint =
+            HttpEndpoint::for_account(reqwest::Client::new(), &config.accounts["a"], None, None);
+        let err = endpoint
+            .request(GrantRequest::ClientCredentials)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, RefreshError::Rejected { .. }), "{err}");
+        assert!(err.to_string().contains("needs a client secret"), "{err}");
     }
 
     #[test]

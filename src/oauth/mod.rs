@@ -21,8 +21,10 @@
 //! - Failures, tokens that arrive expired and forced refreshes never add up
 //!   to more than [`MAX_UNPLANNED_REQUESTS`] requests a minute.
 
+pub mod discovery;
 pub mod endpoint;
 pub mod login;
+pub mod logout;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -124,7 +126,10 @@ pub enum TokenError {
     NoToken { account: String },
     #[error("account {account} needs a new login ({reason}): run `freshd login {account}`")]
     NeedsLogin { account: String, reason: String },
-    #[error("account {account} cannot refresh its token now ({reason}); next try at {until}")]
+    #[error(
+        "account {account} cannot refresh its token now ({reason}); next try at {}",
+        crate::scheduler::to_the_second(*until)
+    )]
     Backoff {
         account: String,
         reason: String,

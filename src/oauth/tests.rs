@@ -55,6 +55,7 @@ fn tokens(n: u32, lifetime: u64, rotate: bool) -> Tokens {
         access_token: SecretString::from(format!("at-{n}")),
         lifetime: Lifetime::Given(Duration::from_secs(lifetime)),
         refresh_token: rotate.then(|| SecretString::from(format!("rt-{}", n + 1))),
+        scope: None,
     }
 }
 
@@ -362,6 +363,7 @@ fn answer(n: u32, lifetime: Lifetime) -> Result<Tokens, RefreshError> {
         access_token: SecretString::from(format!("at-{n}")),
         lifetime,
         refresh_token: Some(SecretString::from(format!("rt-{}", n + 1))),
+        scope: None,
     })
 }
 

@@ -226,6 +226,27 @@ impl SecretStore for CredentialsStore {
             .map_err(|source| SecretError::Write { path, source })
     }
 
+    /// Removes the rotated copy; a credential that systemd loads cannot be
+    /// removed from here, and saying so beats pretending.
+    fn delete(&self, account: &str, kind: SecretKind) -> Result<(), SecretError> {
+        if kind == SecretKind::RefreshToken {
+            for path in [self.rotated_path(account), self.origin_path(account)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(SecretError::Write { path, source }),
+                }
+            }
+        }
+        if let Some(dir) = &self.credentials_dir {
+            let path = dir.join(format!("{account}.{}", kind.suffix()));
+            if path.exists() {
+                return Err(SecretError::CredentialRemains { path });
+            }
+        }
+        Ok(())
+    }
+
     fn hint(&self, account: &str, kind: SecretKind) -> String {
         format!(
             "the credential {account}.{} (LoadCredentialEncrypted={account}.{}:{})",

@@ -217,6 +217,13 @@ impl SecretStore for KeyringStore {
             .map_err(|e| classify(&e))
     }
 
+    fn delete(&self, account: &str, kind: SecretKind) -> Result<(), SecretError> {
+        match self.with_entry(account, kind, keyring_core::Entry::delete_credential)? {
+            Ok(()) | Err(KeyringError::NoEntry) => Ok(()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+
     fn hint(&self, account: &str, kind: SecretKind) -> String {
         format!(
             "the keyring entry service {SERVICE} username {} (secret-tool store --label='freshd {account} {}' service {SERVICE} username {})",

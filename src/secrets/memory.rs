@@ -55,4 +55,9 @@ impl SecretStore for MemoryStore {
     fn hint(&self, account: &str, kind: SecretKind) -> String {
         format!("{account}/{} in memory", kind.suffix())
     }
+
+    fn delete(&self, account: &str, kind: SecretKind) -> Result<(), SecretError> {
+        self.map().remove(&(account.to_owned(), kind));
+        Ok(())
+    }
 }

@@ -89,6 +89,10 @@ pub enum SecretError {
         "{what} cannot be stored with secrets = \"credentials\": systemd credentials are read-only; encrypt it with `systemd-creds encrypt` and name it in LoadCredentialEncrypted= (see README)"
     )]
     ReadOnly { what: String },
+    #[error(
+        "the credential {path} stays: systemd credentials are read-only to freshd; remove its LoadCredential=/LoadCredentialEncrypted= line and the file it loads, then restart freshd"
+    )]
+    CredentialRemains { path: PathBuf },
     #[error("the {what} is not valid text")]
     NotText { what: String },
     #[error("writing is switched off in this test store")]
@@ -113,6 +117,8 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     -> Result<(), SecretError>;
     /// Where a person would put this secret, for messages.
     fn hint(&self, account: &str, kind: SecretKind) -> String;
+    /// Removes the secret; having none is not an error (`freshd logout`).
+    fn delete(&self, account: &str, kind: SecretKind) -> Result<(), SecretError>;
 }
 
 /// [`SecretStore::get`] on the blocking pool, within [`STORE_TIMEOUT`].
@@ -134,6 +140,16 @@ pub async fn set(
 ) -> Result<(), SecretError> {
     let (store, account) = (Arc::clone(store), account.to_owned());
     blocking(move || store.set(&account, kind, &value)).await
+}
+
+/// [`SecretStore::delete`] on the blocking pool, within [`STORE_TIMEOUT`].
+pub async fn delete(
+    store: &Arc<dyn SecretStore>,
+    account: &str,
+    kind: SecretKind,
+) -> Result<(), SecretError> {
+    let (store, account) = (Arc::clone(store), account.to_owned());
+    blocking(move || store.delete(&account, kind)).await
 }
 
 async fn blocking<T: Send + 'static>(

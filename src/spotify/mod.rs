@@ -79,7 +79,7 @@ impl Cooldowns {
 /// Why a request did not succeed. Holds no token.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("the Spotify app is rate limited until {until}{}", if *.quota { " (quota exceeded)" } else { "" })]
+    #[error("the Spotify app is rate limited until {}{}", crate::scheduler::to_the_second(*.until), if *.quota { " (quota exceeded)" } else { "" })]
     Cooldown { until: Timestamp, quota: bool },
     #[error(transparent)]
     Token(#[from] TokenError),

@@ -126,8 +126,12 @@ refresh_before_expiry = "2s"
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // Its own process group, so that dropping the Daemon also ends
+            // the programs its jobs started (see `Drop for Daemon`).
+            .process_group(0)
             .spawn()
             .unwrap();
+        let group = child.id().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         for stream in [
             Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
@@ -141,7 +145,12 @@ refresh_before_expiry = "2s"
                 }
             });
         }
-        Daemon { child, notify, log }
+        Daemon {
+            child,
+            notify,
+            log,
+            group,
+        }
     }
 
     /// Runs `freshd ARGS --config …` as a client; returns (exit code, stdout, stderr).
@@ -167,6 +176,49 @@ pub struct Daemon {
     pub child: Child,
     pub notify: UnixDatagram,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The process group freshd leads: it and its jobs' programs.
+    pub group: u32,
+}
+
+impl Drop for Daemon {
+    /// A test that ends (or fails) leaves no freshd and no job program
+    /// behind: SIGKILL to the whole group, whether freshd still runs or not
+    /// (a `kill -9` in a test orphans the job programs it had started).
+    fn drop(&mut self) {
+        // Job programs run in process groups of their own (so a timeout
+        // stops a whole tree): find them before freshd goes.
+        let mut targets = vec![format!("-{}", self.group)];
+        for pid in descendants(self.group) {
+            targets.push(format!("-{pid}"));
+            targets.push(pid.to_string());
+        }
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg("--")
+            .args(&targets)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Every process below `pid`, from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    found
 }
 
 impl Daemon {
@@ -232,4 +284,13 @@ impl Daemon {
             .unwrap();
         status.code().unwrap_or(-1)
     }
+}
+
+/// Says that a test is skipped, and why, on the real stderr: `eprintln!`
+/// inside a test is captured, so plain `cargo test` would hide the reason.
+/// Under CI (`CI` set) a skip is a failure instead: CI installs everything.
+pub fn skip(why: &str) {
+    use std::io::Write;
+    assert!(std::env::var_os("CI").is_none(), "{why}");
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }

@@ -1,8 +1,9 @@
 #!/bin/bash
 # Runs inside the booted container (as freshd-check.service): installs
-# freshd's system unit with encrypted credentials, then its user unit with
-# gnome-keyring, and checks what README's install section promises. Writes
-# "ok: …" / "FAIL: …" lines and finally "done" to /root/results.txt.
+# freshd's Debian package with apt, runs its system unit with encrypted
+# credentials, then its user unit with gnome-keyring, and checks what
+# README's install section promises. Writes "ok: …" / "FAIL: …" lines and
+# finally "done" to /root/results.txt.
 set -u
 out=/root/results.txt
 : >"$out"
@@ -51,6 +52,28 @@ path = "/me"
 CONF
 }
 
+# ------------------------------------------------------------------- package
+check "apt install ./freshd_*.deb" sh -c "cd /root && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ./freshd_*.deb >/root/apt.log 2>&1"
+check "the binary is /usr/bin/freshd" test -x /usr/bin/freshd
+# Minimal systems lack procps' kill: ExecReload= must not need it.
+[ -e /usr/bin/kill ] && mv /usr/bin/kill /usr/bin/kill.away
+check "there is no /bin/kill, so ExecReload= cannot lean on it" test ! -e /bin/kill
+check "the system unit is /lib/systemd/system/freshd.service" test -f /lib/systemd/system/freshd.service
+check "the user unit is /usr/lib/systemd/user/freshd.service" test -f /usr/lib/systemd/user/freshd.service
+check "the example config is in /usr/share/doc/freshd/examples" test -f /usr/share/doc/freshd/examples/freshd.toml
+check "the copyright file is in place" grep -q "^License: MIT" /usr/share/doc/freshd/copyright
+docs=$(systemctl show -p Documentation --value freshd)
+check "the unit's Documentation= ($docs) is what the package installs" test \
+  "$docs" = '"man:freshd(1)" "man:freshd.toml(5)" file:/usr/share/doc/freshd/README.md' -a -f /usr/share/doc/freshd/README.md
+export MANPAGER=cat PAGER=cat MANWIDTH=80
+check "man -l renders freshd(1)" sh -c "man -l /usr/share/man/man1/freshd.1.gz 2>&1 | grep -q 'EXIT STATUS'"
+check "man freshd finds the page" sh -c "man freshd 2>/dev/null | grep -q 'freshd-status(1)'"
+check "man 5 freshd.toml documents refresh_before_expiry" sh -c "man 5 freshd.toml 2>/dev/null | grep -q refresh_before_expiry"
+check "man freshd-status finds the command's page" sh -c "man freshd-status 2>/dev/null | grep -q -- --json"
+# (_completion_loader returns 124, "completion loaded, try again", on success.)
+check "bash completion loads and completes subcommands" bash -c \
+  'source /usr/share/bash-completion/bash_completion; _completion_loader freshd; complete -p freshd | grep -q _freshd && COMP_WORDS=(freshd sta) COMP_CWORD=1 COMP_LINE="freshd sta" COMP_POINT=10 && _freshd freshd sta freshd && test "${COMPREPLY[*]}" = status'
+
 # ---------------------------------------------------------------- system unit
 mkdir -p /etc/freshd/credentials
 admin "issue?user=spotify" | systemd-creds encrypt --name=spotify.refresh_token - \
@@ -62,6 +85,8 @@ printf '[Service]\nWatchdogSec=3s\n' >/etc/systemd/system/freshd.service.d/watch
 systemctl daemon-reload
 
 check "systemctl start reaches active (Type=notify)" systemctl start freshd
+frag=$(show FragmentPath)
+check "it runs the package's unit ($frag)" test "$frag" = /lib/systemd/system/freshd.service -o "$frag" = /usr/lib/systemd/system/freshd.service
 check "the unit is active" systemctl is-active --quiet freshd
 status=$(show StatusText)
 check "StatusText is meaningful: '$status'" grep -q "1/1 accounts ok, 2 jobs" <<<"$status"
@@ -70,7 +95,7 @@ sleep 8
 check "the watchdog (3 s) is fed: still active, no restart" test "$(show NRestarts)" = 0 -a "$(show ActiveState)" = active
 check "WatchdogTimestamp is set" test -n "$(show WatchdogTimestamp)"
 
-check "systemctl reload works" systemctl reload freshd
+check "systemctl reload works (ExecReload=freshd reload)" systemctl reload freshd
 check "active after the reload" systemctl is-active --quiet freshd
 check "the journal has the reload" sh -c "journalctl -u freshd -o cat | grep -q 'reload done'"
 
@@ -79,7 +104,22 @@ check "journalctl -u freshd ACCOUNT=spotify finds the refreshes" sh -c "journalc
 check "refreshes are logged at info priority or above, not as warnings" sh -c \
   "journalctl -u freshd ACCOUNT=spotify -p info -o cat | grep -q 'access token refreshed' && ! journalctl -u freshd ACCOUNT=spotify -p warning -o cat | grep -q 'access token refreshed'"
 check "nothing at error priority while all is well" sh -c "test -z \"\$(journalctl -u freshd -p err -o cat)\""
-check "freshd status (as root) reaches the socket" sh -c "freshd status --config /etc/freshd/config.toml | grep -q 'spotify.*ok'"
+check "freshd status (as root) reaches the socket, exit 0" sh -c "freshd status --config /etc/freshd/config.toml | grep -q 'spotify.*ok'"
+check "freshd status has the header" sh -c "freshd status --config /etc/freshd/config.toml | head -n1 | grep -q '^freshd .* (pid [0-9]*), running since '"
+
+# A bad config: systemctl reload fails, says why, and the old config runs on.
+cp /etc/freshd/config.toml /root/good.toml
+echo 'reload_breaker = 1' >>/etc/freshd/config.toml
+check "systemctl reload fails with a bad config" sh -c "! systemctl reload freshd 2>/root/reload.err"
+check "systemctl reload says to look at systemctl status" grep -q "systemctl status" /root/reload.err
+systemctl status freshd --no-pager -l -n 30 >/root/status.txt 2>&1
+check "systemctl status shows that the reload was refused" grep -q 'reload refused' /root/status.txt
+check "and why" grep -q 'unknown field .reload_breaker.' /root/status.txt
+tail -n 6 /root/status.txt | sed 's/^/   | /' >>"$out"
+check "still active after the refused reload" systemctl is-active --quiet freshd
+check "no restart for a refused reload (NRestarts $(show NRestarts))" test "$(show NRestarts)" = 0
+cp /root/good.toml /etc/freshd/config.toml
+check "systemctl reload works again with the config mended" systemctl reload freshd
 
 check "a rotated refresh token landed in the StateDirectory" test -s /var/lib/private/freshd/spotify.refresh_token
 mode=$(stat -c %a /var/lib/private/freshd/spotify.refresh_token)
@@ -114,6 +154,9 @@ systemctl start freshd
 check "with a revoked token the unit still starts" systemctl is-active --quiet freshd
 check "StatusText shows needs_login: '$(show StatusText)'" grep -q "spotify: needs_login" <<<"$(show StatusText)"
 check "freshd status shows needs_login" sh -c "freshd status --config /etc/freshd/config.toml | grep -q needs_login"
+freshd status --config /etc/freshd/config.toml >/dev/null
+code=$?
+check "freshd status exits 3 when an account needs a login (was $code)" test "$code" = 3
 check "the journal tells to log in, at error priority" sh -c "journalctl -u freshd -p err -o cat | grep -q 'run .freshd login spotify.'"
 sleep 3
 check "still active" systemctl is-active --quiet freshd
@@ -134,11 +177,11 @@ first=$(admin "issue?user=spotify")
 printf '%s' "$first" | as secret-tool store --label='freshd spotify refresh token' service freshd username spotify/refresh_token
 check "secret-tool stored the refresh token" sh -c "test -n \"\$(runuser -u tester -- env DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/$uid/bus secret-tool lookup service freshd username spotify/refresh_token)\""
 home=/home/tester
-as mkdir -p "$home/.config/freshd" "$home/.config/systemd/user"
+as mkdir -p "$home/.config/freshd"
 sed -e 's/secrets = "credentials"/secrets = "keyring"/' /etc/freshd/config.toml | as tee "$home/.config/freshd/config.toml" >/dev/null
-as cp /usr/local/share/freshd/freshd.user.service "$home/.config/systemd/user/freshd.service"
-as systemctl --user daemon-reload
 check "systemctl --user start reaches active" as systemctl --user start freshd
+ufrag=$(as systemctl --user show -p FragmentPath --value freshd)
+check "it runs the package's user unit ($ufrag)" test "$ufrag" = /usr/lib/systemd/user/freshd.service
 ustatus=$(as systemctl --user show -p StatusText --value freshd)
 check "the user unit's StatusText: '$ustatus'" grep -q "1/1 accounts ok" <<<"$ustatus"
 check "systemctl --user reload works" as systemctl --user reload freshd
@@ -160,5 +203,11 @@ check "with the keyring locked the user unit fails" test "$(as systemctl --user 
 check "with status 78 ($(as systemctl --user show -p ExecMainStatus --value freshd))" test "$(as systemctl --user show -p ExecMainStatus --value freshd)" = 78
 ujournal=$(as journalctl --user -u freshd -p err -o cat 2>&1)
 check "the user's journal says, at error priority, how to unlock it" grep -q 'gnome-keyring-daemon --replace --unlock' <<<"$ujournal"
+
+# ------------------------------------------------------------------ removal
+rm -rf /etc/systemd/system/freshd.service.d
+check "apt remove freshd takes the binary and both units away" sh -c \
+  "DEBIAN_FRONTEND=noninteractive apt-get remove -y -qq freshd >/root/apt-remove.log 2>&1 && test ! -e /usr/bin/freshd -a ! -e /lib/systemd/system/freshd.service -a ! -e /usr/lib/systemd/user/freshd.service"
+check "and systemd no longer finds the system unit" sh -c "! systemctl cat freshd >/dev/null 2>&1"
 
 echo done >>"$out"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# systemd for real: boots Debian 12 with systemd 252 as PID 1 in
-# systemd-nspawn, installs the release binary and the units from systemd/,
-# and runs inside.sh there as a oneshot unit that writes its results and
-# powers off. The container shares the host's loopback, where the fake
+# systemd for real: builds the Debian package (cargo deb), boots Debian 12
+# with systemd 252 as PID 1 in systemd-nspawn, and runs inside.sh there as a
+# oneshot unit that installs the package with apt, checks both of its units,
+# its man pages and its bash completion, writes its results and powers off. The container shares the host's loopback, where the fake
 # provider (examples/fake_provider.rs) runs. Afterwards the container's
 # journal is searched, from outside, for every secret the fake issued.
 #
@@ -13,6 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/freshd-ci"
 base="$cache/bookworm"
+# Bump when the --include list below changes: a cached root without the
+# marker is made again.
+marker="$base/.freshd-complete-2"
 mirror="${FRESHD_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 
 need=()
@@ -23,21 +26,25 @@ if [ "${#need[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
 
-if [ ! -f "$base/.freshd-complete" ]; then
+if [ ! -f "$marker" ]; then
   echo "== debootstrap bookworm (cached in $base)"
   rm -rf "$base.tmp"
   mkdir -p "$cache"
   debootstrap --variant=minbase \
-    --include=systemd,systemd-sysv,dbus,dbus-user-session,gnome-keyring,libsecret-tools,procps \
+    --include=systemd,systemd-sysv,dbus,dbus-user-session,gnome-keyring,libsecret-tools,man-db,bash-completion \
     bookworm "$base.tmp" "$mirror" >"$cache/debootstrap.log" 2>&1 ||
     { tail -n 20 "$cache/debootstrap.log"; exit 1; }
   rm -rf "$base"
   mv "$base.tmp" "$base"
-  touch "$base/.freshd-complete"
+  touch "$marker"
 fi
 
-echo "== building the release binary and the fake provider"
-(cd "$repo" && cargo build --release --quiet --bin freshd --example fake_provider)
+command -v cargo-deb >/dev/null || cargo install --locked --quiet cargo-deb
+echo "== building the package (cargo deb) and the fake provider"
+deb=$(cd "$repo" && cargo deb --quiet | tail -n1)
+test -s "$deb" || { echo "cargo deb made no package (said: $deb)"; exit 1; }
+echo "   $deb"
+(cd "$repo" && cargo build --release --quiet --example fake_provider)
 
 work=$(mktemp -d /var/tmp/freshd-systemd.XXXXXX)
 fake_pid=""
@@ -55,9 +62,8 @@ echo "== fake provider on 127.0.0.1:$port"
 
 root="$work/root"
 cp -a "$base" "$root"
-install -Dm755 "$repo/target/release/freshd" "$root/usr/local/bin/freshd"
-install -Dm644 "$repo/systemd/freshd.service" "$root/etc/systemd/system/freshd.service"
-install -Dm644 "$repo/systemd/freshd.user.service" "$root/usr/local/share/freshd/freshd.user.service"
+# Only the package: inside.sh installs it with apt, as a user would.
+cp "$deb" "$root/root/"
 install -Dm755 "$here/inside.sh" "$root/root/inside.sh"
 echo "$port" >"$root/root/fake-port"
 mkdir -p "$root/var/log/journal"

@@ -288,3 +288,22 @@ fn import_without_the_host_key_is_refused_before_the_token_is_read() {
         "no probe left"
     );
 }
+
+#[test]
+fn delete_removes_the_rotated_copy_and_names_a_credential_it_cannot() {
+    let creds = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let store = CredentialsStore::new(Some(creds.path().to_owned()), state.path().to_owned());
+    let token = SecretString::from("rotated");
+    store.set("a", SecretKind::RefreshToken, &token).unwrap();
+    store.delete("a", SecretKind::RefreshToken).unwrap();
+    assert!(store.get("a", SecretKind::RefreshToken).unwrap().is_none());
+    assert!(!state.path().join("a.refresh_token.origin.json").exists());
+    // Deleting what is not there is no error.
+    store.delete("a", SecretKind::RefreshToken).unwrap();
+    std::fs::write(creds.path().join("b.refresh_token"), "loaded\n").unwrap();
+    assert!(matches!(
+        store.delete("b", SecretKind::RefreshToken),
+        Err(SecretError::CredentialRemains { .. })
+    ));
+}

@@ -1,0 +1,217 @@
+//! The client commands `freshd token`, `status`, `run-job` and `reload`:
+//! ask the running daemon over the control socket, print what it answered,
+//! and return the exit code (DESIGN §2).
+//!
+//! Everything a person reads goes to stderr with one `freshd:` prefix and
+//! says what to do next; `token` and `status` print their results on stdout.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, ConfigError};
+use crate::control::{self, ClientError, Request, Response};
+use crate::daemon::EXIT_CONFIG;
+
+/// `freshd status`'s exit code when some account waits for a person.
+pub const EXIT_NEEDS_PERSON: u8 = 3;
+
+/// `freshd token ACCOUNT`: the access token on stdout.
+pub async fn token(config: &Path, account: String) -> u8 {
+    let answer = match ask(config, &Request::Token { account }).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
+        println!("{}", token.0);
+        return 0;
+    }
+    refused(&answer)
+}
+
+/// `freshd status [--json]`: exit 0 when every account is ok, 3 when one
+/// needs a person (`needs_login`, `no_token`), so that scripts can test it.
+pub async fn status(config: &Path, json: bool) -> anyhow::Result<u8> {
+    let answer = match ask(config, &Request::Status).await {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
+    };
+    let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
+        return Ok(refused(&answer));
+    };
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+    } else {
+        print!("{}", report.render(jiff::Timestamp::now()));
+    }
+    Ok(if report.needs_person() {
+        EXIT_NEEDS_PERSON
+    } else {
+        0
+    })
+}
+
+/// `freshd run-job JOB`: exit 0 only if the run succeeded.
+pub async fn run_job(config: &Path, job: String) -> u8 {
+    let answer = match ask(config, &Request::RunJob { job: job.clone() }).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if answer.ok {
+        println!("{job}: ok");
+        return 0;
+    }
+    if answer.result.is_some() {
+        // The job ran: "error: …" or "skipped: …".
+        eprintln!("{job}: {}", answer.error.as_deref().unwrap_or("failed"));
+        return answer.exit_code.unwrap_or(1);
+    }
+    refused(&answer)
+}
+
+/// `freshd reload` (and the units' `ExecReload=`): a refused reload exits 78
+/// with the daemon's reasons, which `systemctl status` then shows.
+pub async fn reload(config: &Path) -> u8 {
+    let answer = match ask(config, &Request::Reload).await {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    if answer.ok {
+        println!("reloaded");
+        return 0;
+    }
+    eprintln!(
+        "freshd: reload refused; the daemon keeps running its previous configuration:\n{}",
+        answer.error.as_deref().unwrap_or("(no reason given)")
+    );
+    answer.exit_code.unwrap_or(EXIT_CONFIG)
+}
+
+fn refused(answer: &Response) -> u8 {
+    eprintln!(
+        "freshd: {}",
+        answer.error.as_deref().unwrap_or("the daemon refused")
+    );
+    answer.exit_code.unwrap_or(1)
+}
+
+/// Asks the running daemon; on failure prints why and returns the exit
+/// code. The socket path comes from the config, else from the environment.
+/// A broken config must not keep `freshd token` from a daemon that runs an
+/// older, good one, nor `freshd reload` from hearing why it was refused: its
+/// `socket =` is still read when the file is valid TOML.
+async fn ask(config: &Path, request: &Request) -> Result<Response, u8> {
+    let configured = match Config::load(config) {
+        Ok(c) => c.daemon.socket,
+        Err(ConfigError::Read { .. }) => None,
+        Err(e) => {
+            if *request != Request::Reload {
+                // A reload's refusal gives these reasons itself.
+                eprintln!(
+                    "freshd: warning: the config has errors (a running daemon keeps the config it loaded):\n{e}"
+                );
+            }
+            socket_in_broken_config(config)
+        }
+    };
+    let socket = control::socket_path(configured.as_deref());
+    control::ask(&socket, request).await.map_err(|e| {
+        eprintln!("freshd: {}", explain(&e, request));
+        1
+    })
+}
+
+/// `[daemon] socket` of a config that does not validate, if it is valid TOML.
+fn socket_in_broken_config(config: &Path) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(config).ok()?;
+    let table: toml::Table = toml::from_str(&text).ok()?;
+    let socket = PathBuf::from(table.get("daemon")?.get("socket")?.as_str()?);
+    socket.is_absolute().then_some(socket)
+}
+
+/// What went wrong talking to the daemon, and what to do about it: the
+/// system unit's commands for its socket, the user unit's otherwise.
+fn explain(e: &ClientError, request: &Request) -> String {
+    match e {
+        ClientError::NotRunning { path, source } => format!(
+            "nothing answers on {} ({source}): freshd is not running, or not for this user; {}",
+            path.display(),
+            start_hint(path)
+        ),
+        ClientError::Closed { path } => match request {
+            Request::RunJob { job } => format!(
+                "the daemon stopped while {job} was running (it closed {} without an answer); whether the run finished is unknown: {}",
+                path.display(),
+                journal_hint(path)
+            ),
+            _ => format!(
+                "the daemon closed {} without an answer (did it stop?): {}",
+                path.display(),
+                journal_hint(path)
+            ),
+        },
+        ClientError::NoAnswer { path } => format!(
+            "freshd did not answer on {} within a minute; it may be stuck: {}",
+            path.display(),
+            journal_hint(path)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Whether `socket` is the system unit's (`RuntimeDirectory=freshd`).
+fn is_system_socket(socket: &Path) -> bool {
+    socket.starts_with("/run/freshd")
+}
+
+fn start_hint(socket: &Path) -> &'static str {
+    if is_system_socket(socket) {
+        "start it with `sudo systemctl start freshd` (the system unit)"
+    } else {
+        "start it with `systemctl --user start freshd` or `freshd run`"
+    }
+}
+
+fn journal_hint(socket: &Path) -> &'static str {
+    if is_system_socket(socket) {
+        "see `journalctl -u freshd`"
+    } else {
+        "see `journalctl --user -u freshd`"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hints_name_the_unit_whose_socket_was_probed() {
+        let system = explain(
+            &ClientError::NoAnswer {
+                path: "/run/freshd/control.sock".into(),
+            },
+            &Request::Status,
+        );
+        assert!(system.ends_with("see `journalctl -u freshd`"), "{system}");
+        let user = explain(
+            &ClientError::Closed {
+                path: "/run/user/1000/freshd/control.sock".into(),
+            },
+            &Request::RunJob { job: "j".into() },
+        );
+        assert_eq!(
+            user,
+            "the daemon stopped while j was running (it closed /run/user/1000/freshd/control.sock without an answer); whether the run finished is unknown: see `journalctl --user -u freshd`"
+        );
+    }
+
+    #[test]
+    fn the_socket_of_a_config_that_does_not_validate_is_still_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[daemon]\nsocket = \"/tmp/x.sock\"\nbogus = 1\n").unwrap();
+        assert_eq!(socket_in_broken_config(&path), Some("/tmp/x.sock".into()));
+        std::fs::write(&path, "[daemon]\nsocket = \"relative.sock\"\n").unwrap();
+        assert_eq!(socket_in_broken_config(&path), None);
+        std::fs::write(&path, "[daemon\nsocket = \"/tmp/x.sock\"\n").unwrap();
+        assert_eq!(socket_in_broken_config(&path), None);
+    }
+}
