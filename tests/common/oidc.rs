@@ -516,9 +516,10 @@ fn random_token(len: usize) -> String {
 // ---- the invariants ----
 
 /// (a) Every refresh presented the newest refresh token of its grant, as
-/// issued by the provider's previous answer for that grant, and was answered
-/// with tokens: no reuse, no fork, no token the provider never issued, no
-/// grant revoked by reuse detection. Returns the violations.
+/// issued by the provider's previous answer for that grant, and was not
+/// refused with `invalid_grant`: no reuse, no fork, no token the provider
+/// never issued, no grant revoked by reuse detection. Returns the
+/// violations.
 pub fn chain_violations(journal: &[Entry]) -> Vec<String> {
     let mut head: HashMap<String, String> = HashMap::new(); // grant -> newest refresh hash
     let mut grant_of: HashMap<String, String> = HashMap::new(); // refresh hash -> grant
@@ -536,7 +537,9 @@ pub fn chain_violations(journal: &[Entry]) -> Vec<String> {
                     e.outcome,
                     e.error_description.as_deref().unwrap_or("")
                 )),
-                Some(_) if !e.ok() => out.push(format!(
+                // The newest token refused: the grant was revoked. (A
+                // server-side error is the provider's, not a broken chain.)
+                Some(_) if e.outcome == "invalid_grant" => out.push(format!(
                     "#{i}: refresh refused: {} {}",
                     e.outcome,
                     e.error_description.as_deref().unwrap_or("")
@@ -569,14 +572,15 @@ pub fn journal_text(journal: &[Entry]) -> String {
         .enumerate()
         .map(|(i, e)| {
             format!(
-                "#{i} t={} {} presented={} issued={} expires_in={:?} grant={} {}",
+                "#{i} t={} {} presented={} issued={} expires_in={:?} grant={} {} {}",
                 e.t,
                 e.grant_type.as_deref().unwrap_or("?"),
                 short(e.presented.as_deref()),
                 short(e.issued_refresh.as_deref()),
                 e.expires_in,
                 short(e.grant.as_deref()),
-                e.outcome
+                e.outcome,
+                e.error_description.as_deref().unwrap_or("")
             )
         })
         .collect::<Vec<_>>()

@@ -298,7 +298,7 @@ async function journaled(ctx, next) {
     access_expires_at: ok && typeof body.expires_in === 'number' ? t + body.expires_in * 1000 : null,
     grant,
     outcome: ok ? 'ok' : (body.error ?? `http_${ctx.status}`),
-    error_description: ok ? null : (body.error_description ?? null),
+    error_description: ok ? null : (ctx.state.serverError ?? body.error_description ?? null),
     status: ctx.status,
   });
 }
@@ -344,7 +344,10 @@ async function testEndpoint(ctx) {
   }
 }
 
-provider.on('server_error', (_ctx, err) => console.error('server_error', err.message));
+provider.on('server_error', (ctx, err) => {
+  console.error('server_error', err.message);
+  ctx.state.serverError = err.message;
+});
 
 const server = provider.listen(chosenPort, '127.0.0.1', () => {
   console.log(`listening ${issuer}`);
