@@ -1046,7 +1046,7 @@ async fn token_answers(setup: &common::Setup, what: &str) {
     assert!(answered.is_ok(), "{what}: `freshd token` hung");
 }
 
-/// reliability: the token endpoint answers 307, 308 and 302 with a Location on another port, where a listener answers with tokens of its own (freshd's fake), then a reload | never followed: the account went to needs_login naming the status and the Location; `freshd token` answered at once; the reload sent nothing | nothing; the refresh token never left for the other port, nothing from it was stored, at most a few token requests
+/// reliability: the token endpoint answers 307, 308 and 302 with a Location on another port, where a listener answers with tokens of its own (freshd's fake), then a reload | never followed: the account went to needs_login naming the status and the Location; `freshd token` answered at once; the reload (a person may have fixed the config) asked the configured URL once more, never the Location | nothing; the refresh token never left for the other port, nothing from it was stored, at most a few token requests
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redirects_from_the_token_endpoint_are_never_followed() {
     let _slot = SLOTS.acquire().await.unwrap();
@@ -1081,15 +1081,16 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
             error.contains(&status.to_string()) && error.contains(&tripwire.url),
             "{status}: last_error names the status and the Location: {error}"
         );
-        // A reload does not send the refused token again.
+        // A redirect is a configuration error, not a refused token: a
+        // reload (a person may have fixed the config) asks the configured
+        // URL once more, and still never follows.
         let before = setup.fake.token_requests();
         daemon.signal("HUP");
         tokio::time::sleep(Duration::from_secs(3)).await;
         token_answers(&setup, &status.to_string()).await;
-        assert_eq!(
-            setup.fake.token_requests(),
-            before,
-            "{status}: a reload re-sent the refused token"
+        assert!(
+            setup.fake.token_requests() <= before + 1,
+            "{status}: a reload sent more than one request"
         );
         assert_eq!(tripwire.hits(), 0);
         let stored = std::fs::read_to_string(setup.state_dir().join("spotify.refresh_token"))
