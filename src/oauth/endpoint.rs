@@ -243,6 +243,31 @@ impl HttpEndpoint {
         }
     }
 
+    /// POSTs `form` to `url`, authenticated as the account's method says,
+    /// within [`TOKEN_REQUEST_TIMEOUT`]. What was sent that is secret is
+    /// added to `sent`, for scrubbing the answer.
+    async fn post_form<'a>(
+        &'a self,
+        url: &str,
+        mut form: Vec<(&'a str, &'a str)>,
+        sent: &mut Vec<&'a str>,
+    ) -> Result<reqwest::Response, RefreshError> {
+        let req = self.http.post(url).timeout(TOKEN_REQUEST_TIMEOUT);
+        let req = self.authenticate(req, &mut form, sent)?;
+        let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {
+            reason: format!("cannot encode the request: {e}"),
+        })?;
+        req.header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .header(reqwest::header::ACCEPT, "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| unsent_or_unanswered(&e))
+    }
+
     async fn send(&self, grant: GrantRequest<'_>) -> Result<Tokens, RefreshError> {
         let endpoints = self.endpoints().await?;
         let Some((url, _)) = endpoints.token_url else {
@@ -281,21 +306,7 @@ impl HttpEndpoint {
         for (k, v) in &self.token_params {
             form.push((k, v));
         }
-        let req = self.http.post(&url).timeout(TOKEN_REQUEST_TIMEOUT);
-        let req = self.authenticate(req, &mut form, &mut sent)?;
-        let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {
-            reason: format!("cannot encode the token request: {e}"),
-        })?;
-        let resp = req
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .header(reqwest::header::ACCEPT, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| unsent_or_unanswered(&e))?;
+        let resp = self.post_form(&url, form, &mut sent).await?;
         let status = resp.status();
         if status.is_redirection() {
             return Err(redirected(status.as_u16(), resp.headers(), &url, &sent));
@@ -329,26 +340,10 @@ impl HttpEndpoint {
         let Some((url, _)) = endpoints.revocation_url else {
             return Ok(Revocation::NoEndpoint);
         };
-        let mut form: Vec<(&str, &str)> =
+        let form: Vec<(&str, &str)> =
             vec![("token", token.expose_secret()), ("token_type_hint", hint)];
         let mut sent = vec![token.expose_secret()];
-        let req = self.http.post(&url).timeout(TOKEN_REQUEST_TIMEOUT);
-        let req = self.authenticate(req, &mut form, &mut sent)?;
-        let body = serde_urlencoded::to_string(&form).map_err(|e| RefreshError::Rejected {
-            reason: format!("cannot encode the revocation request: {e}"),
-        })?;
-        let resp = req
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| RefreshError::Transient {
-                reason: describe_reqwest(&e),
-                retry_after: None,
-            })?;
+        let resp = self.post_form(&url, form, &mut sent).await?;
         let status = resp.status().as_u16();
         if status == 200 {
             return Ok(Revocation::Revoked { url });
