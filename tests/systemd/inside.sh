@@ -114,7 +114,7 @@ check "systemctl reload fails with a bad config" sh -c "! systemctl reload fresh
 check "systemctl reload says to look at systemctl status" grep -q "systemctl status" /root/reload.err
 systemctl status freshd --no-pager -l -n 30 >/root/status.txt 2>&1
 check "systemctl status shows that the reload was refused" grep -q 'reload refused' /root/status.txt
-check "and why" grep -q 'unknown field .reload_breaker.' /root/status.txt
+check "and why" grep -q 'unknown key .reload_breaker.' /root/status.txt
 tail -n 6 /root/status.txt | sed 's/^/   | /' >>"$out"
 check "still active after the refused reload" systemctl is-active --quiet freshd
 check "no restart for a refused reload (NRestarts $(show NRestarts))" test "$(show NRestarts)" = 0
@@ -144,7 +144,7 @@ check "a bad config fails the start" test "$(show ActiveState)" != active
 check "with status 78 (was $(show ExecMainStatus))" test "$(show ExecMainStatus)" = 78
 sleep 12
 check "and no restart loop (NRestarts $(show NRestarts))" test "$(show NRestarts)" = 0
-check "the journal says what is wrong" sh -c "journalctl -u freshd -o cat | grep -q 'unknown field .unknown_key.'"
+check "the journal says what is wrong" sh -c "journalctl -u freshd -o cat | grep -q 'unknown key .unknown_key.'"
 write_config
 systemctl reset-failed freshd
 
