@@ -34,6 +34,7 @@ use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
 use crate::spotify::Cooldowns;
 use crate::status::{JobReport, StatusReport};
+use crate::sync::RwLockExt;
 use crate::systemd;
 
 /// Exit code for "a person must fix the configuration or credentials".
@@ -197,15 +198,11 @@ struct Shared {
 
 impl Shared {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.read_locked()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.write_locked()
     }
 
     fn report(&self) -> StatusReport {

@@ -24,6 +24,7 @@
 //! - [`fsutil`]: atomic, private file writes.
 //! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
 //! - [`statelock`]: one daemon per state directory (`freshd.lock`).
+//! - [`sync`]: locks that tolerate poisoning.
 //! - [`cli`]: the command line.
 
 pub mod cli;
@@ -43,4 +44,5 @@ pub mod secrets;
 pub mod spotify;
 pub mod statelock;
 pub mod status;
+pub mod sync;
 pub mod systemd;

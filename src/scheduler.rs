@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Trigger;
+use crate::sync::MutexExt;
 
 /// How often the wall clock is checked for jumps where nothing tells us of
 /// them: [`TokioClock`]'s guard, and the system clock's if no timerfd can be
@@ -245,10 +246,7 @@ struct TokioClockInner {
 impl TokioClockInner {
     fn now(&self) -> Timestamp {
         let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
-        let jumped = *self
-            .jumped
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let jumped = *self.jumped.locked();
         self.base
             .checked_add(elapsed)
             .and_then(|t| t.checked_add(jumped))
@@ -273,21 +271,13 @@ impl TokioClock {
     /// suspend does.
     pub fn jump(&self, by: Duration) {
         self.step_wall(SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX));
-        *self
-            .inner
-            .slept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+        *self.inner.slept.locked() += by;
     }
 
     /// Sets the wall clock by `by` (either way) and nothing else, as an NTP
     /// step or `date -s` does: boot time is not moved.
     pub fn step_wall(&self, by: SignedDuration) {
-        *self
-            .inner
-            .jumped
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) += by;
+        *self.inner.jumped.locked() += by;
     }
 }
 
@@ -297,11 +287,7 @@ impl Clock for TokioClock {
     }
 
     fn boot(&self) -> Duration {
-        let slept = *self
-            .inner
-            .slept
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let slept = *self.inner.slept.locked();
         self.inner.start.elapsed() + slept
     }
 
@@ -538,17 +524,11 @@ pub struct JobStatus(Mutex<JobState>);
 
 impl JobStatus {
     pub fn get(&self) -> JobState {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.locked().clone()
     }
 
     fn update(&self, f: impl FnOnce(&mut JobState)) {
-        f(&mut self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner));
+        f(&mut self.0.locked());
     }
 }
 

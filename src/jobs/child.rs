@@ -15,6 +15,7 @@
 //!   (the rest is counted and dropped), and captured output (a source
 //!   command's list) past its limit fails the run.
 
+use crate::sync::MutexExt;
 use std::collections::BTreeSet;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -42,9 +43,7 @@ pub const MAX_LOGGED: usize = 64 * 1024;
 static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 fn groups() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
-    GROUPS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    GROUPS.locked()
 }
 
 /// What happens to the program's standard output.

@@ -42,6 +42,7 @@ use crate::config::{Account, Grant, format_duration};
 use crate::scheduler::{Clock, sleep_until_boot};
 use crate::secrets::{self, SecretError, SecretKind, SecretStore};
 use crate::status::AccountStatus;
+use crate::sync::MutexExt;
 use endpoint::{GrantRequest, Lifetime, RefreshError, TokenEndpoint, Tokens};
 
 /// A token handed out has at least this much life left (or a quarter of
@@ -340,9 +341,7 @@ impl TokenManager {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.locked()
     }
 
     fn name(&self) -> &str {

@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 use crate::oauth::{TokenError, TokenManager};
 use crate::scheduler::Clock;
+use crate::sync::MutexExt;
 use types::{
     Item, Page, PlayHistory, Playing, Playlist, PlaylistEntry, SearchResults, Snapshot, User,
 };
@@ -58,19 +59,13 @@ pub struct Cooldowns(Mutex<HashMap<String, Timestamp>>);
 impl Cooldowns {
     /// Until when `client_id` must wait, if it must.
     pub fn until(&self, client_id: &str, now: Timestamp) -> Option<Timestamp> {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let map = self.0.locked();
         map.get(client_id).copied().filter(|t| *t > now)
     }
 
     /// Starts (or lengthens) the cooldown of `client_id`.
     pub fn start(&self, client_id: &str, until: Timestamp) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut map = self.0.locked();
         let entry = map.entry(client_id.to_owned()).or_insert(until);
         *entry = (*entry).max(until);
     }
