@@ -24,11 +24,12 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
 use crate::control::{self, Handler, Request, Response, TokenText};
+use crate::jobs::RunOutcome;
 use crate::jobs::{self, JobContext};
 use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
-use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemClock};
+use crate::scheduler::{JobLoop, JobStatus, RunNow};
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
@@ -36,6 +37,7 @@ use crate::spotify::Cooldowns;
 use crate::status::{JobReport, StatusReport};
 use crate::sync::RwLockExt;
 use crate::systemd;
+use crate::time::{Clock, SystemClock};
 
 /// Exit code for "a person must fix the configuration or credentials".
 pub const EXIT_CONFIG: u8 = 78;

@@ -25,7 +25,8 @@ use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
-use super::{JobContext, redact};
+use super::JobContext;
+use crate::api::redact;
 
 /// How long a process group has between `SIGTERM` and `SIGKILL`.
 pub const KILL_AFTER: Duration = Duration::from_secs(3);

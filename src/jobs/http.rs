@@ -15,10 +15,11 @@ use tokio::io::AsyncWriteExt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{JobBody, JobContext, redact};
+use super::{JobBody, JobContext};
+use super::{Ran, RunOutcome};
+use crate::api::redact;
 use crate::config::{HttpJob, HttpTarget};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
-use crate::scheduler::{Ran, RunOutcome};
 
 /// The most of a body that goes to the log when there is no `output`.
 const MAX_LOGGED_BODY: usize = 2048;
@@ -74,7 +75,7 @@ impl Http {
         if let Some(until) = cx.cooldowns.until(&client_id, cx.clock.now()) {
             return RunOutcome::Skipped(format!(
                 "the API rate limits this app; the job may run again after {}",
-                crate::scheduler::to_the_second(until)
+                crate::time::to_the_second(until)
             ));
         }
         let url = match self.url(cx) {
@@ -113,7 +114,7 @@ impl Http {
             cx.cooldowns.start(&client_id, until);
             return RunOutcome::Skipped(format!(
                 "the API is rate limiting (429); the job may run again after {}",
-                crate::scheduler::to_the_second(until)
+                crate::time::to_the_second(until)
             ));
         }
         if !status.is_success() {

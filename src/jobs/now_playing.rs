@@ -22,8 +22,8 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{JobBody, JobContext, api_outcome};
+use super::{Ran, RunOutcome};
 use crate::config::NowPlayingJob;
-use crate::scheduler::{Ran, RunOutcome};
 use crate::spotify::types::Item;
 use crate::sync::MutexExt;
 

@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 use crate::oauth::{TokenError, TokenManager};
-use crate::scheduler::Clock;
 use crate::sync::MutexExt;
+use crate::time::Clock;
 use types::{
     Item, Page, PlayHistory, Playing, Playlist, PlaylistEntry, SearchResults, Snapshot, User,
 };
@@ -74,7 +74,7 @@ impl Cooldowns {
 /// Why a request did not succeed. Holds no token.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("the Spotify app is rate limited until {}{}", crate::scheduler::to_the_second(*.until), if *.quota { " (quota exceeded)" } else { "" })]
+    #[error("the Spotify app is rate limited until {}{}", crate::time::to_the_second(*.until), if *.quota { " (quota exceeded)" } else { "" })]
     Cooldown { until: Timestamp, quota: bool },
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -447,5 +447,5 @@ fn error_message(body: &[u8], token: &SecretString) -> String {
                 .take(MAX_QUOTE)
                 .collect()
         });
-    crate::jobs::redact(message.trim(), token)
+    crate::api::redact(message.trim(), token)
 }
