@@ -22,6 +22,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::Cooldowns;
 use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::RunOutcome;
@@ -33,7 +34,6 @@ use crate::scheduler::{JobLoop, JobStatus, RunNow};
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
-use crate::spotify::Cooldowns;
 use crate::status::{JobReport, StatusReport};
 use crate::sync::RwLockExt;
 use crate::systemd;

@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::api::Cooldowns;
 use crate::config::{Job, JobKind};
 use crate::oauth::TokenManager;
-use crate::spotify::{ApiError, Cooldowns, Spotify};
+use crate::spotify::{ApiError, Spotify};
 use crate::time::Clock;
 
 /// Everything one run may use.
