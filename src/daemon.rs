@@ -22,19 +22,22 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::Cooldowns;
 use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
 use crate::control::{self, Handler, Request, Response, TokenText};
+use crate::jobs::RunOutcome;
 use crate::jobs::{self, JobContext};
 use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
-use crate::scheduler::{Clock, JobLoop, JobStatus, RunNow, RunOutcome, SystemClock};
+use crate::scheduler::{JobLoop, JobStatus, RunNow};
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
-use crate::spotify::Cooldowns;
 use crate::status::{JobReport, StatusReport};
+use crate::sync::RwLockExt;
 use crate::systemd;
+use crate::time::{Clock, SystemClock};
 
 /// Exit code for "a person must fix the configuration or credentials".
 pub const EXIT_CONFIG: u8 = 78;
@@ -197,15 +200,11 @@ struct Shared {
 
 impl Shared {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
-        self.state
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.read_locked()
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
-        self.state
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.write_locked()
     }
 
     fn report(&self) -> StatusReport {

@@ -10,8 +10,12 @@
 //! - [`oauth`]: one [`oauth::TokenManager`] per account (refresh ahead of
 //!   expiry, backoff, rotation), the token endpoint client (client
 //!   authentication, revocation), issuer discovery, `login` and `logout`.
+//! - [`time`]: the wall and boot clocks, and waits that survive suspends and
+//!   clock changes.
 //! - [`scheduler`]: cron and intervals on the wall clock; one loop per job.
-//! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`].
+//! - [`api`]: calling an API with an access token (redaction of secrets).
+//! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`],
+//!   and how a run ended ([`jobs::RunOutcome`]).
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
 //! - [`client`]: `freshd token`, `status`, `run-job` and `reload`: what they
@@ -24,8 +28,10 @@
 //! - [`fsutil`]: atomic, private file writes.
 //! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
 //! - [`statelock`]: one daemon per state directory (`freshd.lock`).
+//! - [`sync`]: locks that tolerate poisoning.
 //! - [`cli`]: the command line.
 
+pub mod api;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -43,4 +49,6 @@ pub mod secrets;
 pub mod spotify;
 pub mod statelock;
 pub mod status;
+pub mod sync;
 pub mod systemd;
+pub mod time;

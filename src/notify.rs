@@ -25,6 +25,7 @@ use jiff::Timestamp;
 
 use crate::config::Config;
 use crate::status::StatusReport;
+use crate::sync::MutexExt;
 
 /// A job that fails this many runs in a row is worth a person's look; one
 /// failure is often a network blip that the next run mends.
@@ -161,10 +162,7 @@ impl Notifier {
     }
 
     fn first_in_period(&self, notice: &Notice, now: Timestamp) -> bool {
-        let mut sent = self
-            .sent
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut sent = self.sent.locked();
         let key = notice.key();
         let quiet = jiff::SignedDuration::try_from(QUIET_PERIOD).unwrap_or_default();
         if sent

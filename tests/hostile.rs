@@ -121,6 +121,42 @@ fn peak_rss_kib(pid: i32) -> u64 {
 
 /// An HTTP server on 127.0.0.1 that answers every request 200 with `head`
 /// followed by `size` bytes of `fill`, streamed without a length.
+/// A server that answers 503 to the first `failures` requests and `ok` after;
+/// the counter says how many requests it saw.
+async fn flaky_server(failures: usize) -> (String, Arc<Mutex<usize>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(Mutex::new(0));
+    let count = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut buf = [0; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match sock.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let n = {
+                    let mut c = count.lock().unwrap();
+                    *c += 1;
+                    *c
+                };
+                let answer = if n <= failures {
+                    "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                } else {
+                    "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+                };
+                let _ = sock.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{addr}"), seen)
+}
+
 async fn huge_server(head: &'static str, size: usize, fill: u8) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -500,6 +536,28 @@ async fn unreadable_configs_fail_fast_with_78() {
         "{}",
         daemon.log_text()
     );
+}
+
+/// reliability: an http job's server answers a GET with 503 twice | the job tried again (three tries in all, a second then two apart) and the run succeeded | nothing
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_get_is_retried_on_503() {
+    let (server, seen) = flaky_server(2).await;
+    let config = job(
+        "flaky",
+        &format!("type = \"http\"\nurl = \"{server}/x\"\noutput = \"flaky.out\""),
+    );
+    let setup = Setup::new(3600, &config).await;
+    let mut daemon = setup.start("info").await;
+    daemon.notify_containing("READY=1").await;
+    let (code, _, err) = cli(&setup, &["run-job", "flaky"]).await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(*seen.lock().unwrap(), 3);
+    assert_eq!(
+        std::fs::read_to_string(setup.state_dir().join("flaky.out")).unwrap(),
+        "ok"
+    );
+    daemon.signal("TERM");
+    assert_eq!(daemon.exit_code().await, 0);
 }
 
 /// reliability: an http job's server sends a 32 MiB body to a job with `max_size = "1MiB"` | the body was streamed and the run failed past 1 MiB with a message naming `max_size`; `output` kept its old content, no temporary file left | that run's body

@@ -11,6 +11,7 @@
 pub mod http;
 pub mod web;
 
+use crate::sync::MutexExt;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -147,9 +148,7 @@ impl FakeProvider {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state.locked()
     }
 
     /// Issues a refresh token for `user`, as an authorization would.
@@ -435,9 +434,7 @@ impl FakeProvider {
 
     /// The Web API's state, to arrange or inspect.
     pub fn web(&self) -> std::sync::MutexGuard<'_, web::WebState> {
-        self.web
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.web.locked()
     }
 }
 

@@ -15,6 +15,7 @@
 //!   (the rest is counted and dropped), and captured output (a source
 //!   command's list) past its limit fails the run.
 
+use crate::sync::MutexExt;
 use std::collections::BTreeSet;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
@@ -24,7 +25,8 @@ use rustix::process::{Pid, Signal, kill_process_group, test_kill_process_group};
 use secrecy::{ExposeSecret, SecretString};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader};
 
-use super::{JobContext, redact};
+use super::JobContext;
+use crate::api::redact;
 
 /// How long a process group has between `SIGTERM` and `SIGKILL`.
 pub const KILL_AFTER: Duration = Duration::from_secs(3);
@@ -42,9 +44,7 @@ pub const MAX_LOGGED: usize = 64 * 1024;
 static GROUPS: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
 
 fn groups() -> std::sync::MutexGuard<'static, BTreeSet<i32>> {
-    GROUPS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    GROUPS.locked()
 }
 
 /// What happens to the program's standard output.

@@ -11,8 +11,8 @@ use secrecy::SecretString;
 
 use super::child::{self, Program, Stdout};
 use super::{JobBody, JobContext};
+use super::{Ran, RunOutcome};
 use crate::config::CommandJob;
-use crate::scheduler::{Ran, RunOutcome};
 
 #[derive(Debug)]
 pub struct Command(pub CommandJob);

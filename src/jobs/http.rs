@@ -1,6 +1,8 @@
 //! `type = "http"`: one request to the account's API (or any URL) with its
-//! token. A 401 forces one refresh and one retry; a 429 ends the run as
-//! `skipped` with the time it may run again. The body is streamed to
+//! token, under the API policy of [`crate::api`]: a 401 forces one refresh
+//! and one retry, an idempotent request is tried again on a 5xx, and a 429
+//! (an hour at least for `QUOTA_EXCEEDED`) ends the run as `skipped` with
+//! the time it may run again. The body is streamed to
 //! `output` (a temporary file renamed over it, 0600, never through a link;
 //! at most `max_size` bytes, else the run fails and `output` stays as it
 //! was) or its start goes to the log; no body is ever held whole in memory.
@@ -9,16 +11,17 @@ use std::future::Future;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::time::Duration;
 
+use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{JobBody, JobContext, redact};
+use super::{JobBody, JobContext};
+use super::{Ran, RunOutcome};
+use crate::api::{redact, retry_wait};
 use crate::config::{HttpJob, HttpTarget};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
-use crate::scheduler::{Ran, RunOutcome};
 
 /// The most of a body that goes to the log when there is no `output`.
 const MAX_LOGGED_BODY: usize = 2048;
@@ -51,22 +54,68 @@ impl Http {
     async fn send(
         &self,
         cx: &JobContext,
+        method: &Method,
         url: &str,
         token: &SecretString,
-    ) -> Result<reqwest::Response, RunOutcome> {
-        let method = reqwest::Method::from_bytes(self.0.method.as_str().as_bytes())
-            .map_err(|e| RunOutcome::Error(e.to_string()))?;
+    ) -> reqwest::Result<reqwest::Response> {
         let mut req = cx
             .http
-            .request(method, url)
+            .request(method.clone(), url)
             .bearer_auth(token.expose_secret())
             .query(&self.0.query);
         if let Some(body) = &self.0.body {
             req = req.json(body);
         }
-        req.send()
-            .await
-            .map_err(|e| RunOutcome::Error(describe_reqwest(&e)))
+        req.send().await
+    }
+
+    /// Sends the request under the API policy ([`crate::api`]): one refresh
+    /// and one retry on a 401, and idempotent requests tried again on a 5xx
+    /// or a network error. Returns the last answer and the token it carried.
+    async fn exchange(
+        &self,
+        cx: &JobContext,
+        url: &str,
+    ) -> Result<(reqwest::Response, SecretString), RunOutcome> {
+        let method = Method::from_bytes(self.0.method.as_str().as_bytes())
+            .map_err(|e| RunOutcome::Error(e.to_string()))?;
+        let mut token = cx.token().await?;
+        let mut refreshed = false;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let resp = match self.send(cx, &method, url, &token).await {
+                Ok(r) => r,
+                Err(e) => match retry_wait(&method, None, tries) {
+                    Some(wait) => {
+                        tracing::debug!(JOB = %cx.job.name, "{method} {url}: {}; trying again", describe_reqwest(&e));
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    None => return Err(RunOutcome::Error(describe_reqwest(&e))),
+                },
+            };
+            let status = resp.status();
+            if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+                tracing::info!(JOB = %cx.job.name, ACCOUNT = %cx.job.account, "the API refused the access token (401); refreshing it once");
+                token = cx
+                    .tokens
+                    .refresh_after_401(&token)
+                    .await
+                    .map_err(|e| RunOutcome::Error(e.to_string()))?;
+                refreshed = true;
+                tries -= 1;
+                continue;
+            }
+            if status.is_server_error()
+                && let Some(wait) = retry_wait(&method, Some(status.as_u16()), tries)
+            {
+                tracing::debug!(JOB = %cx.job.name, "{method} {url} answered {status}; trying again");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Ok((resp, token));
+        }
     }
 
     async fn run_once(&self, cx: &JobContext) -> RunOutcome {
@@ -74,46 +123,28 @@ impl Http {
         if let Some(until) = cx.cooldowns.until(&client_id, cx.clock.now()) {
             return RunOutcome::Skipped(format!(
                 "the API rate limits this app; the job may run again after {}",
-                crate::scheduler::to_the_second(until)
+                crate::time::to_the_second(until)
             ));
         }
         let url = match self.url(cx) {
             Ok(u) => u,
             Err(outcome) => return outcome,
         };
-        let mut token = match cx.token().await {
-            Ok(t) => t,
+        let (mut resp, token) = match self.exchange(cx, &url).await {
+            Ok(answer) => answer,
             Err(outcome) => return outcome,
         };
-        let mut resp = match self.send(cx, &url, &token).await {
-            Ok(r) => r,
-            Err(outcome) => return outcome,
-        };
-        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            tracing::info!(JOB = %cx.job.name, ACCOUNT = %cx.job.account, "the API refused the access token (401); refreshing it once");
-            token = match cx.tokens.refresh_after_401(&token).await {
-                Ok(t) => t,
-                Err(e) => return RunOutcome::Error(e.to_string()),
-            };
-            resp = match self.send(cx, &url, &token).await {
-                Ok(r) => r,
-                Err(outcome) => return outcome,
-            };
-        }
         let status = resp.status();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
-            let wait = retry_after(resp.headers()).unwrap_or(Duration::from_secs(60));
-            let until = cx
-                .clock
-                .now()
-                .checked_add(
-                    jiff::SignedDuration::try_from(wait).unwrap_or(jiff::SignedDuration::MAX),
-                )
-                .unwrap_or(jiff::Timestamp::MAX);
-            cx.cooldowns.start(&client_id, until);
+            let wait = retry_after(resp.headers());
+            let body = read_at_most(&mut resp, MAX_QUOTED_ERROR * 4).await;
+            let (until, quota) = cx
+                .cooldowns
+                .after_429(&client_id, cx.clock.now(), wait, &body);
             return RunOutcome::Skipped(format!(
-                "the API is rate limiting (429); the job may run again after {}",
-                crate::scheduler::to_the_second(until)
+                "the API is rate limiting (429{}); the job may run again after {}",
+                if quota { ", quota exceeded" } else { "" },
+                crate::time::to_the_second(until)
             ));
         }
         if !status.is_success() {

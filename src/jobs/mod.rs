@@ -21,12 +21,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
+use crate::api::Cooldowns;
 use crate::config::{Job, JobKind};
 use crate::oauth::TokenManager;
-use crate::scheduler::{Clock, Ran, RunOutcome};
-use crate::spotify::{ApiError, Cooldowns, Spotify};
+use crate::spotify::{ApiError, Spotify};
+use crate::time::Clock;
 
 /// Everything one run may use.
 #[derive(Debug, Clone)]
@@ -126,12 +127,44 @@ pub fn api_outcome(e: ApiError) -> RunOutcome {
     }
 }
 
-/// `text` with every occurrence of `secret` replaced, for output that a job's
-/// program or server produced and freshd logs.
-pub fn redact(text: &str, secret: &SecretString) -> String {
-    let s = secret.expose_secret();
-    if s.len() < 4 {
-        return text.to_owned();
+/// How one run of a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunOutcome {
+    Ok,
+    /// Not run this time, e.g. during a provider's rate-limit cooldown.
+    Skipped(String),
+    Error(String),
+}
+
+impl RunOutcome {
+    /// The `last_result` word of `status --json`.
+    pub fn word(&self) -> &'static str {
+        match self {
+            RunOutcome::Ok => "ok",
+            RunOutcome::Skipped(_) => "skipped",
+            RunOutcome::Error(_) => "error",
+        }
     }
-    text.replace(s, "[REDACTED]")
+}
+
+/// A run's outcome, and how soon the job wants to run again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ran {
+    pub outcome: RunOutcome,
+    /// For `every` jobs: run again after this long if that is sooner than
+    /// the interval (a poller that knows when the track ends).
+    pub again_within: Option<Duration>,
+    /// Nothing worth a journal line happened (a poll that saw no change):
+    /// the run is logged at debug, not info.
+    pub quiet: bool,
+}
+
+impl From<RunOutcome> for Ran {
+    fn from(outcome: RunOutcome) -> Self {
+        Ran {
+            outcome,
+            again_within: None,
+            quiet: false,
+        }
+    }
 }

@@ -15,16 +15,17 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{JobBody, JobContext, api_outcome};
+use super::{Ran, RunOutcome};
 use crate::config::NowPlayingJob;
-use crate::scheduler::{Ran, RunOutcome};
 use crate::spotify::types::Item;
+use crate::sync::MutexExt;
 
 /// Poll this long after the planned end of a track: the player needs a
 /// moment to move on, and polling at the very end would see the old track.
@@ -71,7 +72,7 @@ impl NowPlaying {
 
     /// The URI last reported, reading the history's last line the first time.
     async fn last_uri(&self, cx: &JobContext) -> Option<String> {
-        if let Some(known) = &*self.last.lock().unwrap_or_else(PoisonError::into_inner) {
+        if let Some(known) = &*self.last.locked() {
             return known.clone();
         }
         let from_file = match self.history_path(cx) {
@@ -83,12 +84,12 @@ impl NowPlaying {
                 .map(|h| h.uri),
             None => None,
         };
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(from_file.clone());
+        *self.last.locked() = Some(from_file.clone());
         from_file
     }
 
     fn set_last(&self, uri: &str) {
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(Some(uri.to_owned()));
+        *self.last.locked() = Some(Some(uri.to_owned()));
     }
 
     async fn poll(&self, cx: &JobContext) -> Ran {

@@ -17,8 +17,8 @@ use std::pin::Pin;
 
 use super::sources::{self, SourceError};
 use super::{JobBody, JobContext, api_outcome};
+use super::{Ran, RunOutcome};
 use crate::config::{PlaylistJob, PlaylistMode, PlaylistRef, Position};
-use crate::scheduler::{Ran, RunOutcome};
 use crate::spotify::{ApiError, Spotify, WRITE_BATCH};
 
 /// The most of a remembered playlist id file read (an id is 22 bytes).

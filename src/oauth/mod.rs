@@ -39,9 +39,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Account, Grant, format_duration};
-use crate::scheduler::{Clock, sleep_until_boot};
 use crate::secrets::{self, SecretError, SecretKind, SecretStore};
 use crate::status::AccountStatus;
+use crate::sync::MutexExt;
+use crate::time::{Clock, sleep_until_boot};
 use endpoint::{GrantRequest, Lifetime, RefreshError, TokenEndpoint, Tokens};
 
 /// A token handed out has at least this much life left (or a quarter of
@@ -132,7 +133,7 @@ pub enum TokenError {
     Misconfigured { account: String, reason: String },
     #[error(
         "account {account} cannot refresh its token now ({reason}); next try at {}",
-        crate::scheduler::to_the_second(*until)
+        crate::time::to_the_second(*until)
     )]
     Backoff {
         account: String,
@@ -340,9 +341,7 @@ impl TokenManager {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.inner.locked()
     }
 
     fn name(&self) -> &str {

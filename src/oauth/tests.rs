@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
 use crate::config::Config;
-use crate::scheduler::TokioClock;
 use crate::secrets::memory::MemoryStore;
+use crate::time::TokioClock;
 
 type Script = Box<dyn Fn(u32, Option<String>) -> Result<Tokens, RefreshError> + Send + Sync>;
 

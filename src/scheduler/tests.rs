@@ -3,6 +3,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::*;
 use crate::config::Config;
+use crate::time::*;
 
 fn cron(pattern: &str, zone: &str) -> Trigger {
     let text = format!(

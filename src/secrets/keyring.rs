@@ -19,6 +19,7 @@
 //! changed, and a call that fails for any reason other than a locked
 //! keyring is tried once more on a new session.
 
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -81,10 +82,7 @@ impl KeyringStore {
     /// The open session, or a new one when there is none or its service
     /// has gone (the bus name changed owner).
     fn session(&self) -> Result<Arc<Session>, SecretError> {
-        let mut slot = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.session.locked();
         if let Some(s) = slot.as_ref() {
             if s.current() {
                 return Ok(Arc::clone(s));
@@ -101,10 +99,7 @@ impl KeyringStore {
 
     /// Forgets `stale` (unless another call already replaced it).
     fn forget(&self, stale: &Arc<Session>) {
-        let mut slot = self
-            .session
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = self.session.locked();
         if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, stale)) {
             *slot = None;
         }

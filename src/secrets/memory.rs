@@ -1,6 +1,7 @@
 //! An in-memory store: for tests, and for `freshd demo`, which must not
 //! touch the user's keyring.
 
+use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -27,9 +28,7 @@ impl MemoryStore {
     }
 
     fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, SecretKind), SecretString>> {
-        self.secrets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.secrets.locked()
     }
 }
 

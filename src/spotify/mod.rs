@@ -14,19 +14,20 @@
 
 pub mod types;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use jiff::{SignedDuration, Timestamp};
+use jiff::Timestamp;
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+pub use crate::api::Cooldowns;
+use crate::api::{RETRY_WAIT, TRIES, may_repeat};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 use crate::oauth::{TokenError, TokenManager};
-use crate::scheduler::Clock;
+use crate::time::Clock;
 use types::{
     Item, Page, PlayHistory, Playing, Playlist, PlaylistEntry, SearchResults, Snapshot, User,
 };
@@ -35,15 +36,6 @@ use types::{
 pub const READ_PAGE: usize = 50;
 /// Playlist writes carry at most 100 URIs (the API's maximum).
 pub const WRITE_BATCH: usize = 100;
-/// How often a failed safe request is tried in all.
-const TRIES: u32 = 3;
-/// The wait before the second try; doubled for the third.
-const RETRY_WAIT: Duration = Duration::from_secs(1);
-/// The cooldown after a 429 without `Retry-After`.
-const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
-/// The least cooldown after a quota 429 (`QUOTA_EXCEEDED`): quotas reset
-/// slowly, and asking again soon only extends the ban.
-const QUOTA_COOLDOWN: Duration = Duration::from_secs(3600);
 /// The largest answer read: a page of 50 playlist items is about 100 KiB,
 /// so 8 MiB is room for any real one while a runaway answer cannot take
 /// the daemon's memory.
@@ -51,35 +43,10 @@ pub const MAX_BODY: usize = 8 * 1024 * 1024;
 /// The most of an error body quoted in a message.
 const MAX_QUOTE: usize = 200;
 
-/// Rate-limit cooldowns by client id, shared by the whole daemon.
-#[derive(Debug, Default)]
-pub struct Cooldowns(Mutex<HashMap<String, Timestamp>>);
-
-impl Cooldowns {
-    /// Until when `client_id` must wait, if it must.
-    pub fn until(&self, client_id: &str, now: Timestamp) -> Option<Timestamp> {
-        let map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        map.get(client_id).copied().filter(|t| *t > now)
-    }
-
-    /// Starts (or lengthens) the cooldown of `client_id`.
-    pub fn start(&self, client_id: &str, until: Timestamp) {
-        let mut map = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = map.entry(client_id.to_owned()).or_insert(until);
-        *entry = (*entry).max(until);
-    }
-}
-
 /// Why a request did not succeed. Holds no token.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("the Spotify app is rate limited until {}{}", crate::scheduler::to_the_second(*.until), if *.quota { " (quota exceeded)" } else { "" })]
+    #[error("the Spotify app is rate limited until {}{}", crate::time::to_the_second(*.until), if *.quota { " (quota exceeded)" } else { "" })]
     Cooldown { until: Timestamp, quota: bool },
     #[error(transparent)]
     Token(#[from] TokenError),
@@ -151,7 +118,7 @@ impl Spotify {
                 quota: false,
             });
         }
-        let safe = method != Method::POST;
+        let safe = may_repeat(&method);
         let url = format!("{}{path}", self.base);
         let mut token = self.tokens.access_token().await?;
         let mut refreshed = false;
@@ -231,20 +198,9 @@ impl Spotify {
     }
 
     fn cool_down(&self, wait: Option<Duration>, body: &[u8]) -> ApiError {
-        let quota = serde_json::from_slice::<types::ErrorBody>(body)
-            .ok()
-            .and_then(|b| b.error.reason)
-            .is_some_and(|r| r == "QUOTA_EXCEEDED");
-        let mut wait = wait.unwrap_or(DEFAULT_COOLDOWN);
-        if quota {
-            wait = wait.max(QUOTA_COOLDOWN);
-        }
-        let until = self
-            .clock
-            .now()
-            .checked_add(SignedDuration::try_from(wait).unwrap_or(SignedDuration::MAX))
-            .unwrap_or(Timestamp::MAX);
-        self.cooldowns.start(self.client_id(), until);
+        let (until, quota) =
+            self.cooldowns
+                .after_429(self.client_id(), self.clock.now(), wait, body);
         tracing::warn!(
             ACCOUNT = %self.tokens.account().name,
             "Spotify rate limits this app (429{}); its jobs are skipped until {until}",
@@ -452,5 +408,5 @@ fn error_message(body: &[u8], token: &SecretString) -> String {
                 .take(MAX_QUOTE)
                 .collect()
         });
-    crate::jobs::redact(message.trim(), token)
+    crate::api::redact(message.trim(), token)
 }
