@@ -18,6 +18,7 @@
 //!   and how a run ended ([`jobs::RunOutcome`]).
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
+//! - [`commands`]: `check`, `login`, `import-token` and `logout`.
 //! - [`client`]: `freshd token`, `status`, `run-job` and `reload`: what they
 //!   print and how they exit.
 //! - [`status`]: the `status` report.
@@ -34,6 +35,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
