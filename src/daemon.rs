@@ -23,13 +23,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::Cooldowns;
-use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
+use crate::config::{Config, ConfigError, Job, SecretsMode};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::RunOutcome;
 use crate::jobs::{self, JobContext};
 use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
+pub use crate::paths::state_dir;
 use crate::scheduler::{JobLoop, JobStatus, RunNow};
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
@@ -132,23 +133,6 @@ impl StartError {
             _ => 1,
         }
     }
-}
-
-/// `[daemon] state_dir`, else `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/freshd`.
-pub fn state_dir(config: &Config) -> Option<PathBuf> {
-    if let Some(d) = &config.daemon.state_dir {
-        return Some(d.clone());
-    }
-    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
-        let first = d
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        return Some(PathBuf::from(first));
-    }
-    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("freshd"))
 }
 
 /// A running job loop.

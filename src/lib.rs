@@ -26,6 +26,7 @@
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
+//! - [`paths`]: where the config, the state directory and the socket are.
 //! - [`fsutil`]: atomic, private file writes.
 //! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
 //! - [`statelock`]: one daemon per state directory (`freshd.lock`).
@@ -46,6 +47,7 @@ pub mod http;
 pub mod jobs;
 pub mod notify;
 pub mod oauth;
+pub mod paths;
 pub mod scheduler;
 pub mod secrets;
 pub mod spotify;
