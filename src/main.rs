@@ -6,7 +6,6 @@ use clap::Parser;
 use freshd::cli::{Cli, Command};
 use freshd::client;
 use freshd::commands::{check, import_access_token, import_token, login, logout};
-use freshd::config;
 use freshd::daemon::{self, ConfigSource, Options};
 use freshd::oauth::login::{LOGIN_TIMEOUT, LoginOptions};
 
@@ -63,7 +62,10 @@ fn error_text(e: &anyhow::Error) -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
-    let path = cli.config.clone().unwrap_or_else(config::default_path);
+    let path = cli
+        .config
+        .clone()
+        .unwrap_or_else(freshd::paths::default_path);
     match cli.command {
         Command::Run => Ok(
             match daemon::run(Options::new(ConfigSource::File(path))).await {

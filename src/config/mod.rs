@@ -12,7 +12,6 @@ mod messages;
 mod raw;
 mod validate;
 
-pub use crate::paths::default_path;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
