@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::Cooldowns;
-use crate::config::{Config, ConfigError, Job, SecretsMode};
+use crate::config::{Config, ConfigError, Job};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::RunOutcome;
 use crate::jobs::{self, JobContext};
@@ -32,8 +32,6 @@ use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
 pub use crate::paths::state_dir;
 use crate::scheduler::{JobLoop, JobStatus, RunNow};
-use crate::secrets::credentials::CredentialsStore;
-use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
 use crate::status::{JobReport, StatusReport};
 use crate::sync::RwLockExt;
@@ -655,10 +653,9 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     })?;
     // Held until run() returns: one daemon per state directory.
     let _lock = crate::statelock::StateLock::acquire(&state_dir)?;
-    let store: Arc<dyn SecretStore> = match (&options.store, config.daemon.secrets) {
-        (Some(s), _) => Arc::clone(s),
-        (None, SecretsMode::Keyring) => Arc::new(KeyringStore::new()),
-        (None, SecretsMode::Credentials) => Arc::new(CredentialsStore::from_env(state_dir.clone())),
+    let store: Arc<dyn SecretStore> = match &options.store {
+        Some(s) => Arc::clone(s),
+        None => crate::setup::open_store(config.daemon.secrets, &state_dir),
     };
     let http = crate::http::api_client().map_err(|e| StartError::Http(e.to_string()))?;
     let token_http = crate::http::token_client().map_err(|e| StartError::Http(e.to_string()))?;

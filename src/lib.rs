@@ -27,6 +27,7 @@
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
 //! - [`paths`]: where the config, the state directory and the socket are.
+//! - [`setup`]: start-up steps shared by the daemon and the commands.
 //! - [`fsutil`]: atomic, private file writes.
 //! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
 //! - [`statelock`]: one daemon per state directory (`freshd.lock`).
@@ -50,6 +51,7 @@ pub mod oauth;
 pub mod paths;
 pub mod scheduler;
 pub mod secrets;
+pub mod setup;
 pub mod spotify;
 pub mod statelock;
 pub mod status;

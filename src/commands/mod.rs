@@ -23,19 +23,17 @@ use crate::config::{self, Config, SecretsMode};
 use crate::control::{self, Request};
 use crate::daemon::{self, EXIT_CONFIG};
 use crate::oauth::login::LoginOptions;
-use crate::secrets::credentials::CredentialsStore;
-use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{self as store, SecretKind, SecretStore};
 
 fn open_store(config: &Config) -> anyhow::Result<Arc<dyn SecretStore>> {
-    Ok(match config.daemon.secrets {
-        SecretsMode::Keyring => Arc::new(KeyringStore::new()),
+    let dir = match config.daemon.secrets {
+        // The keyring needs no directory: do not fail for want of one.
+        SecretsMode::Keyring => PathBuf::new(),
         SecretsMode::Credentials => {
-            let dir: PathBuf =
-                daemon::state_dir(config).context("no state directory: set [daemon] state_dir")?;
-            Arc::new(CredentialsStore::from_env(dir))
+            daemon::state_dir(config).context("no state directory: set [daemon] state_dir")?
         }
-    })
+    };
+    Ok(crate::setup::open_store(config.daemon.secrets, &dir))
 }
 
 /// Reads one line from stdin without echo when it is a terminal.
