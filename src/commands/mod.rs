@@ -123,11 +123,7 @@ async fn save_refresh_token(
         return if e.needs_person() { EXIT_CONFIG } else { 1 };
     }
     if let Some(dir) = daemon::state_dir(config) {
-        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
-        let _ = crate::fsutil::write_private(
-            &dir.join(format!("{account}.token-info.json")),
-            info.to_string().as_bytes(),
-        );
+        let _ = crate::setup::write_token_info(&dir, account, jiff::Timestamp::now());
     }
     let place = match (config.daemon.secrets, daemon::state_dir(config)) {
         // Written where the daemon with this state_dir reads it first.
