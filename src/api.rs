@@ -1,18 +1,21 @@
 //! The policy for calling an API with an account's access token, shared by
-//! the Spotify client and the `http` job: which requests are tried again
+//! the Spotify client and the `http` job ([`send`]): the bearer header, one
+//! refresh and one retry on a 401, which requests are tried again
 //! (safe ones, on a 5xx or a network error, [`TRIES`] times in all), the
 //! cooldown after a 429 (per client id, honouring `Retry-After`, an hour at
 //! least for `QUOTA_EXCEEDED`), and the redaction of the token from any
 //! text an API sent back.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use reqwest::Method;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::oauth::endpoint::describe_reqwest;
+use crate::oauth::{TokenError, TokenManager};
 use crate::sync::MutexExt;
 
 /// `text` with every occurrence of `secret` replaced, for output that a job's
@@ -48,6 +51,70 @@ pub fn may_repeat(method: &Method) -> bool {
 pub fn retry_wait(method: &Method, status: Option<u16>, tries: u32) -> Option<Duration> {
     let retryable = status.is_none_or(|s| (500..=599).contains(&s));
     (retryable && may_repeat(method) && tries < TRIES).then(|| RETRY_WAIT * tries)
+}
+
+/// Why [`send`] got no answer. Holds no token.
+#[derive(Debug)]
+pub enum SendError {
+    /// No access token could be had.
+    Token(TokenError),
+    /// The last try met a network error.
+    Network(reqwest::Error),
+}
+
+/// Sends one request with the account's access token as its bearer: on a
+/// 401, one refresh and one retry; an idempotent request ([`may_repeat`])
+/// is tried again on a 5xx or a network error, [`TRIES`] times in all.
+/// `build` adds the query and body to each try. Returns the last answer,
+/// whatever its status, with the token it carried (to redact it from what
+/// the answer says).
+pub async fn send(
+    http: &reqwest::Client,
+    tokens: &Arc<TokenManager>,
+    method: &Method,
+    url: &str,
+    shown: &str,
+    build: impl Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+) -> Result<(reqwest::Response, SecretString), SendError> {
+    let mut token = tokens.access_token().await.map_err(SendError::Token)?;
+    let mut refreshed = false;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let req = http
+            .request(method.clone(), url)
+            .bearer_auth(token.expose_secret());
+        let resp = match build(req).send().await {
+            Ok(r) => r,
+            Err(e) => match retry_wait(method, None, tries) {
+                Some(wait) => {
+                    tracing::debug!("{method} {shown}: {}; trying again", describe_reqwest(&e));
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+                None => return Err(SendError::Network(e)),
+            },
+        };
+        let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
+            tracing::info!(ACCOUNT = %tokens.account().name, "{method} {shown}: the access token was refused (401); refreshing it once");
+            token = tokens
+                .refresh_after_401(&token)
+                .await
+                .map_err(SendError::Token)?;
+            refreshed = true;
+            tries -= 1;
+            continue;
+        }
+        if status.is_server_error()
+            && let Some(wait) = retry_wait(method, Some(status.as_u16()), tries)
+        {
+            tracing::debug!("{method} {shown} answered {status}; trying again");
+            tokio::time::sleep(wait).await;
+            continue;
+        }
+        return Ok((resp, token));
+    }
 }
 
 /// Whether a 429's body says the app's quota is exhausted

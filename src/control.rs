@@ -24,6 +24,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use crate::paths::socket_path;
 use crate::status::StatusReport;
 
 /// The longest request line; real ones are under 200 bytes.
@@ -109,28 +110,6 @@ impl Response {
 /// Answers requests; implemented by the daemon.
 pub trait Handler: Send + Sync + 'static {
     fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Response> + Send + '_>>;
-}
-
-/// Where the socket is: `[daemon] socket`, else `$RUNTIME_DIRECTORY`, else
-/// `$XDG_RUNTIME_DIR/freshd`, else `/run/freshd` (the system unit's).
-pub fn socket_path(configured: Option<&Path>) -> PathBuf {
-    if let Some(p) = configured {
-        return p.to_owned();
-    }
-    if let Some(dir) = std::env::var_os("RUNTIME_DIRECTORY").filter(|d| !d.is_empty()) {
-        // systemd may list several directories, separated by ':'.
-        let first = dir
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        return PathBuf::from(first).join("control.sock");
-    }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir).join("freshd/control.sock");
-    }
-    PathBuf::from("/run/freshd/control.sock")
 }
 
 /// Why the socket could not be set up.

@@ -23,16 +23,15 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::api::Cooldowns;
-use crate::config::{Config, ConfigError, Job, SecretsMode, xdg_dir};
+use crate::config::{Config, ConfigError, Job};
 use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::RunOutcome;
 use crate::jobs::{self, JobContext};
 use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
+pub use crate::paths::state_dir;
 use crate::scheduler::{JobLoop, JobStatus, RunNow};
-use crate::secrets::credentials::CredentialsStore;
-use crate::secrets::keyring::KeyringStore;
 use crate::secrets::{SecretError, SecretKind, SecretStore};
 use crate::status::{JobReport, StatusReport};
 use crate::sync::RwLockExt;
@@ -132,23 +131,6 @@ impl StartError {
             _ => 1,
         }
     }
-}
-
-/// `[daemon] state_dir`, else `$STATE_DIRECTORY`, else `$XDG_STATE_HOME/freshd`.
-pub fn state_dir(config: &Config) -> Option<PathBuf> {
-    if let Some(d) = &config.daemon.state_dir {
-        return Some(d.clone());
-    }
-    if let Some(d) = std::env::var_os("STATE_DIRECTORY").filter(|d| !d.is_empty()) {
-        let first = d
-            .to_string_lossy()
-            .split(':')
-            .next()
-            .unwrap_or_default()
-            .to_owned();
-        return Some(PathBuf::from(first));
-    }
-    xdg_dir("XDG_STATE_HOME", ".local/state").map(|d| d.join("freshd"))
 }
 
 /// A running job loop.
@@ -671,10 +653,9 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     })?;
     // Held until run() returns: one daemon per state directory.
     let _lock = crate::statelock::StateLock::acquire(&state_dir)?;
-    let store: Arc<dyn SecretStore> = match (&options.store, config.daemon.secrets) {
-        (Some(s), _) => Arc::clone(s),
-        (None, SecretsMode::Keyring) => Arc::new(KeyringStore::new()),
-        (None, SecretsMode::Credentials) => Arc::new(CredentialsStore::from_env(state_dir.clone())),
+    let store: Arc<dyn SecretStore> = match &options.store {
+        Some(s) => Arc::clone(s),
+        None => crate::setup::open_store(config.daemon.secrets, &state_dir),
     };
     let http = crate::http::api_client().map_err(|e| StartError::Http(e.to_string()))?;
     let token_http = crate::http::token_client().map_err(|e| StartError::Http(e.to_string()))?;

@@ -76,6 +76,35 @@ fn origin(url: &reqwest::Url) -> String {
     )
 }
 
+/// A reqwest error in words, without the URL's query (which could hold a
+/// secret on some providers) and without chains of "error sending request".
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "no answer within the timeout"
+    } else if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    let host = e
+        .url()
+        .map(|u| format!(" to {}", u.host_str().unwrap_or("?")))
+        .unwrap_or_default();
+    let mut cause = String::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        cause = s.to_string();
+        source = s.source();
+    }
+    if cause.is_empty() {
+        format!("{kind}{host}")
+    } else {
+        format!("{kind}{host}: {cause}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,7 +160,7 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        let text = crate::oauth::endpoint::describe_reqwest(&err);
+        let text = describe_reqwest(&err);
         assert!(text.contains("another origin"), "{text}");
         assert!(
             seen.lock().unwrap().is_empty(),

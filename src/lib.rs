@@ -18,6 +18,7 @@
 //!   and how a run ended ([`jobs::RunOutcome`]).
 //! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
 //! - [`control`]: the control socket's protocol, server and client.
+//! - [`commands`]: `check`, `login`, `import-token` and `logout`.
 //! - [`client`]: `freshd token`, `status`, `run-job` and `reload`: what they
 //!   print and how they exit.
 //! - [`status`]: the `status` report.
@@ -25,6 +26,8 @@
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
+//! - [`paths`]: where the config, the state directory and the socket are.
+//! - [`setup`]: start-up steps shared by the daemon and the commands.
 //! - [`fsutil`]: atomic, private file writes.
 //! - [`http`]: the token-endpoint and Web API clients and their redirect rules.
 //! - [`statelock`]: one daemon per state directory (`freshd.lock`).
@@ -34,6 +37,7 @@
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod commands;
 pub mod config;
 pub mod control;
 pub mod daemon;
@@ -44,8 +48,10 @@ pub mod http;
 pub mod jobs;
 pub mod notify;
 pub mod oauth;
+pub mod paths;
 pub mod scheduler;
 pub mod secrets;
+pub mod setup;
 pub mod spotify;
 pub mod statelock;
 pub mod status;

@@ -23,27 +23,6 @@ use secrecy::{ExposeSecret, SecretString};
 
 pub use validate::{parse_duration, valid_item_uri};
 
-/// Where the config is looked for when `--config` is not given.
-pub fn default_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("FRESHD_CONFIG").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
-    }
-    if let Some(dir) = xdg_dir("XDG_CONFIG_HOME", ".config") {
-        return dir.join("freshd/config.toml");
-    }
-    PathBuf::from("/etc/freshd/config.toml")
-}
-
-/// `$VAR`, else `$HOME/fallback`, as XDG says.
-pub(crate) fn xdg_dir(var: &str, fallback: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(var).filter(|p| !p.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    std::env::var_os("HOME")
-        .filter(|p| !p.is_empty())
-        .map(|home| PathBuf::from(home).join(fallback))
-}
-
 /// A validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {

@@ -15,11 +15,11 @@ use std::pin::Pin;
 use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 
 use super::{JobBody, JobContext};
 use super::{Ran, RunOutcome};
-use crate::api::{redact, retry_wait};
+use crate::api::{self, SendError, redact};
 use crate::config::{HttpJob, HttpTarget};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 
@@ -51,27 +51,7 @@ impl Http {
         }
     }
 
-    async fn send(
-        &self,
-        cx: &JobContext,
-        method: &Method,
-        url: &str,
-        token: &SecretString,
-    ) -> reqwest::Result<reqwest::Response> {
-        let mut req = cx
-            .http
-            .request(method.clone(), url)
-            .bearer_auth(token.expose_secret())
-            .query(&self.0.query);
-        if let Some(body) = &self.0.body {
-            req = req.json(body);
-        }
-        req.send().await
-    }
-
-    /// Sends the request under the API policy ([`crate::api`]): one refresh
-    /// and one retry on a 401, and idempotent requests tried again on a 5xx
-    /// or a network error. Returns the last answer and the token it carried.
+    /// Sends the request under the API policy ([`crate::api::send`]).
     async fn exchange(
         &self,
         cx: &JobContext,
@@ -79,43 +59,19 @@ impl Http {
     ) -> Result<(reqwest::Response, SecretString), RunOutcome> {
         let method = Method::from_bytes(self.0.method.as_str().as_bytes())
             .map_err(|e| RunOutcome::Error(e.to_string()))?;
-        let mut token = cx.token().await?;
-        let mut refreshed = false;
-        let mut tries = 0;
-        loop {
-            tries += 1;
-            let resp = match self.send(cx, &method, url, &token).await {
-                Ok(r) => r,
-                Err(e) => match retry_wait(&method, None, tries) {
-                    Some(wait) => {
-                        tracing::debug!(JOB = %cx.job.name, "{method} {url}: {}; trying again", describe_reqwest(&e));
-                        tokio::time::sleep(wait).await;
-                        continue;
-                    }
-                    None => return Err(RunOutcome::Error(describe_reqwest(&e))),
-                },
-            };
-            let status = resp.status();
-            if status == reqwest::StatusCode::UNAUTHORIZED && !refreshed {
-                tracing::info!(JOB = %cx.job.name, ACCOUNT = %cx.job.account, "the API refused the access token (401); refreshing it once");
-                token = cx
-                    .tokens
-                    .refresh_after_401(&token)
-                    .await
-                    .map_err(|e| RunOutcome::Error(e.to_string()))?;
-                refreshed = true;
-                tries -= 1;
-                continue;
+        let build = |req: reqwest::RequestBuilder| {
+            let req = req.query(&self.0.query);
+            match &self.0.body {
+                Some(body) => req.json(body),
+                None => req,
             }
-            if status.is_server_error()
-                && let Some(wait) = retry_wait(&method, Some(status.as_u16()), tries)
-            {
-                tracing::debug!(JOB = %cx.job.name, "{method} {url} answered {status}; trying again");
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            return Ok((resp, token));
-        }
+        };
+        api::send(&cx.http, &cx.tokens, &method, url, url, build)
+            .await
+            .map_err(|e| match e {
+                SendError::Token(e) => RunOutcome::Error(e.to_string()),
+                SendError::Network(e) => RunOutcome::Error(describe_reqwest(&e)),
+            })
     }
 
     async fn run_once(&self, cx: &JobContext) -> RunOutcome {

@@ -20,6 +20,7 @@ use serde::Deserialize;
 
 use super::discovery::{Discovery, Endpoints};
 use crate::config::{Account, AuthMethod};
+pub use crate::http::describe_reqwest;
 
 /// What a successful token request gave.
 pub struct Tokens {
@@ -476,35 +477,6 @@ async fn read_capped(mut resp: reqwest::Response) -> Result<Vec<u8>, RefreshErro
                 return Err(RefreshError::Unanswered { reason });
             }
         }
-    }
-}
-
-/// A reqwest error in words, without the URL's query (which could hold a
-/// secret on some providers) and without chains of "error sending request".
-pub fn describe_reqwest(e: &reqwest::Error) -> String {
-    let kind = if e.is_timeout() {
-        "no answer within the timeout"
-    } else if e.is_connect() {
-        "cannot connect"
-    } else if e.is_body() || e.is_decode() {
-        "the answer broke off"
-    } else {
-        "the request failed"
-    };
-    let host = e
-        .url()
-        .map(|u| format!(" to {}", u.host_str().unwrap_or("?")))
-        .unwrap_or_default();
-    let mut cause = String::new();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        cause = s.to_string();
-        source = s.source();
-    }
-    if cause.is_empty() {
-        format!("{kind}{host}")
-    } else {
-        format!("{kind}{host}: {cause}")
     }
 }
 

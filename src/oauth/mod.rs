@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use secrecy::{ExposeSecret, SecretString};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedMutexGuard};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -222,12 +221,6 @@ impl std::fmt::Debug for TokenManager {
             .field("state", &self.lock().state)
             .finish_non_exhaustive()
     }
-}
-
-/// What freshd remembers of a refresh token besides the token itself.
-#[derive(Debug, Serialize, Deserialize)]
-struct TokenInfo {
-    refresh_token_obtained_at: Timestamp,
 }
 
 /// What `adopt` found in the store.
@@ -566,29 +559,18 @@ impl TokenManager {
         })
     }
 
-    fn info_path(&self) -> Option<PathBuf> {
-        self.state_dir
-            .as_ref()
-            .map(|d| d.join(format!("{}.token-info.json", self.name())))
-    }
-
     fn token_info(&self) -> Option<Timestamp> {
-        let (bytes, _) = crate::fsutil::read_regular(&self.info_path()?, 4096).ok()?;
-        serde_json::from_slice::<TokenInfo>(&bytes)
-            .ok()
-            .map(|i| i.refresh_token_obtained_at)
+        crate::setup::read_token_info(self.state_dir.as_deref()?, self.name())
     }
 
     /// Remembers that the refresh token was obtained at `at` (after a login
     /// or import, or when first seen).
     pub fn record_obtained(&self, at: Timestamp) {
         self.lock().obtained_at = Some(at);
-        let Some(path) = self.info_path() else { return };
-        let info = TokenInfo {
-            refresh_token_obtained_at: at,
+        let Some(dir) = self.state_dir.as_deref() else {
+            return;
         };
-        let text = serde_json::to_string(&info).unwrap_or_default();
-        if let Err(e) = crate::fsutil::write_private(&path, text.as_bytes()) {
+        if let Err((path, e)) = crate::setup::write_token_info(dir, self.name(), at) {
             tracing::warn!(ACCOUNT = %self.name(), "cannot record when the refresh token was obtained in {}: {e}", path.display());
         }
     }

@@ -19,12 +19,12 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use reqwest::Method;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 pub use crate::api::Cooldowns;
-use crate::api::{RETRY_WAIT, TRIES, may_repeat};
+use crate::api::{self, SendError, retry_wait};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 use crate::oauth::{TokenError, TokenManager};
 use crate::time::Clock;
@@ -118,36 +118,26 @@ impl Spotify {
                 quota: false,
             });
         }
-        let safe = may_repeat(&method);
         let url = format!("{}{path}", self.base);
-        let mut token = self.tokens.access_token().await?;
-        let mut refreshed = false;
-        let mut tries = 0;
         let shown = path.split('?').next().unwrap_or(path).to_owned();
+        let network = |e: &reqwest::Error| ApiError::Network {
+            method: method.to_string(),
+            path: shown.clone(),
+            detail: describe_reqwest(e),
+        };
+        let build = |req: reqwest::RequestBuilder| match body {
+            Some(b) => req.json(b),
+            None => req,
+        };
+        let mut tries = 0;
         loop {
             tries += 1;
-            let mut req = self
-                .http
-                .request(method.clone(), &url)
-                .bearer_auth(token.expose_secret());
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) if safe && tries < TRIES => {
-                    tracing::debug!("{method} {shown}: {}; trying again", describe_reqwest(&e));
-                    tokio::time::sleep(RETRY_WAIT * tries).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(ApiError::Network {
-                        method: method.to_string(),
-                        path: shown,
-                        detail: describe_reqwest(&e),
-                    });
-                }
-            };
+            let (resp, token) =
+                match api::send(&self.http, &self.tokens, &method, &url, &shown, build).await {
+                    Ok(answer) => answer,
+                    Err(SendError::Token(e)) => return Err(e.into()),
+                    Err(SendError::Network(e)) => return Err(network(&e)),
+                };
             let status = resp.status().as_u16();
             let wait = retry_after(resp.headers());
             let bytes = match read_body(resp).await {
@@ -158,42 +148,26 @@ impl Spotify {
                         path: shown,
                     });
                 }
-                Err(BodyError::Network(e)) if safe && tries < TRIES => {
-                    tracing::debug!("{method} {shown}: {}; trying again", describe_reqwest(&e));
-                    tokio::time::sleep(RETRY_WAIT * tries).await;
-                    continue;
-                }
-                Err(BodyError::Network(e)) => {
-                    return Err(ApiError::Network {
-                        method: method.to_string(),
-                        path: shown,
-                        detail: describe_reqwest(&e),
-                    });
-                }
+                Err(BodyError::Network(e)) => match retry_wait(&method, None, tries) {
+                    Some(w) => {
+                        tracing::debug!("{method} {shown}: {}; trying again", describe_reqwest(&e));
+                        tokio::time::sleep(w).await;
+                        continue;
+                    }
+                    None => return Err(network(&e)),
+                },
             };
-            match status {
-                204 => return Ok(None),
-                200..=299 => return Ok(Some(bytes)),
-                401 if !refreshed => {
-                    tracing::info!(ACCOUNT = %self.tokens.account().name, "{method} {shown}: the access token was refused (401); refreshing it once");
-                    token = self.tokens.refresh_after_401(&token).await?;
-                    refreshed = true;
-                    tries -= 1;
-                }
-                429 => return Err(self.cool_down(wait, &bytes)),
-                500..=599 if safe && tries < TRIES => {
-                    tracing::debug!("{method} {shown} answered {status}; trying again");
-                    tokio::time::sleep(RETRY_WAIT * tries).await;
-                }
-                _ => {
-                    return Err(ApiError::Status {
-                        method: method.to_string(),
-                        path: shown,
-                        status,
-                        message: error_message(&bytes, &token),
-                    });
-                }
-            }
+            return match status {
+                204 => Ok(None),
+                200..=299 => Ok(Some(bytes)),
+                429 => Err(self.cool_down(wait, &bytes)),
+                _ => Err(ApiError::Status {
+                    method: method.to_string(),
+                    path: shown,
+                    status,
+                    message: error_message(&bytes, &token),
+                }),
+            };
         }
     }
 
