@@ -121,7 +121,8 @@ async fn ask(config: &Path, request: &Request) -> Result<Response, u8> {
 
 /// `[daemon] socket` of a config that does not validate, if it is valid TOML.
 fn socket_in_broken_config(config: &Path) -> Option<PathBuf> {
-    let text = std::fs::read_to_string(config).ok()?;
+    let (bytes, _) = crate::fsutil::read_regular(config, crate::config::MAX_CONFIG_BYTES).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
     let table: toml::Table = toml::from_str(&text).ok()?;
     let socket = PathBuf::from(table.get("daemon")?.get("socket")?.as_str()?);
     socket.is_absolute().then_some(socket)

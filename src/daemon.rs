@@ -586,29 +586,18 @@ async fn adopt(shared: &Shared, account: &str, fingerprint: Option<&str>) -> Res
     };
     let result = tokens.adopt(fingerprint).await;
     shared.changed.notify_one();
-    match result {
-        Ok(Adopted::Working) => Response {
-            ok: true,
-            result: Some("working".into()),
-            ..Response::default()
-        },
-        Ok(Adopted::Unchanged) => Response {
-            ok: true,
-            result: Some("unchanged".into()),
-            ..Response::default()
-        },
-        Ok(Adopted::Removed) => Response {
-            ok: true,
-            result: Some("removed".into()),
-            ..Response::default()
-        },
-        Ok(Adopted::Raced) => Response {
-            ok: true,
-            result: Some("raced".into()),
-            ..Response::default()
-        },
-        Ok(Adopted::Failing(why)) => Response::error(why, EXIT_CONFIG),
-        Err(e) => Response::error(format!("the daemon cannot read the store: {e}"), 1),
+    let word = match result {
+        Ok(Adopted::Working) => "working",
+        Ok(Adopted::Unchanged) => "unchanged",
+        Ok(Adopted::Removed) => "removed",
+        Ok(Adopted::Raced) => "raced",
+        Ok(Adopted::Failing(why)) => return Response::error(why, EXIT_CONFIG),
+        Err(e) => return Response::error(format!("the daemon cannot read the store: {e}"), 1),
+    };
+    Response {
+        ok: true,
+        result: Some(word.into()),
+        ..Response::default()
     }
 }
 

@@ -135,8 +135,8 @@ impl Notifier {
         let record = state_dir.map(|d| d.join("notified.json"));
         let sent = record
             .as_ref()
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|p| crate::fsutil::read_regular(p, 1024 * 1024).ok())
+            .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
         Self {
             record,
@@ -290,5 +290,21 @@ mod tests {
         let restarted = Notifier::new(Some(dir.path().to_owned()));
         assert!(!restarted.first_in_period(&notice, t0 + jiff::SignedDuration::from_hours(1)));
         assert!(restarted.first_in_period(&notice, t0 + jiff::SignedDuration::from_hours(25)));
+    }
+
+    #[test]
+    fn a_fifo_as_the_record_is_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("notified.json");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // Without a writer, a plain read of a FIFO would block here forever.
+        let n = Notifier::new(Some(dir.path().to_owned()));
+        assert!(n.sent.lock().unwrap().is_empty());
     }
 }

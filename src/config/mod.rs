@@ -499,7 +499,7 @@ fn render_problems(path: &Path, problems: &[Problem]) -> String {
 /// The largest config file freshd reads: 10,000 jobs take about 1 MiB, so
 /// 16 MiB leaves room for any real setup while refusing a file that is
 /// surely not a config (a log or an image passed by mistake).
-const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 /// How long reading the config may take: a local file takes milliseconds,
 /// so a file that takes longer (a hung network mount) fails the start or
 /// the reload at once instead of freezing the daemon.

@@ -309,7 +309,9 @@ impl Discovery {
 
     fn load(&self, issuer: &str) -> Option<(Arc<Metadata>, Origin)> {
         let path = self.cache_path()?;
-        let bytes = std::fs::read(&path).ok()?;
+        // Never waited on (a FIFO) or read whole (a huge file): metadata is
+        // a few KiB.
+        let (bytes, _) = crate::fsutil::read_regular(&path, 1024 * 1024).ok()?;
         let cached: Cached = serde_json::from_slice(&bytes).ok()?;
         // A copy for another issuer (the config changed) is no copy.
         if cached.metadata.issuer != issuer {

@@ -96,8 +96,8 @@ impl CredentialsStore {
     /// as JSON (both treated as "written before origins were recorded").
     fn origin(&self, account: &str) -> Result<Option<Origin>, SecretError> {
         let path = self.origin_path(account);
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        match crate::fsutil::read_regular(&path, MAX_SECRET_FILE) {
+            Ok((bytes, _)) => Ok(serde_json::from_slice(&bytes).ok()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(SecretError::Read { path, source }),
         }
