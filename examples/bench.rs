@@ -387,7 +387,7 @@ async fn scale(rows: &mut Vec<Row>) -> Result<()> {
         let t = Instant::now();
         let answer = freshd::control::ask(&socket, &freshd::control::Request::Status).await?;
         waits.push(t.elapsed());
-        if !answer.ok {
+        if !matches!(answer, freshd::control::Response::Status { .. }) {
             return Err("status failed".into());
         }
     }

@@ -8,11 +8,33 @@
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, ConfigError};
-use crate::control::{self, ClientError, Request, Response};
+use crate::control::{self, ClientError, Refusal, Request, Response};
 use crate::daemon::EXIT_CONFIG;
+use crate::status::JobResult;
 
 /// `freshd status`'s exit code when some account waits for a person.
 pub const EXIT_NEEDS_PERSON: u8 = 3;
+
+/// The exit code for each kind of answer (DESIGN §2); the one place they
+/// are chosen, for these commands and for `login`, `import-token` and
+/// `logout`, which tell a running daemon.
+pub fn exit_code(answer: &Response) -> u8 {
+    match answer {
+        Response::Reloaded | Response::Token { .. } | Response::Adopted { .. } => 0,
+        Response::Status { report } if report.needs_person() => EXIT_NEEDS_PERSON,
+        Response::Status { .. } => 0,
+        Response::JobFinished {
+            result: JobResult::Ok,
+            ..
+        } => 0,
+        Response::JobFinished { .. } => 1,
+        Response::Refused { refusal, .. } => match refusal {
+            Refusal::Usage => 2,
+            Refusal::NeedsPerson => EXIT_CONFIG,
+            Refusal::Failed => 1,
+        },
+    }
+}
 
 /// `freshd token ACCOUNT`: the access token on stdout.
 pub async fn token(config: &Path, account: String) -> u8 {
@@ -20,11 +42,11 @@ pub async fn token(config: &Path, account: String) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if let Some(token) = answer.token.as_ref().filter(|_| answer.ok) {
-        println!("{}", token.0);
-        return 0;
+    match &answer {
+        Response::Token { token } => println!("{}", token.0),
+        other => return refused(other),
     }
-    refused(&answer)
+    exit_code(&answer)
 }
 
 /// `freshd status [--json]`: exit 0 when every account is ok, 3 when one
@@ -34,19 +56,12 @@ pub async fn status(config: &Path, json: bool) -> anyhow::Result<u8> {
         Ok(a) => a,
         Err(code) => return Ok(code),
     };
-    let Some(report) = answer.status.as_ref().filter(|_| answer.ok) else {
-        return Ok(refused(&answer));
-    };
-    if json {
-        println!("{}", serde_json::to_string(report)?);
-    } else {
-        print!("{}", report.render(jiff::Timestamp::now()));
+    match &answer {
+        Response::Status { report } if json => println!("{}", serde_json::to_string(report)?),
+        Response::Status { report } => print!("{}", report.render(jiff::Timestamp::now())),
+        other => return Ok(refused(other)),
     }
-    Ok(if report.needs_person() {
-        EXIT_NEEDS_PERSON
-    } else {
-        0
-    })
+    Ok(exit_code(&answer))
 }
 
 /// `freshd run-job JOB`: exit 0 only if the run succeeded.
@@ -55,16 +70,20 @@ pub async fn run_job(config: &Path, job: String) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if answer.ok {
-        println!("{job}: ok");
-        return 0;
-    }
-    if answer.result.is_some() {
+    match &answer {
+        Response::JobFinished {
+            result: JobResult::Ok,
+            ..
+        } => println!("{job}: ok"),
         // The job ran: "error: …" or "skipped: …".
-        eprintln!("{job}: {}", answer.error.as_deref().unwrap_or("failed"));
-        return answer.exit_code.unwrap_or(1);
+        Response::JobFinished { result, detail } => eprintln!(
+            "{job}: {}: {}",
+            result.as_str(),
+            detail.as_deref().unwrap_or("(no reason given)")
+        ),
+        other => return refused(other),
     }
-    refused(&answer)
+    exit_code(&answer)
 }
 
 /// `freshd reload` (and the units' `ExecReload=`): a refused reload exits 78
@@ -74,23 +93,37 @@ pub async fn reload(config: &Path) -> u8 {
         Ok(a) => a,
         Err(code) => return code,
     };
-    if answer.ok {
-        println!("reloaded");
-        return 0;
+    match &answer {
+        Response::Reloaded => println!("reloaded"),
+        Response::Refused {
+            refusal: Refusal::NeedsPerson,
+            error,
+        } => eprintln!(
+            "freshd: reload refused; the daemon keeps running its previous configuration:\n{error}"
+        ),
+        other => return refused(other),
     }
-    eprintln!(
-        "freshd: reload refused; the daemon keeps running its previous configuration:\n{}",
-        answer.error.as_deref().unwrap_or("(no reason given)")
-    );
-    answer.exit_code.unwrap_or(EXIT_CONFIG)
+    exit_code(&answer)
 }
 
-fn refused(answer: &Response) -> u8 {
-    eprintln!(
-        "freshd: {}",
-        answer.error.as_deref().unwrap_or("the daemon refused")
-    );
-    answer.exit_code.unwrap_or(1)
+/// Says on stderr why the daemon did not do what was asked, and returns
+/// the exit code: an answer of another kind than asked counts as a failure.
+pub fn refused(answer: &Response) -> u8 {
+    let unexpected;
+    let answer = match answer {
+        Response::Refused { .. } => answer,
+        _ => {
+            unexpected = Response::refused(
+                Refusal::Failed,
+                "the daemon gave an answer of another kind than asked (is it another version of freshd?)",
+            );
+            &unexpected
+        }
+    };
+    if let Response::Refused { error, .. } = answer {
+        eprintln!("freshd: {error}");
+    }
+    exit_code(answer)
 }
 
 /// Asks the running daemon; on failure prints why and returns the exit

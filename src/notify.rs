@@ -24,7 +24,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::config::Config;
-use crate::status::StatusReport;
+use crate::status::{AccountState, AccountStatus};
 use crate::sync::MutexExt;
 
 /// A job that fails this many runs in a row is worth a person's look; one
@@ -75,11 +75,21 @@ impl Notice {
     }
 }
 
-/// What needs telling in `report`, given each job's failures in a row.
-pub fn notices(report: &StatusReport, failures: &BTreeMap<String, u32>) -> Vec<Notice> {
+/// A job whose last runs ended in an error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailingJob {
+    pub name: String,
+    pub account: String,
+    /// Runs that ended in an error, in a row.
+    pub failures: u32,
+    pub last_error: Option<String>,
+}
+
+/// What needs telling, given the accounts and the jobs that fail.
+pub fn notices(accounts: &[AccountStatus], failing: &[FailingJob]) -> Vec<Notice> {
     let mut out = Vec::new();
-    for a in &report.accounts {
-        if a.state == "needs_login" {
+    for a in accounts {
+        if a.state == AccountState::NeedsLogin {
             out.push(Notice {
                 event: Event::NeedsLogin,
                 account: a.name.clone(),
@@ -103,8 +113,8 @@ pub fn notices(report: &StatusReport, failures: &BTreeMap<String, u32>) -> Vec<N
             });
         }
     }
-    for j in &report.jobs {
-        let n = failures.get(&j.name).copied().unwrap_or(0);
+    for j in failing {
+        let n = j.failures;
         if n >= FAILURES_BEFORE_NOTIFYING {
             out.push(Notice {
                 event: Event::JobFailing,
@@ -228,38 +238,34 @@ fn spawn(command: Vec<String>, notice: Notice) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{AccountStatus, JobReport};
 
-    fn report(state: &str, warning: Option<&str>) -> StatusReport {
-        StatusReport {
-            accounts: vec![AccountStatus {
-                name: "spotify".into(),
-                state: state.into(),
-                access_token_expires_at: None,
-                last_refresh: None,
-                last_error: Some("invalid_grant".into()),
-                warning: warning.map(str::to_owned),
-                store_error: None,
-                static_token: false,
-            }],
-            jobs: vec![JobReport {
-                name: "radio".into(),
-                account: "spotify".into(),
-                next_run: None,
-                last_run: None,
-                last_result: Some("error".into()),
-                last_error: Some("the API failed (500)".into()),
-                running_since: None,
-            }],
-            daemon: None,
-        }
+    fn accounts(state: AccountState, warning: Option<&str>) -> Vec<AccountStatus> {
+        vec![AccountStatus {
+            name: "spotify".into(),
+            state,
+            access_token_expires_at: None,
+            last_refresh: None,
+            last_error: Some("invalid_grant".into()),
+            warning: warning.map(str::to_owned),
+            store_error: None,
+            static_token: false,
+        }]
+    }
+
+    fn failing(failures: u32) -> Vec<FailingJob> {
+        vec![FailingJob {
+            name: "radio".into(),
+            account: "spotify".into(),
+            failures,
+            last_error: Some("the API failed (500)".into()),
+        }]
     }
 
     #[test]
     fn each_condition_makes_its_notice() {
-        let none = BTreeMap::new();
-        assert!(notices(&report("ok", None), &none).is_empty());
-        let n = notices(&report("needs_login", None), &none);
+        let ok = accounts(AccountState::Ok, None);
+        assert!(notices(&ok, &[]).is_empty());
+        let n = notices(&accounts(AccountState::NeedsLogin, None), &[]);
         assert_eq!(n.len(), 1);
         assert_eq!(n[0].event, Event::NeedsLogin);
         assert!(
@@ -267,12 +273,13 @@ mod tests {
             "{}",
             n[0].message
         );
-        let n = notices(&report("ok", Some("ends around 2027-01-01")), &none);
+        let n = notices(
+            &accounts(AccountState::Ok, Some("ends around 2027-01-01")),
+            &[],
+        );
         assert_eq!(n[0].event, Event::TokenExpiring);
-        let two = BTreeMap::from([("radio".to_owned(), 2)]);
-        assert!(notices(&report("ok", None), &two).is_empty());
-        let three = BTreeMap::from([("radio".to_owned(), 3)]);
-        let n = notices(&report("ok", None), &three);
+        assert!(notices(&ok, &failing(2)).is_empty());
+        let n = notices(&ok, &failing(3));
         assert_eq!(
             (n[0].event, n[0].job.as_deref()),
             (Event::JobFailing, Some("radio"))
@@ -282,7 +289,7 @@ mod tests {
     #[test]
     fn once_a_day_per_event_account_and_job_and_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let notice = notices(&report("needs_login", None), &BTreeMap::new()).remove(0);
+        let notice = notices(&accounts(AccountState::NeedsLogin, None), &[]).remove(0);
         let t0: Timestamp = "2026-11-25T10:00:00Z".parse().unwrap();
         let n = Notifier::new(Some(dir.path().to_owned()));
         assert!(n.first_in_period(&notice, t0));

@@ -53,15 +53,66 @@ impl DaemonInfo {
     }
 }
 
-/// Account states that wait for a person (`freshd status` exits 3).
-pub const NEEDS_PERSON: &[&str] = &["needs_login", "no_token"];
+/// An account's `state` in `status`: its JSON word is [`AccountState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Ok,
+    Refreshing,
+    Backoff,
+    NeedsLogin,
+    NoToken,
+}
 
-/// One account. `state` is `ok`, `refreshing`, `backoff`, `needs_login` or
-/// `no_token`.
+impl AccountState {
+    /// The word `status` prints (the same as the JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountState::Ok => "ok",
+            AccountState::Refreshing => "refreshing",
+            AccountState::Backoff => "backoff",
+            AccountState::NeedsLogin => "needs_login",
+            AccountState::NoToken => "no_token",
+        }
+    }
+
+    /// Whether the account waits for a person (`freshd status` exits 3).
+    pub fn needs_person(self) -> bool {
+        matches!(self, AccountState::NeedsLogin | AccountState::NoToken)
+    }
+}
+
+impl PartialEq<&str> for AccountState {
+    fn eq(&self, word: &&str) -> bool {
+        self.as_str() == *word
+    }
+}
+
+/// How a job's last run ended, in `status` and in `run-job`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobResult {
+    Ok,
+    Error,
+    Skipped,
+}
+
+impl JobResult {
+    /// The word `status` prints (the same as the JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobResult::Ok => "ok",
+            JobResult::Error => "error",
+            JobResult::Skipped => "skipped",
+        }
+    }
+}
+
+/// One account.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct AccountStatus {
     pub name: String,
-    pub state: String,
+    pub state: AccountState,
     pub access_token_expires_at: Option<Timestamp>,
     pub last_refresh: Option<Timestamp>,
     pub last_error: Option<String>,
@@ -77,14 +128,14 @@ pub struct AccountStatus {
     pub static_token: bool,
 }
 
-/// One job. `last_result` is `ok`, `error`, `skipped` or null.
+/// One job; `last_result` is null before its first run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JobReport {
     pub name: String,
     pub account: String,
     pub next_run: Option<Timestamp>,
     pub last_run: Option<Timestamp>,
-    pub last_result: Option<String>,
+    pub last_result: Option<JobResult>,
     pub last_error: Option<String>,
     /// When the run going on now started; null when the job is idle. While
     /// it runs, `last_run` is this run's start and `last_result` the
@@ -95,35 +146,20 @@ pub struct JobReport {
 
 impl StatusReport {
     /// The one-line summary for systemd's `STATUS=`.
-    pub fn summary(&self) -> String {
-        let ok = self.accounts.iter().filter(|a| a.state == "ok").count();
-        let mut line = format!("{ok}/{} accounts ok", self.accounts.len());
-        let attention: Vec<String> = self
-            .accounts
-            .iter()
-            .filter(|a| a.state != "ok")
-            .map(|a| format!("{}: {}", a.name, a.state))
-            .collect();
-        if !attention.is_empty() {
-            line.push_str(&format!(" ({})", attention.join(", ")));
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for a in &self.accounts {
+            summary.count_account(&a.name, a.state);
         }
-        let failed = self
-            .jobs
-            .iter()
-            .filter(|j| j.last_result.as_deref() == Some("error"))
-            .count();
-        line.push_str(&format!(", {} jobs", self.jobs.len()));
-        if failed > 0 {
-            line.push_str(&format!(", {failed} failed last run"));
+        for j in &self.jobs {
+            summary.count_job(j.last_result);
         }
-        line
+        summary
     }
 
     /// Whether some account waits for a person: `needs_login`, `no_token`.
     pub fn needs_person(&self) -> bool {
-        self.accounts
-            .iter()
-            .any(|a| NEEDS_PERSON.contains(&a.state.as_str()))
+        self.accounts.iter().any(|a| a.state.needs_person())
     }
 
     /// The human-readable form of `freshd status`: times to the second in
@@ -158,7 +194,7 @@ impl StatusReport {
                 out,
                 "  {:<16} {:<12} {expiry}  last refresh {}",
                 a.name,
-                a.state,
+                a.state.as_str(),
                 t(&a.last_refresh)
             );
             if let Some(e) = &a.last_error {
@@ -173,7 +209,7 @@ impl StatusReport {
         }
         out.push_str("JOBS\n");
         for j in &self.jobs {
-            let previous = j.last_result.as_deref();
+            let previous = j.last_result.map(JobResult::as_str);
             let what = match j.running_since {
                 Some(since) => format!(
                     "running since {} (previous run: {})",
@@ -198,6 +234,54 @@ impl StatusReport {
             }
         }
         out
+    }
+}
+
+/// What systemd's `STATUS=` line says: how many accounts are ok (naming
+/// the others), how many jobs, how many failed their last run. The
+/// heartbeat keeps one up to date as accounts and jobs change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    accounts: usize,
+    /// The accounts that are not ok, with their state, in the order counted.
+    not_ok: Vec<(String, AccountState)>,
+    jobs: usize,
+    failed_jobs: usize,
+}
+
+impl Summary {
+    pub fn count_account(&mut self, name: &str, state: AccountState) {
+        self.accounts += 1;
+        if state != AccountState::Ok {
+            self.not_ok.push((name.to_owned(), state));
+        }
+    }
+
+    pub fn count_job(&mut self, last_result: Option<JobResult>) {
+        self.jobs += 1;
+        if last_result == Some(JobResult::Error) {
+            self.failed_jobs += 1;
+        }
+    }
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ok = self.accounts - self.not_ok.len();
+        write!(f, "{ok}/{} accounts ok", self.accounts)?;
+        if !self.not_ok.is_empty() {
+            let named: Vec<String> = self
+                .not_ok
+                .iter()
+                .map(|(name, state)| format!("{name}: {}", state.as_str()))
+                .collect();
+            write!(f, " ({})", named.join(", "))?;
+        }
+        write!(f, ", {} jobs", self.jobs)?;
+        if self.failed_jobs > 0 {
+            write!(f, ", {} failed last run", self.failed_jobs)?;
+        }
+        Ok(())
     }
 }
 
@@ -302,9 +386,9 @@ JOBS
     fn needs_person_is_needs_login_or_no_token() {
         let mut r = report();
         assert!(r.needs_person());
-        r.accounts[1].state = "no_token".into();
+        r.accounts[1].state = AccountState::NoToken;
         assert!(r.needs_person());
-        r.accounts[1].state = "backoff".into();
+        r.accounts[1].state = AccountState::Backoff;
         assert!(!r.needs_person());
     }
 

@@ -121,7 +121,7 @@ async fn status_json_has_the_documented_shape() {
     let (_, out, _) = setup.cli(&["status", "--json"]).await;
     let report: StatusReport = serde_json::from_str(&out).unwrap();
     let fails = report.jobs.iter().find(|j| j.name == "fails").unwrap();
-    assert_eq!(fails.last_result.as_deref(), Some("error"));
+    assert_eq!(fails.last_result, Some(freshd::status::JobResult::Error));
     assert!(fails.last_run.is_some());
 
     // `freshd reload` over the socket.

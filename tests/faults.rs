@@ -33,6 +33,8 @@ async fn state_of(setup: &Setup, account: &str) -> String {
         .find(|a| a.name == account)
         .unwrap()
         .state
+        .as_str()
+        .to_owned()
 }
 
 /// Waits until `account` is in `state`.

@@ -242,7 +242,7 @@ async fn a_429_skips_every_job_of_the_app_until_retry_after() {
         report
             .jobs
             .iter()
-            .all(|j| j.last_result.as_deref() == Some("skipped"))
+            .all(|j| j.last_result == Some(freshd::status::JobResult::Skipped))
     );
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);

@@ -25,18 +25,19 @@ pub async fn logout(path: &Path, account: &str) -> anyhow::Result<u8> {
         account: account.to_owned(),
         fingerprint: None,
     };
-    match control::ask(&socket, &request).await {
-        Ok(r) if r.ok => {
-            eprintln!("freshd: the running daemon no longer uses a token for {account}")
+    if let Ok(answer) = control::ask(&socket, &request).await {
+        match &answer {
+            Response::Adopted { .. } => {
+                eprintln!("freshd: the running daemon no longer uses a token for {account}");
+            }
+            Response::Refused { error, .. } => {
+                eprintln!(
+                    "freshd: the running daemon did not drop the token of {account}: {error}; restart it (systemctl restart freshd)"
+                );
+                return Ok(crate::client::exit_code(&answer));
+            }
+            other => return Ok(crate::client::refused(other)),
         }
-        Ok(r) => {
-            eprintln!(
-                "freshd: the running daemon did not drop the token of {account}: {}; restart it (systemctl restart freshd)",
-                r.error.unwrap_or_default()
-            );
-            return Ok(r.exit_code.unwrap_or(1));
-        }
-        Err(_) => {}
     }
     Ok(out.exit_code)
 }

@@ -20,7 +20,7 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::config::{self, Config, SecretsMode};
-use crate::control::{self, Request};
+use crate::control::{self, Adoption, Request, Response};
 use crate::daemon::{self, EXIT_CONFIG};
 use crate::oauth::login::LoginOptions;
 use crate::secrets::{self as store, SecretKind, SecretStore};
@@ -173,25 +173,26 @@ async fn tell_daemon(config: &Config, account: &str, fingerprint: Option<&str>) 
         fingerprint: fingerprint.map(str::to_owned),
     };
     Told::Done(match control::ask(&socket, &request).await {
-        Ok(r) if r.ok && r.result.as_deref() == Some("raced") => return Told::Raced,
-        Ok(r) if r.ok => {
-            match r.result.as_deref() {
-                Some("working") => {
-                    eprintln!("freshd: the running daemon took the new token and uses it now");
+        Ok(Response::Adopted {
+            adoption: Adoption::Raced,
+        }) => return Told::Raced,
+        Ok(answer) => {
+            match &answer {
+                Response::Adopted {
+                    adoption: Adoption::Working,
+                } => eprintln!("freshd: the running daemon took the new token and uses it now"),
+                Response::Adopted {
+                    adoption: Adoption::Removed,
+                } => eprintln!("freshd: the running daemon no longer has a token for {account}"),
+                Response::Adopted { .. } => {
+                    eprintln!("freshd: the running daemon already uses this token");
                 }
-                Some("removed") => {
-                    eprintln!("freshd: the running daemon no longer has a token for {account}");
-                }
-                _ => eprintln!("freshd: the running daemon already uses this token"),
+                Response::Refused { error, .. } => eprintln!(
+                    "freshd: the running daemon took the new token, but its first refresh failed: {error}"
+                ),
+                other => return Told::Done(crate::client::refused(other)),
             }
-            0
-        }
-        Ok(r) => {
-            eprintln!(
-                "freshd: the running daemon took the new token, but its first refresh failed: {}",
-                r.error.unwrap_or_default()
-            );
-            r.exit_code.unwrap_or(1)
+            crate::client::exit_code(&answer)
         }
         Err(_) => {
             eprintln!(

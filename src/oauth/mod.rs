@@ -39,7 +39,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Account, Grant, format_duration};
 use crate::secrets::{self, SecretError, SecretKind, SecretStore};
-use crate::status::AccountStatus;
+use crate::status::{AccountState, AccountStatus};
 use crate::sync::MutexExt;
 use crate::time::{Clock, sleep_until_boot};
 use endpoint::{GrantRequest, Lifetime, RefreshError, TokenEndpoint, Tokens};
@@ -1119,7 +1119,13 @@ impl TokenManager {
         let fixed = inner.state == TokenState::Static;
         AccountStatus {
             name: self.name().to_owned(),
-            state: inner.state.word().to_owned(),
+            state: match inner.state {
+                TokenState::NoToken => AccountState::NoToken,
+                TokenState::Fresh | TokenState::Static => AccountState::Ok,
+                TokenState::Idle | TokenState::Refreshing => AccountState::Refreshing,
+                TokenState::Backoff { .. } => AccountState::Backoff,
+                TokenState::NeedsLogin { .. } => AccountState::NeedsLogin,
+            },
             access_token_expires_at: inner
                 .access
                 .as_ref()

@@ -11,21 +11,21 @@
 //! request whose client hung up is dropped. The only secret that crosses it is the
 //! access token `freshd token` asked for.
 
-use std::fmt;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::paths::socket_path;
-use crate::status::StatusReport;
+
+mod protocol;
+pub use protocol::{Adoption, Refusal, Request, Response, TokenText};
 
 /// The longest request line; real ones are under 200 bytes.
 const MAX_REQUEST: u64 = 64 * 1024;
@@ -35,77 +35,6 @@ const DRAIN_LIMIT: u64 = 4 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 /// How long a client may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What a client asks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "command", rename_all = "snake_case")]
-pub enum Request {
-    Status,
-    Reload,
-    RunJob {
-        job: String,
-    },
-    Token {
-        account: String,
-    },
-    /// The store's token for `account` changed (a login, import or logout):
-    /// look again, and answer once it is in use.
-    Adopt {
-        account: String,
-        /// The SHA-256 (hex) of the token the client stored, so the daemon
-        /// can tell whether its own rotation raced the client's write.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        fingerprint: Option<String>,
-    },
-}
-
-/// An access token on its way to `freshd token`; never printed by `Debug`.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct TokenText(pub String);
-
-impl fmt::Debug for TokenText {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
-
-/// The daemon's answer.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Response {
-    pub ok: bool,
-    /// What went wrong, for the client to print.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// The exit code the client should end with (DESIGN §2).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_code: Option<u8>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<Box<StatusReport>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<TokenText>,
-    /// A job's outcome word (`ok`, `error`, `skipped`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub result: Option<String>,
-}
-
-impl Response {
-    pub fn ok() -> Self {
-        Self {
-            ok: true,
-            ..Self::default()
-        }
-    }
-
-    pub fn error(message: impl Into<String>, exit_code: u8) -> Self {
-        Self {
-            ok: false,
-            error: Some(message.into()),
-            exit_code: Some(exit_code),
-            ..Self::default()
-        }
-    }
-}
 
 /// Answers requests; implemented by the daemon.
 pub trait Handler: Send + Sync + 'static {
@@ -258,14 +187,13 @@ fn refuse_busy(stream: &UnixStream, cap: usize) {
             "control socket: {cap} connections are open already; refused one more ({n} so far)"
         );
     }
-    let answer = Response::error(
+    let answer = Response::refused(
+        Refusal::Failed,
         format!(
             "freshd is busy: {cap} control connections are open already (the most it serves at once); try again"
         ),
-        1,
     );
-    let mut line = serde_json::to_vec(&answer).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-    line.push(b'\n');
+    let line = answer_line(&answer);
     let _ = stream.try_write(&line);
 }
 
@@ -282,9 +210,11 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
     let mut reader = BufReader::new(read.take(MAX_REQUEST + 1));
     let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
     let response = match read {
-        Err(_) => Response::error("no request within 5 s", 2),
-        Ok(Err(e)) => Response::error(format!("unreadable request: {e}"), 2),
-        Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => Response::error("request too long", 2),
+        Err(_) => Response::refused(Refusal::Usage, "no request within 5 s"),
+        Ok(Err(e)) => Response::refused(Refusal::Usage, format!("unreadable request: {e}")),
+        Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => {
+            Response::refused(Refusal::Usage, "request too long")
+        }
         Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
             Ok(request) => {
                 let peer = reader.get_ref().get_ref();
@@ -296,11 +226,10 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
                     }
                 }
             }
-            Err(e) => Response::error(format!("not a request freshd knows: {e}"), 2),
+            Err(e) => Response::refused(Refusal::Usage, format!("not a request freshd knows: {e}")),
         },
     };
-    let mut out = serde_json::to_vec(&response).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-    out.push(b'\n');
+    let out = answer_line(&response);
     if line.len() as u64 > MAX_REQUEST {
         // Read (a bounded amount of) the rest, so that closing with unread
         // input does not reset the connection before the client reads why.
@@ -313,6 +242,16 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
     }
     write.write_all(&out).await?;
     write.shutdown().await
+}
+
+/// `answer` as one JSON line.
+fn answer_line(answer: &Response) -> Vec<u8> {
+    let mut line = serde_json::to_vec(answer).unwrap_or_else(|_| {
+        br#"{"answer":"refused","refusal":"failed","error":"the answer could not be written"}"#
+            .to_vec()
+    });
+    line.push(b'\n');
+    line
 }
 
 /// Returns when the client closed its end of the connection (all of it:

@@ -1,0 +1,446 @@
+//! The running accounts and jobs: how each is started, what `status`
+//! reads of them, and a reload's diffing of the old set against the new.
+//!
+//! Invariants: an account whose settings did not change keeps its token
+//! manager (and so its tokens); a job that did not change, on an account
+//! that kept its manager, keeps its loop. A replaced manager hands its chain
+//! to the new one before the swap, so `status` and `token` never see an
+//! empty daemon. Every change `status` shows reaches one route: `changed`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{ConfigSource, StartError};
+use crate::api::Cooldowns;
+use crate::config::{Account, Config, Job};
+use crate::control::{Refusal, Response};
+use crate::jobs::{self, JobContext, RunOutcome};
+use crate::notify::FailingJob;
+use crate::oauth::TokenManager;
+use crate::oauth::endpoint::HttpEndpoint;
+use crate::scheduler::{JobLoop, JobStatus, RunNow};
+use crate::secrets::{SecretKind, SecretStore};
+use crate::status::{AccountStatus, DaemonInfo, JobReport, JobResult, StatusReport, Summary};
+use crate::sync::RwLockExt;
+use crate::time::Clock;
+
+mod reload;
+
+/// A running job loop.
+#[derive(Debug)]
+pub(super) struct JobHandle {
+    job: Arc<Job>,
+    tokens: Arc<TokenManager>,
+    cancel: CancellationToken,
+    manual: mpsc::Sender<RunNow>,
+    status: Arc<JobStatus>,
+    /// Runs that ended in an error, in a row (for `notify`).
+    failures: Arc<AtomicU32>,
+}
+
+/// A running account.
+#[derive(Debug)]
+pub(super) struct AccountHandle {
+    pub(super) tokens: Arc<TokenManager>,
+    cancel: CancellationToken,
+}
+
+/// The config in force, and the accounts and jobs running it.
+#[derive(Debug)]
+pub(super) struct Running {
+    pub(super) config: Arc<Config>,
+    pub(super) accounts: BTreeMap<String, AccountHandle>,
+    jobs: BTreeMap<String, JobHandle>,
+}
+
+/// The running accounts and jobs, and what starting one needs.
+#[derive(Debug)]
+pub(super) struct Registry {
+    running: RwLock<Running>,
+    store: Arc<dyn SecretStore>,
+    pub(super) clock: Arc<dyn Clock>,
+    /// For the APIs jobs call: same-origin redirects only.
+    http: reqwest::Client,
+    /// For token endpoints: no redirects.
+    token_http: reqwest::Client,
+    state_dir: PathBuf,
+    pub(super) source: ConfigSource,
+    /// Every account's and job's task, waited for at shutdown.
+    pub(super) tracker: TaskTracker,
+    /// Cancelling it stops every account and job.
+    pub(super) root: CancellationToken,
+    /// Something `status` shows changed: an account's keeper (its
+    /// observer), a job's run, or a reload tells it; the heartbeat waits
+    /// on it.
+    pub(super) changed: Arc<Notify>,
+    cooldowns: Arc<Cooldowns>,
+}
+
+/// What [`Registry::new`] needs besides the config.
+pub(super) struct Services {
+    pub(super) store: Arc<dyn SecretStore>,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) http: reqwest::Client,
+    pub(super) token_http: reqwest::Client,
+    pub(super) state_dir: PathBuf,
+    pub(super) source: ConfigSource,
+}
+
+impl Registry {
+    /// An empty registry for `config`: no account or job runs yet.
+    pub(super) fn new(config: &Config, services: Services) -> Self {
+        Registry {
+            running: RwLock::new(Running {
+                config: Arc::new(config.clone()),
+                accounts: BTreeMap::new(),
+                jobs: BTreeMap::new(),
+            }),
+            store: services.store,
+            clock: services.clock,
+            http: services.http,
+            token_http: services.token_http,
+            state_dir: services.state_dir,
+            source: services.source,
+            tracker: TaskTracker::new(),
+            root: CancellationToken::new(),
+            changed: Arc::new(Notify::new()),
+            cooldowns: Arc::default(),
+        }
+    }
+
+    pub(super) fn read(&self) -> std::sync::RwLockReadGuard<'_, Running> {
+        self.running.read_locked()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Running> {
+        self.running.write_locked()
+    }
+
+    /// What `freshd status` shows.
+    pub(super) fn report(&self) -> StatusReport {
+        let running = self.read();
+        let accounts = self.account_statuses_of(&running);
+        let mut jobs: Vec<JobReport> = running.jobs.values().map(job_report).collect();
+        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        let daemon = Some(DaemonInfo::this_process(
+            self.source.origin(),
+            super::describe_socket(&running.config),
+            running.config.daemon.timezone_name.clone(),
+        ));
+        StatusReport {
+            accounts,
+            jobs,
+            daemon,
+        }
+    }
+
+    /// The counts systemd's `STATUS=` line shows, without the rest of the
+    /// report.
+    pub(super) fn summary(&self) -> Summary {
+        let running = self.read();
+        let mut summary = Summary::default();
+        for (name, account) in &running.accounts {
+            summary.count_account(name, account.tokens.status().state);
+        }
+        for job in running.jobs.values() {
+            summary.count_job(job.status.get().last_outcome.as_ref().map(job_result));
+        }
+        summary
+    }
+
+    /// Every account's status, in name order.
+    pub(super) fn account_statuses(&self) -> Vec<AccountStatus> {
+        self.account_statuses_of(&self.read())
+    }
+
+    fn account_statuses_of(&self, running: &Running) -> Vec<AccountStatus> {
+        running
+            .accounts
+            .values()
+            .map(|a| a.tokens.status())
+            .collect()
+    }
+
+    /// The jobs whose last runs failed, with how many in a row.
+    pub(super) fn failing_jobs(&self) -> Vec<FailingJob> {
+        self.read()
+            .jobs
+            .values()
+            .filter_map(|j| {
+                let failures = j.failures.load(Ordering::Relaxed);
+                (failures > 0).then(|| FailingJob {
+                    name: j.job.name.clone(),
+                    account: j.job.account.clone(),
+                    failures,
+                    last_error: job_report(j).last_error,
+                })
+            })
+            .collect()
+    }
+
+    /// The names of the jobs running now.
+    pub(super) fn running_jobs(&self) -> Vec<String> {
+        self.read()
+            .jobs
+            .values()
+            .filter(|j| j.status.get().running)
+            .map(|j| j.job.name.clone())
+            .collect()
+    }
+
+    /// Every account's token manager.
+    pub(super) fn token_managers(&self) -> Vec<Arc<TokenManager>> {
+        self.read()
+            .accounts
+            .values()
+            .map(|a| Arc::clone(&a.tokens))
+            .collect()
+    }
+
+    pub(super) fn new_manager(&self, account: &Arc<Account>) -> Arc<TokenManager> {
+        let account = Arc::clone(account);
+        let endpoint = HttpEndpoint::for_account(
+            self.token_http.clone(),
+            &account,
+            account.client_secret.clone(),
+            Some(self.state_dir.clone()),
+        );
+        TokenManager::new(
+            account,
+            Arc::new(endpoint),
+            Arc::clone(&self.store),
+            Arc::clone(&self.clock),
+            Some(self.state_dir.clone()),
+        )
+    }
+
+    /// A loaded token manager for each account of `config`: a store that
+    /// cannot be read stops the start.
+    pub(super) async fn load_accounts(
+        &self,
+        config: &Config,
+    ) -> Result<BTreeMap<String, Arc<TokenManager>>, StartError> {
+        let mut managers = BTreeMap::new();
+        for (name, account) in &config.accounts {
+            let m = self.new_manager(account);
+            m.load().await.map_err(|source| StartError::Secrets {
+                account: name.clone(),
+                source,
+            })?;
+            managers.insert(name.clone(), m);
+        }
+        Ok(managers)
+    }
+
+    /// Reads a client secret from the store for accounts that have none in
+    /// the file, so the token endpoint gets it.
+    pub(super) async fn with_stored_client_secret(
+        &self,
+        config: &mut Config,
+    ) -> Result<(), StartError> {
+        for (name, account) in config.accounts.iter_mut() {
+            if account.client_secret.is_some() {
+                continue;
+            }
+            let secret = crate::secrets::get(&self.store, name, SecretKind::ClientSecret)
+                .await
+                .map_err(|source| StartError::Secrets {
+                    account: name.clone(),
+                    source,
+                })?;
+            if let Some(secret) = secret {
+                let mut a = (**account).clone();
+                a.client_secret = Some(secret);
+                *account = Arc::new(a);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts every account of `managers`, their first refreshes `wave`
+    /// permits at a time.
+    pub(super) fn start_accounts(
+        &self,
+        managers: &BTreeMap<String, Arc<TokenManager>>,
+        wave: &Arc<tokio::sync::Semaphore>,
+    ) {
+        let accounts = managers
+            .iter()
+            .map(|(n, m)| {
+                m.set_first_wave(Arc::clone(wave));
+                (n.clone(), self.spawn_account(m))
+            })
+            .collect();
+        self.write().accounts = accounts;
+    }
+
+    /// Starts every job of `config` (at start-up, after `READY=1`), which
+    /// is then the config in force.
+    pub(super) fn start_first_jobs(&self, config: Config) {
+        let mut running = self.write();
+        let jobs = self.start_jobs(&config, &running.accounts, BTreeMap::new());
+        running.config = Arc::new(config);
+        running.jobs = jobs;
+    }
+
+    fn spawn_account(&self, tokens: &Arc<TokenManager>) -> AccountHandle {
+        tokens.set_observer(Arc::clone(&self.changed));
+        let cancel = self.root.child_token();
+        let t = Arc::clone(tokens);
+        let c = cancel.clone();
+        self.tracker.spawn(async move { t.run(c).await });
+        AccountHandle {
+            tokens: Arc::clone(tokens),
+            cancel,
+        }
+    }
+
+    fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> JobHandle {
+        let body = jobs::body_for(job);
+        let cancel = self.root.child_token();
+        let (tx, rx) = mpsc::channel(4);
+        let status = Arc::new(JobStatus::default());
+        let job_loop = JobLoop {
+            name: job.name.clone(),
+            account: job.account.clone(),
+            trigger: job.trigger.clone(),
+            timeout: job.timeout,
+            clock: Arc::clone(&self.clock),
+            status: Arc::clone(&status),
+            cancel: cancel.clone(),
+            manual: rx,
+        };
+        let cx = JobContext {
+            job: Arc::clone(job),
+            tokens: Arc::clone(tokens),
+            http: self.http.clone(),
+            state_dir: self.state_dir.clone(),
+            cooldowns: Arc::clone(&self.cooldowns),
+            clock: Arc::clone(&self.clock),
+        };
+        let changed = Arc::clone(&self.changed);
+        let failures = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&failures);
+        let fut = job_loop.run(move || {
+            let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
+            let counter = Arc::clone(&counter);
+            async move {
+                let ran = body.run(&cx).await;
+                match ran.outcome {
+                    RunOutcome::Ok => counter.store(0, Ordering::Relaxed),
+                    RunOutcome::Error(_) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    RunOutcome::Skipped(_) => {}
+                }
+                changed.notify_one();
+                ran
+            }
+        });
+        self.tracker.spawn(fut);
+        JobHandle {
+            job: Arc::clone(job),
+            tokens: Arc::clone(tokens),
+            cancel,
+            manual: tx,
+            status,
+            failures,
+        }
+    }
+
+    /// Starts the loops for every job of `config`, keeping those in `keep`.
+    fn start_jobs(
+        &self,
+        config: &Config,
+        accounts: &BTreeMap<String, AccountHandle>,
+        mut keep: BTreeMap<String, JobHandle>,
+    ) -> BTreeMap<String, JobHandle> {
+        let mut running = BTreeMap::new();
+        for (name, job) in &config.jobs {
+            // A validated config names only accounts it defines.
+            let Some(tokens) = accounts.get(&job.account).map(|a| &a.tokens) else {
+                tracing::error!(JOB = %name, "no account {} for the job; it is not started", job.account);
+                continue;
+            };
+            if let Some(old) = keep.remove(name) {
+                if *old.job == **job && Arc::ptr_eq(&old.tokens, tokens) {
+                    running.insert(name.clone(), old);
+                    continue;
+                }
+                tracing::info!(JOB = %name, "job restarted: the reload changed it or its account");
+                old.cancel.cancel();
+            }
+            running.insert(name.clone(), self.spawn_job(job, tokens));
+        }
+        for (name, old) in keep {
+            tracing::info!(JOB = %name, "job stopped (changed or removed by the reload)");
+            old.cancel.cancel();
+        }
+        running
+    }
+}
+
+/// `status`'s line for one job.
+fn job_report(j: &JobHandle) -> JobReport {
+    let s = j.status.get();
+    let last_error = match &s.last_outcome {
+        Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
+        _ => None,
+    };
+    JobReport {
+        name: j.job.name.clone(),
+        account: j.job.account.clone(),
+        next_run: s.next_run,
+        last_run: s.last_run,
+        last_result: s.last_outcome.as_ref().map(job_result),
+        last_error,
+        running_since: s.last_run.filter(|_| s.running),
+    }
+}
+
+/// How `status` names a run's outcome.
+fn job_result(outcome: &RunOutcome) -> JobResult {
+    match outcome {
+        RunOutcome::Ok => JobResult::Ok,
+        RunOutcome::Error(_) => JobResult::Error,
+        RunOutcome::Skipped(_) => JobResult::Skipped,
+    }
+}
+
+/// `freshd run-job`: runs the job now, in its own loop, and answers how
+/// the run ended.
+pub(super) async fn run_job(registry: &Registry, name: &str) -> Response {
+    let sender = {
+        let running = registry.read();
+        match running.jobs.get(name) {
+            Some(j) => j.manual.clone(),
+            None => {
+                let known: Vec<&str> = running.jobs.keys().map(String::as_str).collect();
+                return Response::refused(
+                    Refusal::Usage,
+                    format!("no job named \"{name}\"; jobs: {}", known.join(", ")),
+                );
+            }
+        }
+    };
+    let (tx, rx) = oneshot::channel();
+    if sender.send(tx).await.is_err() {
+        return Response::refused(Refusal::Failed, "the job was stopped (reload or shutdown)");
+    }
+    match rx.await {
+        Ok(outcome) => Response::JobFinished {
+            result: job_result(&outcome),
+            detail: match outcome {
+                RunOutcome::Ok => None,
+                RunOutcome::Error(msg) | RunOutcome::Skipped(msg) => Some(msg),
+            },
+        },
+        Err(_) => Response::refused(Refusal::Failed, "the job was stopped before it ran"),
+    }
+}
