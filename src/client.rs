@@ -217,6 +217,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_kind_of_answer_has_its_exit_code() {
+        use crate::control::Adoption;
+        use crate::status::{AccountState, AccountStatus, StatusReport};
+        let refusal = |refusal| Response::refused(refusal, "why");
+        assert_eq!(exit_code(&refusal(Refusal::Usage)), 2);
+        assert_eq!(exit_code(&refusal(Refusal::NeedsPerson)), EXIT_CONFIG);
+        assert_eq!(exit_code(&refusal(Refusal::Failed)), 1);
+        let finished = |result| Response::JobFinished {
+            result,
+            detail: None,
+        };
+        assert_eq!(exit_code(&finished(JobResult::Ok)), 0);
+        assert_eq!(exit_code(&finished(JobResult::Error)), 1);
+        assert_eq!(exit_code(&finished(JobResult::Skipped)), 1);
+        let adopted = Response::Adopted {
+            adoption: Adoption::Unchanged,
+        };
+        assert_eq!(exit_code(&adopted), 0);
+        let mut report = StatusReport::default();
+        let status = |report: &StatusReport| Response::Status {
+            report: Box::new(report.clone()),
+        };
+        assert_eq!(exit_code(&status(&report)), 0);
+        report.accounts.push(AccountStatus {
+            name: "a".into(),
+            state: AccountState::NoToken,
+            access_token_expires_at: None,
+            last_refresh: None,
+            last_error: None,
+            warning: None,
+            store_error: None,
+            static_token: false,
+        });
+        assert_eq!(exit_code(&status(&report)), EXIT_NEEDS_PERSON);
+        assert_eq!(
+            refused(&Response::Reloaded),
+            1,
+            "an answer of another kind fails"
+        );
+    }
+
+    #[test]
     fn hints_name_the_unit_whose_socket_was_probed() {
         let system = explain(
             &ClientError::NoAnswer {

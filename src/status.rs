@@ -169,7 +169,6 @@ impl StatusReport {
             .daemon
             .as_ref()
             .map_or_else(TimeZone::system, |d| zone_named(&d.timezone));
-        let t = |t: &Option<Timestamp>| t.map_or_else(|| "-".to_owned(), |t| at(t, &zone));
         let mut out = String::new();
         if let Some(d) = &self.daemon {
             let _ = writeln!(
@@ -185,55 +184,69 @@ impl StatusReport {
         }
         out.push_str("ACCOUNTS\n");
         for a in &self.accounts {
-            let expiry = match a.access_token_expires_at {
-                None if a.static_token => "static, no expiry".to_owned(),
-                Some(e) if e <= now => format!("expired {} (passed)", at(e, &zone)),
-                e => format!("expires {}", t(&e)),
-            };
-            let _ = writeln!(
-                out,
-                "  {:<16} {:<12} {expiry}  last refresh {}",
-                a.name,
-                a.state.as_str(),
-                t(&a.last_refresh)
-            );
-            if let Some(e) = &a.last_error {
-                let _ = writeln!(out, "    last error: {e}");
-            }
-            if let Some(w) = &a.warning {
-                let _ = writeln!(out, "    warning: {w}");
-            }
-            if let Some(e) = &a.store_error {
-                let _ = writeln!(out, "    NOT STORED: {e}");
-            }
+            a.render(&mut out, now, &zone);
         }
         out.push_str("JOBS\n");
         for j in &self.jobs {
-            let previous = j.last_result.map(JobResult::as_str);
-            let what = match j.running_since {
-                Some(since) => format!(
-                    "running since {} (previous run: {})",
-                    at(since, &zone),
-                    previous.unwrap_or("none")
-                ),
-                None => format!(
-                    "last {} ({})",
-                    t(&j.last_run),
-                    previous.unwrap_or("never run")
-                ),
-            };
-            let _ = writeln!(
-                out,
-                "  {:<16} {:<12} next {}  {what}",
-                j.name,
-                j.account,
-                t(&j.next_run)
-            );
-            if let Some(e) = &j.last_error {
-                let _ = writeln!(out, "    last error: {e}");
-            }
+            j.render(&mut out, &zone);
         }
         out
+    }
+}
+
+impl AccountStatus {
+    /// This account's lines of `freshd status`.
+    fn render(&self, out: &mut String, now: Timestamp, zone: &TimeZone) {
+        let expiry = match self.access_token_expires_at {
+            None if self.static_token => "static, no expiry".to_owned(),
+            Some(e) if e <= now => format!("expired {} (passed)", at(e, zone)),
+            e => format!("expires {}", maybe_at(e, zone)),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<12} {expiry}  last refresh {}",
+            self.name,
+            self.state.as_str(),
+            maybe_at(self.last_refresh, zone)
+        );
+        if let Some(e) = &self.last_error {
+            let _ = writeln!(out, "    last error: {e}");
+        }
+        if let Some(w) = &self.warning {
+            let _ = writeln!(out, "    warning: {w}");
+        }
+        if let Some(e) = &self.store_error {
+            let _ = writeln!(out, "    NOT STORED: {e}");
+        }
+    }
+}
+
+impl JobReport {
+    /// This job's lines of `freshd status`.
+    fn render(&self, out: &mut String, zone: &TimeZone) {
+        let previous = self.last_result.map(JobResult::as_str);
+        let what = match self.running_since {
+            Some(since) => format!(
+                "running since {} (previous run: {})",
+                at(since, zone),
+                previous.unwrap_or("none")
+            ),
+            None => format!(
+                "last {} ({})",
+                maybe_at(self.last_run, zone),
+                previous.unwrap_or("never run")
+            ),
+        };
+        let _ = writeln!(
+            out,
+            "  {:<16} {:<12} next {}  {what}",
+            self.name,
+            self.account,
+            maybe_at(self.next_run, zone)
+        );
+        if let Some(e) = &self.last_error {
+            let _ = writeln!(out, "    last error: {e}");
+        }
     }
 }
 
@@ -296,6 +309,11 @@ fn at(t: Timestamp, zone: &TimeZone) -> String {
     t.to_zoned(zone.clone())
         .strftime("%Y-%m-%d %H:%M:%S %Z")
         .to_string()
+}
+
+/// `t` as [`at`] shows it, or `-` when there is none.
+fn maybe_at(t: Option<Timestamp>, zone: &TimeZone) -> String {
+    t.map_or_else(|| "-".to_owned(), |t| at(t, zone))
 }
 
 /// How long before `now` `since` was, to the second, e.g. `2h 5m 3s`.
@@ -390,6 +408,37 @@ JOBS
         assert!(r.needs_person());
         r.accounts[1].state = AccountState::Backoff;
         assert!(!r.needs_person());
+    }
+
+    #[test]
+    fn summary_counts_and_names_what_is_not_ok() {
+        let mut r = report();
+        assert_eq!(
+            r.summary().to_string(),
+            "1/2 accounts ok (todoist: needs_login), 2 jobs"
+        );
+        r.jobs[1].last_result = Some(JobResult::Error);
+        r.accounts[1].state = AccountState::Ok;
+        assert_eq!(
+            r.summary().to_string(),
+            "2/2 accounts ok, 2 jobs, 1 failed last run"
+        );
+    }
+
+    #[test]
+    fn states_and_results_are_their_words_in_json() {
+        use AccountState::*;
+        for state in [Ok, Refreshing, Backoff, NeedsLogin, NoToken] {
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+        for result in [JobResult::Ok, JobResult::Error, JobResult::Skipped] {
+            assert_eq!(serde_json::to_value(result).unwrap(), result.as_str());
+        }
+        let words = ["ok", "refreshing", "backoff", "needs_login", "no_token"];
+        let json = serde_json::to_value(report()).unwrap();
+        assert_eq!(json["accounts"][1]["state"], "needs_login");
+        assert_eq!(json["jobs"][0]["last_result"], "ok");
+        assert!(words.contains(&json["accounts"][0]["state"].as_str().unwrap()));
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub async fn check(path: &Path) -> u8 {
         "daemon: time zone {}, secrets {}, state directory {}, control socket {}",
         config.daemon.timezone_name,
         config.daemon.secrets,
-        daemon::describe_state_dir(&config),
-        daemon::describe_socket(&config)
+        daemon::state_dir_text(&config),
+        daemon::socket_text(&config)
     );
     println!("accounts:");
     let http = crate::http::token_client().unwrap_or_default();
@@ -35,6 +35,12 @@ pub async fn check(path: &Path) -> u8 {
             crate::oauth::discovery::describe(a, daemon::state_dir(&config), &http).await
         );
     }
+    print_jobs(&config);
+    0
+}
+
+/// Each job, with its next three runs in its time zone.
+fn print_jobs(config: &Config) {
     println!("jobs:");
     let now = jiff::Timestamp::now();
     for j in config.jobs.values() {
@@ -61,5 +67,4 @@ pub async fn check(path: &Path) -> u8 {
             .collect();
         println!("    next runs: {}", next.join(", "));
     }
-    0
 }

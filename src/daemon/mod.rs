@@ -144,7 +144,7 @@ struct Daemon {
 }
 
 /// For `freshd check`: the state directory as the daemon would use it.
-pub fn describe_state_dir(config: &Config) -> String {
+pub fn state_dir_text(config: &Config) -> String {
     state_dir(config).map_or_else(
         || "(none: set [daemon] state_dir)".into(),
         |p| p.display().to_string(),
@@ -152,7 +152,7 @@ pub fn describe_state_dir(config: &Config) -> String {
 }
 
 /// The socket path as the daemon would use it.
-pub fn describe_socket(config: &Config) -> String {
+pub fn socket_text(config: &Config) -> String {
     control::socket_path(config.daemon.socket.as_deref())
         .display()
         .to_string()

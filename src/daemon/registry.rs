@@ -130,7 +130,7 @@ impl Registry {
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         let daemon = Some(DaemonInfo::this_process(
             self.source.origin(),
-            super::describe_socket(&running.config),
+            super::socket_text(&running.config),
             running.config.daemon.timezone_name.clone(),
         ));
         StatusReport {
