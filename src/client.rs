@@ -95,10 +95,7 @@ pub async fn reload(config: &Path) -> u8 {
     };
     match &answer {
         Response::Reloaded => println!("reloaded"),
-        Response::Refused {
-            refusal: Refusal::NeedsPerson,
-            error,
-        } => eprintln!(
+        Response::Refused { error, .. } => eprintln!(
             "freshd: reload refused; the daemon keeps running its previous configuration:\n{error}"
         ),
         other => return refused(other),

@@ -8,6 +8,11 @@
 //! - `heartbeat.rs`: `WATCHDOG=1`, `STATUS=` and `notify`, from a running
 //!   summary.
 //!
+//! `lifecycle` uses the other three; `handler` and `heartbeat` use only the
+//! registry; the registry uses none of them. Whatever `status` shows that
+//! changes (an account's keeper, a job's run, a reload) tells the
+//! registry's `changed`, the one route to the heartbeat.
+//!
 //! Start-up order: config, state directory, secret store, each account's
 //! refresh token (a store that cannot be read is exit 78), the control
 //! socket, the first refresh of every account, then `READY=1`, and only then
