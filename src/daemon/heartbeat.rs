@@ -4,21 +4,28 @@
 //! so a stuck runtime stops the pings and systemd restarts us.
 //!
 //! A beat only pings: the summary is kept between changes, so nothing is
-//! rebuilt while nothing changes.
+//! rebuilt while nothing changes. Notices are also looked at every
+//! [`RECHECK`], for what time alone brings: a reminder once the quiet
+//! period is over, a refresh token's end drawing near.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::time::Interval;
+use tokio::time::{Instant, Interval};
 
 use super::Daemon;
 use crate::status::Summary;
 use crate::systemd;
+
+/// How late, at most, a notice is that nothing but time brought.
+const RECHECK: Duration = Duration::from_secs(3600);
 
 /// Starts the heartbeat; `ready` is the summary `READY=1` carried.
 pub(super) fn spawn(daemon: &Arc<Daemon>, ready: Summary) -> tokio::task::JoinHandle<()> {
     let daemon = Arc::clone(daemon);
     tokio::spawn(async move {
         let mut beat = watchdog_beat();
+        let mut recheck = tokio::time::interval_at(Instant::now() + RECHECK, RECHECK);
         let mut summary = ready;
         // What the first refreshes found may already need a person.
         daemon.notify();
@@ -26,6 +33,10 @@ pub(super) fn spawn(daemon: &Arc<Daemon>, ready: Summary) -> tokio::task::JoinHa
             tokio::select! {
                 () = tick(beat.as_mut()) => {
                     systemd::watchdog();
+                    continue;
+                }
+                _ = recheck.tick() => {
+                    daemon.notify();
                     continue;
                 }
                 () = daemon.registry.changed.notified() => {}
