@@ -231,7 +231,7 @@ impl Shared {
         let endpoint = HttpEndpoint::for_account(
             self.token_http.clone(),
             &account,
-            account.client_secret.clone(),
+            account.client_secret(),
             Some(self.state_dir.clone()),
         );
         TokenManager::new(
@@ -258,7 +258,7 @@ impl Shared {
                 })?;
             if let Some(secret) = secret {
                 let mut a = (**account).clone();
-                a.client_secret = Some(secret);
+                a.client_secret = Some(secret.into());
                 *account = Arc::new(a);
             }
         }

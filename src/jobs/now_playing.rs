@@ -15,17 +15,58 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{JobBody, JobContext, api_outcome};
+use super::{JobBody, JobContext, JobType, api_outcome};
 use super::{Ran, RunOutcome};
-use crate::config::NowPlayingJob;
+use crate::config::{JobCheck, Keys, Shape, Trigger};
 use crate::spotify::types::Item;
 use crate::sync::MutexExt;
+
+/// The `now_playing` job type.
+#[derive(Debug)]
+pub struct Type;
+
+impl JobType for Type {
+    type Settings = NowPlayingJob;
+    const NAME: &'static str = "now_playing";
+    const KEYS: &'static Keys = &[("history", Shape::Text), ("on_change", Shape::List)];
+
+    fn check(job: &mut JobCheck<'_, '_>) -> Option<NowPlayingJob> {
+        let r = job.raw();
+        let (history_key, on_change_key) = (job.key("history"), job.key("on_change"));
+        let settings = NowPlayingJob {
+            history: r
+                .text("history")
+                .and_then(|h| job.cx.relative_or_absolute(h, &history_key)),
+            on_change: r
+                .list("on_change")
+                .and_then(|c| job.cx.argv(c, &on_change_key)),
+        };
+        if let Some(Trigger::Cron { .. }) = job.trigger {
+            job.missing("schedule", "a `now_playing` job polls: give `every` (the longest gap between polls, e.g. \"30s\") instead of `schedule`");
+            return None;
+        }
+        Some(settings)
+    }
+
+    fn body(settings: &NowPlayingJob) -> Arc<dyn JobBody> {
+        Arc::new(NowPlaying::new(settings.clone()))
+    }
+}
+
+/// `type = "now_playing"`
+#[derive(Debug, Clone, PartialEq)]
+pub struct NowPlayingJob {
+    /// The history file; relative paths live in the state directory.
+    pub history: Option<PathBuf>,
+    /// A program to run on each change, with the item in `FRESHD_*`.
+    pub on_change: Option<Vec<String>>,
+}
 
 /// Poll this long after the planned end of a track: the player needs a
 /// moment to move on, and polling at the very end would see the old track.

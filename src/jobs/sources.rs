@@ -6,12 +6,232 @@
 //! before anything is written.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+
+use toml::Spanned;
 
 use super::JobContext;
 use super::child::{self, Program, Stdout};
-use crate::config::{Lines, PlaylistRef, Source, valid_item_uri};
+use super::playlist::PlaylistRef;
+use crate::config::{JobCheck, Keys, RawTable, Shape, quoted_list};
 use crate::spotify::types::Item;
 use crate::spotify::{ApiError, Spotify};
+
+/// Where a playlist job's items come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    TopTracks { time_range: TimeRange, limit: u32 },
+    RecentlyPlayed { limit: u32 },
+    Playlist { playlist: PlaylistRef },
+    Search { lines: Lines },
+    Uris { lines: Lines },
+}
+
+/// `short_term` (4 weeks), `medium_term` (6 months), `long_term` (years).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeRange {
+    ShortTerm,
+    MediumTerm,
+    LongTerm,
+}
+
+impl TimeRange {
+    pub const CHOICES: &[(&str, TimeRange)] = &[
+        ("short_term", TimeRange::ShortTerm),
+        ("medium_term", TimeRange::MediumTerm),
+        ("long_term", TimeRange::LongTerm),
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TimeRange::ShortTerm => "short_term",
+            TimeRange::MediumTerm => "medium_term",
+            TimeRange::LongTerm => "long_term",
+        }
+    }
+}
+
+/// Lines of input for `search` and `uris` sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lines {
+    List(Vec<String>),
+    File(PathBuf),
+    Command(Vec<String>),
+}
+
+/// The keys of a playlist job's `source = { … }`.
+pub const SOURCE_KEYS: &Keys = &[
+    ("kind", Shape::Text),
+    ("time_range", Shape::Text),
+    ("limit", Shape::Integer),
+    ("playlist", Shape::Text),
+    ("queries", Shape::List),
+    ("uris", Shape::List),
+    ("file", Shape::Text),
+    ("command", Shape::List),
+];
+
+/// Each source kind, with the keys it takes besides `kind`.
+const SOURCE_KINDS: &[(&str, &[&str])] = &[
+    ("top_tracks", &["time_range", "limit"]),
+    ("recently_played", &["limit"]),
+    ("playlist", &["playlist"]),
+    ("search", &["queries", "file", "command"]),
+    ("uris", &["uris", "file", "command"]),
+];
+
+/// Checks a playlist job's `source` table.
+pub(super) fn check(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Option<Source> {
+    let r = raw.get_ref();
+    let kinds: Vec<&str> = SOURCE_KINDS.iter().map(|(k, _)| *k).collect();
+    let Some(kind) = r.text("kind") else {
+        job.problem(
+            raw.span(),
+            "source.kind",
+            format!("missing key `kind`; use one of {}", quoted_list(&kinds)),
+        );
+        return None;
+    };
+    let Some(&(kind_name, allowed)) = SOURCE_KINDS.iter().find(|(k, _)| k == kind.get_ref()) else {
+        job.problem(
+            kind.span(),
+            "source.kind",
+            format!(
+                "\"{}\" is not a source kind; use one of {}",
+                kind.get_ref(),
+                quoted_list(&kinds)
+            ),
+        );
+        return None;
+    };
+    let mut bad = false;
+    for (k, _) in &SOURCE_KEYS[1..] {
+        if let Some(span) = r.span(k)
+            && !allowed.contains(k)
+        {
+            bad = true;
+            job.problem(
+                span,
+                &format!("source.{k}"),
+                format!(
+                    "`{k}` is not a key of a `{kind_name}` source; its keys are kind, {}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    let limit = limit(job, r);
+    let source = match kind_name {
+        "top_tracks" => Source::TopTracks {
+            time_range: r
+                .text("time_range")
+                .map_or(Some(TimeRange::MediumTerm), |t| {
+                    let key = job.key("source.time_range");
+                    job.cx.one_of(t, &key, TimeRange::CHOICES)
+                })?,
+            limit: limit?,
+        },
+        "recently_played" => Source::RecentlyPlayed { limit: limit? },
+        "playlist" => Source::Playlist {
+            playlist: source_playlist(job, raw)?,
+        },
+        "search" => Source::Search {
+            lines: check_lines(job, raw, "queries")?,
+        },
+        _ => Source::Uris {
+            lines: check_uris(job, raw)?,
+        },
+    };
+    (!bad).then_some(source)
+}
+
+/// `limit`: 50 unless given.
+fn limit(job: &mut JobCheck<'_, '_>, r: &RawTable) -> Option<u32> {
+    match r.integer("limit") {
+        Some(l) if (1..=50).contains(l.get_ref()) => {
+            Some(u32::try_from(*l.get_ref()).unwrap_or(50))
+        }
+        Some(l) => {
+            job.problem(
+                l.span(),
+                "source.limit",
+                format!(
+                    "{} is out of range; Spotify gives 1 to 50 items here",
+                    l.get_ref()
+                ),
+            );
+            None
+        }
+        None => Some(50),
+    }
+}
+
+fn source_playlist(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Option<PlaylistRef> {
+    match raw.get_ref().text("playlist") {
+        Some(p) if !p.get_ref().trim().is_empty() => Some(PlaylistRef::parse(p.get_ref().trim())),
+        _ => {
+            job.problem(
+                raw.span(),
+                "source.playlist",
+                "a `playlist` source needs `playlist`: a name or \"spotify:playlist:ID\"",
+            );
+            None
+        }
+    }
+}
+
+/// A `uris` source's lines, with every URI written in the config valid.
+fn check_uris(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Option<Lines> {
+    let lines = check_lines(job, raw, "uris")?;
+    if let (Lines::List(uris), Some(span)) = (&lines, raw.get_ref().span("uris"))
+        && let Some(bad) = uris.iter().find(|u| !valid_item_uri(u))
+    {
+        job.problem(
+            span,
+            "source.uris",
+            format!("\"{bad}\" is not a track or episode URI; write e.g. \"spotify:track:4uLU6hMCjMI75M1A2tKUQC\""),
+        );
+        return None;
+    }
+    Some(lines)
+}
+
+/// Exactly one of `list_key`, `file`, `command` in a source.
+fn check_lines(
+    job: &mut JobCheck<'_, '_>,
+    raw: &Spanned<RawTable>,
+    list_key: &str,
+) -> Option<Lines> {
+    let r = raw.get_ref();
+    let list = r.list(list_key);
+    let given = [list.is_some(), r.has("file"), r.has("command")]
+        .iter()
+        .filter(|given| **given)
+        .count();
+    if given != 1 {
+        job.problem(raw.span(), &format!("source.{list_key}"), format!("give exactly one of `{list_key}` (a list), `file` (a path, one item a line) or `command` (a program that prints one item a line)"));
+        return None;
+    }
+    if let Some(list) = list {
+        return Some(Lines::List(list.get_ref().clone()));
+    }
+    if let Some(file) = r.text("file") {
+        let key = job.key("source.file");
+        return job.cx.relative_or_absolute(file, &key).map(Lines::File);
+    }
+    let key = job.key("source.command");
+    r.list("command")
+        .and_then(|c| job.cx.argv(c, &key))
+        .map(Lines::Command)
+}
+
+/// `spotify:track:ID` or `spotify:episode:ID`: what a playlist holds.
+pub fn valid_item_uri(uri: &str) -> bool {
+    let id = uri
+        .strip_prefix("spotify:track:")
+        .or_else(|| uri.strip_prefix("spotify:episode:"));
+    id.is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+}
 
 /// The most a source program may print; more is surely a mistake.
 const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
