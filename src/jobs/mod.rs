@@ -14,6 +14,7 @@ pub mod http;
 mod kind;
 pub mod now_playing;
 pub mod playlist;
+pub mod search;
 pub mod sources;
 
 pub use kind::{JobKind, JobType, Registered};

@@ -92,6 +92,27 @@ pub struct HistoryLine {
     pub duration_ms: u64,
 }
 
+impl HistoryLine {
+    /// The `FRESHD_*` variables `on_change` gets.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FRESHD_URI".to_owned(), self.uri.clone()),
+            ("FRESHD_TYPE".to_owned(), self.kind.clone()),
+            ("FRESHD_NAME".to_owned(), self.name.clone()),
+            ("FRESHD_ARTISTS".to_owned(), self.artists.join(", ")),
+            (
+                "FRESHD_ALBUM".to_owned(),
+                self.album.clone().unwrap_or_default(),
+            ),
+            (
+                "FRESHD_DURATION_MS".to_owned(),
+                self.duration_ms.to_string(),
+            ),
+            ("FRESHD_PLAYED_AT".to_owned(), self.played_at.to_string()),
+        ]
+    }
+}
+
 #[derive(Debug)]
 pub struct NowPlaying {
     config: NowPlayingJob,
@@ -216,21 +237,7 @@ impl NowPlaying {
                 })?;
         }
         if let Some(argv) = &self.config.on_change {
-            let env = vec![
-                ("FRESHD_URI".to_owned(), line.uri.clone()),
-                ("FRESHD_TYPE".to_owned(), line.kind.clone()),
-                ("FRESHD_NAME".to_owned(), line.name.clone()),
-                ("FRESHD_ARTISTS".to_owned(), line.artists.join(", ")),
-                (
-                    "FRESHD_ALBUM".to_owned(),
-                    line.album.clone().unwrap_or_default(),
-                ),
-                (
-                    "FRESHD_DURATION_MS".to_owned(),
-                    line.duration_ms.to_string(),
-                ),
-                ("FRESHD_PLAYED_AT".to_owned(), line.played_at.to_string()),
-            ];
+            let env = line.env();
             // on_change gets the item, not the token: it needs no more.
             if let RunOutcome::Error(e) = super::command::run_argv(argv, cx, None, &env).await {
                 tracing::warn!(JOB = %cx.job.name, "on_change failed: {e}");

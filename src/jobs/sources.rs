@@ -1,6 +1,7 @@
 //! Where a playlist job's items come from (DESIGN §3): the user's top
 //! tracks, recently played, another playlist, search lines ("Artist -
-//! Title", best match taken, nothing when nothing matches well), or URIs.
+//! Title", matched in [`super::search`]), or URIs; the `source = { … }`
+//! table's keys and their checks.
 //! Lines come from the config, a file, or a program's output. A source that
 //! fails (a program exiting non-zero, an unreadable file) fails the run
 //! before anything is written.
@@ -13,6 +14,7 @@ use toml::Spanned;
 use super::JobContext;
 use super::child::{self, Program, Stdout};
 use super::playlist::PlaylistRef;
+use super::search::best_match;
 use crate::config::{JobCheck, Keys, RawTable, Shape, quoted_list};
 use crate::spotify::types::Item;
 use crate::spotify::{ApiError, Spotify};
@@ -104,22 +106,7 @@ pub(super) fn check(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Opti
         );
         return None;
     };
-    let mut bad = false;
-    for (k, _) in &SOURCE_KEYS[1..] {
-        if let Some(span) = r.span(k)
-            && !allowed.contains(k)
-        {
-            bad = true;
-            job.problem(
-                span,
-                &format!("source.{k}"),
-                format!(
-                    "`{k}` is not a key of a `{kind_name}` source; its keys are kind, {}",
-                    allowed.join(", ")
-                ),
-            );
-        }
-    }
+    let bad = misplaced_keys(job, r, kind_name, allowed);
     let limit = limit(job, r);
     let source = match kind_name {
         "top_tracks" => Source::TopTracks {
@@ -143,6 +130,33 @@ pub(super) fn check(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Opti
         },
     };
     (!bad).then_some(source)
+}
+
+/// A problem with each key that the source's kind does not take; whether
+/// there was one.
+fn misplaced_keys(
+    job: &mut JobCheck<'_, '_>,
+    r: &RawTable,
+    kind_name: &str,
+    allowed: &[&str],
+) -> bool {
+    let mut bad = false;
+    for (k, _) in &SOURCE_KEYS[1..] {
+        if let Some(span) = r.span(k)
+            && !allowed.contains(k)
+        {
+            bad = true;
+            job.problem(
+                span,
+                &format!("source.{k}"),
+                format!(
+                    "`{k}` is not a key of a `{kind_name}` source; its keys are kind, {}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    bad
 }
 
 /// `limit`: 50 unless given.
@@ -237,10 +251,6 @@ pub fn valid_item_uri(uri: &str) -> bool {
 const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
 /// The largest source file read: the same as a program's output.
 const MAX_SOURCE_FILE: u64 = MAX_COMMAND_OUTPUT as u64;
-/// How many search results are weighed per line (the API allows 10).
-const SEARCH_CANDIDATES: u32 = 5;
-/// The least score (0 to 1) a search result needs to be taken.
-const MATCH_THRESHOLD: f64 = 0.6;
 
 /// Why a source gave nothing to work with.
 #[derive(Debug, thiserror::Error)]
@@ -384,140 +394,4 @@ async fn command_output(argv: &[String], cx: &JobContext) -> Result<String, Sour
         )));
     }
     Ok(String::from_utf8_lossy(&finished.stdout).into_owned())
-}
-
-/// Splits "Artist - Title"; a line without " - " is all title.
-pub fn split_line(line: &str) -> (Option<&str>, &str) {
-    match line.split_once(" - ") {
-        Some((artist, title)) if !artist.trim().is_empty() && !title.trim().is_empty() => {
-            (Some(artist.trim()), title.trim())
-        }
-        _ => (None, line.trim()),
-    }
-}
-
-async fn best_match(api: &Spotify, line: &str) -> Result<Option<String>, ApiError> {
-    let (artist, title) = split_line(line);
-    // Decorations such as "(Remastered)" are for the scoring, not the query.
-    let plain = normalize(title);
-    let query = match artist {
-        Some(a) => format!("track:{plain} artist:{a}"),
-        None => plain,
-    };
-    let candidates = api.search_tracks(&query, SEARCH_CANDIDATES).await?;
-    Ok(candidates
-        .into_iter()
-        .map(|item| (score(artist, title, &item), item.uri))
-        .filter(|(s, _)| *s >= MATCH_THRESHOLD)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, uri)| uri))
-}
-
-/// Lower case, letters and digits only, without "(feat. …)", "- Remastered"
-/// and the like.
-pub fn normalize(s: &str) -> String {
-    let lower = s.to_lowercase();
-    let cut = [
-        "(feat",
-        "[feat",
-        " feat.",
-        " - remaster",
-        " - live",
-        "(remaster",
-        " - radio edit",
-    ]
-    .iter()
-    .filter_map(|m| lower.find(m))
-    .min()
-    .unwrap_or(lower.len());
-    lower[..cut]
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn similarity(a: &str, b: &str) -> f64 {
-    let (a, b) = (normalize(a), normalize(b));
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    if a == b {
-        return 1.0;
-    }
-    if a.contains(&b) || b.contains(&a) {
-        return 0.85;
-    }
-    let wa: HashSet<&str> = a.split(' ').collect();
-    let wb: HashSet<&str> = b.split(' ').collect();
-    let common = wa.intersection(&wb).count() as f64;
-    common / (wa.union(&wb).count() as f64)
-}
-
-/// How well `item` answers "artist - title", from 0 to 1.
-pub fn score(artist: Option<&str>, title: &str, item: &Item) -> f64 {
-    let t = similarity(title, &item.name);
-    let Some(artist) = artist else {
-        return t;
-    };
-    let a = item
-        .artist_names()
-        .iter()
-        .map(|n| similarity(artist, n))
-        .fold(0.0, f64::max);
-    0.6 * t + 0.4 * a
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spotify::types::Named;
-
-    fn track(artist: &str, name: &str) -> Item {
-        Item {
-            kind: "track".into(),
-            name: name.into(),
-            artists: vec![Named {
-                name: artist.into(),
-            }],
-            ..Item::default()
-        }
-    }
-
-    #[test]
-    fn lines_split_on_the_first_spaced_dash() {
-        assert_eq!(
-            split_line("Nina Simone - Feeling Good"),
-            (Some("Nina Simone"), "Feeling Good")
-        );
-        assert_eq!(
-            split_line("Jay-Z - 99 Problems - Live"),
-            (Some("Jay-Z"), "99 Problems - Live")
-        );
-        assert_eq!(split_line("Teardrop"), (None, "Teardrop"));
-    }
-
-    #[test]
-    fn best_match_prefers_the_right_artist_and_ignores_decorations() {
-        let good = score(
-            Some("Massive Attack"),
-            "Teardrop",
-            &track("Massive Attack", "Teardrop - Remastered 2019"),
-        );
-        let cover = score(
-            Some("Massive Attack"),
-            "Teardrop",
-            &track("José González", "Teardrop"),
-        );
-        let other = score(
-            Some("Massive Attack"),
-            "Teardrop",
-            &track("Massive Attack", "Angel"),
-        );
-        assert!(good >= 0.99, "{good}");
-        assert!(cover < good && cover >= MATCH_THRESHOLD, "{cover}");
-        assert!(other < MATCH_THRESHOLD, "{other}");
-    }
 }

@@ -41,13 +41,7 @@ pub(super) fn account(
     if let Some(secret) = &r.client_secret
         && !private
     {
-        cx.problem(
-            secret.span(),
-            &key("client_secret"),
-            format!(
-                "a literal client secret needs a config file readable by its owner only: run `chmod 600` on it, or remove the key and store the secret with `secret-tool store --label='freshd {n} client secret' service freshd username {n}/client_secret`"
-            ),
-        );
+        literal_secret_problem(cx, n, secret);
     }
     let grant = r
         .grant
@@ -71,15 +65,13 @@ pub(super) fn account(
         return None;
     }
     let (urls, requests) = (urls?, requests?);
+    let client_secret = r.client_secret.as_ref();
     Some(Account {
         notify: requests.notify,
         name: n.clone(),
         provider,
         client_id: client_id?,
-        client_secret: r
-            .client_secret
-            .as_ref()
-            .map(|s| SecretString::from(s.get_ref().clone()).into()),
+        client_secret: client_secret.map(|s| SecretString::from(s.get_ref().clone()).into()),
         scopes: r.scopes.clone(),
         redirect_uri: requests.redirect_uri,
         grant: grant?,
@@ -94,6 +86,16 @@ pub(super) fn account(
         authorize_params: requests.authorize_params,
         token_params: requests.token_params,
     })
+}
+
+fn literal_secret_problem(cx: &mut Ctx<'_>, n: &str, secret: &Spanned<String>) {
+    cx.problem(
+        secret.span(),
+        &format!("accounts.{n}.client_secret"),
+        format!(
+            "a literal client secret needs a config file readable by its owner only: run `chmod 600` on it, or remove the key and store the secret with `secret-tool store --label='freshd {n} client secret' service freshd username {n}/client_secret`"
+        ),
+    );
 }
 
 fn provider(cx: &mut Ctx<'_>, p: &Spanned<String>, key: &str) -> Option<Provider> {
