@@ -206,7 +206,7 @@ impl Shared {
                     account: j.job.account.clone(),
                     next_run: s.next_run,
                     last_run: s.last_run,
-                    last_result: s.last_outcome.as_ref().map(|o| o.word().to_owned()),
+                    last_result: s.last_outcome.as_ref().map(|o| o.as_str().to_owned()),
                     last_error,
                     running_since: s.last_run.filter(|_| s.running),
                 }

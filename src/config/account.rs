@@ -10,31 +10,17 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 
-/// A provider whose URLs freshd knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
-    Spotify,
-    Todoist,
+use super::choices;
+
+choices! {
+    /// A provider whose URLs freshd knows.
+    pub enum Provider {
+        Spotify = "spotify",
+        Todoist = "todoist",
+    }
 }
 
 impl Provider {
-    pub const NAMES: &[&str] = &["spotify", "todoist"];
-
-    pub(super) fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "spotify" => Some(Self::Spotify),
-            "todoist" => Some(Self::Todoist),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Spotify => "spotify",
-            Self::Todoist => "todoist",
-        }
-    }
-
     pub fn authorize_url(self) -> &'static str {
         match self {
             Self::Spotify => "https://accounts.spotify.com/authorize",
@@ -77,47 +63,26 @@ impl Provider {
     }
 }
 
-/// How an account gets its access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    /// A refresh token from a one-time authorization (`freshd login`).
-    AuthorizationCode,
-    /// The client's own credentials; no refresh token, no user.
-    ClientCredentials,
+choices! {
+    /// How an account gets its access tokens.
+    pub enum Grant {
+        /// A refresh token from a one-time authorization (`freshd login`).
+        AuthorizationCode = "authorization_code",
+        /// The client's own credentials; no refresh token, no user.
+        ClientCredentials = "client_credentials",
+    }
 }
 
-impl Grant {
-    pub const CHOICES: &[(&str, Grant)] = &[
-        ("authorization_code", Grant::AuthorizationCode),
-        ("client_credentials", Grant::ClientCredentials),
-    ];
-}
-
-/// How the client proves who it is to the token and revocation endpoints
-/// (`token_endpoint_auth_method`, with the names of RFC 8414 and OIDC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` as form fields.
-    ClientSecretPost,
-    /// A public client: `client_id` in the form, no secret.
-    None,
-}
-
-impl AuthMethod {
-    pub const CHOICES: &[(&str, AuthMethod)] = &[
-        ("client_secret_basic", AuthMethod::ClientSecretBasic),
-        ("client_secret_post", AuthMethod::ClientSecretPost),
-        ("none", AuthMethod::None),
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            AuthMethod::ClientSecretBasic => "client_secret_basic",
-            AuthMethod::ClientSecretPost => "client_secret_post",
-            AuthMethod::None => "none",
-        }
+choices! {
+    /// How the client proves who it is to the token and revocation endpoints
+    /// (`token_endpoint_auth_method`, with the names of RFC 8414 and OIDC).
+    pub enum AuthMethod {
+        /// HTTP Basic with the form-urlencoded id and secret (RFC 6749 §2.3.1).
+        ClientSecretBasic = "client_secret_basic",
+        /// `client_id` and `client_secret` as form fields.
+        ClientSecretPost = "client_secret_post",
+        /// A public client: `client_id` in the form, no secret.
+        None = "none",
     }
 }
 

@@ -11,6 +11,7 @@
 //! present but wrong.
 
 mod account;
+mod choices;
 mod messages;
 mod raw;
 mod validate;
@@ -24,6 +25,7 @@ use std::time::Duration;
 use jiff::tz::TimeZone;
 
 pub use account::{Account, AuthMethod, ClientSecret, Grant, Provider};
+pub(crate) use choices::choices;
 pub use raw::{Keys, RawTable, Shape};
 pub use validate::{Ctx, JobCheck, parse_duration, parse_size, quoted_list};
 
@@ -56,32 +58,13 @@ pub struct Daemon {
     pub notify: Option<Vec<String>>,
 }
 
-/// Where refresh tokens and client secrets live (DESIGN §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SecretsMode {
-    /// The Secret Service (gnome-keyring, KWallet, KeePassXC).
-    Keyring,
-    /// systemd credentials, with rotated tokens in the state directory.
-    Credentials,
-}
-
-impl SecretsMode {
-    pub const CHOICES: &[(&str, SecretsMode)] = &[
-        ("keyring", SecretsMode::Keyring),
-        ("credentials", SecretsMode::Credentials),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SecretsMode::Keyring => "keyring",
-            SecretsMode::Credentials => "credentials",
-        }
-    }
-}
-
-impl fmt::Display for SecretsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+choices! {
+    /// Where refresh tokens and client secrets live (DESIGN §4).
+    pub enum SecretsMode {
+        /// The Secret Service (gnome-keyring, KWallet, KeePassXC).
+        Keyring = "keyring",
+        /// systemd credentials, with rotated tokens in the state directory.
+        Credentials = "credentials",
     }
 }
 

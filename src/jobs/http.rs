@@ -22,7 +22,7 @@ use secrecy::SecretString;
 use super::{JobBody, JobContext, JobType};
 use super::{Ran, RunOutcome};
 use crate::api::{self, SendError, redact};
-use crate::config::{JobCheck, Keys, Shape};
+use crate::config::{JobCheck, Keys, Shape, choices};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 
 /// The most of a body that goes to the log when there is no `output`.
@@ -143,39 +143,14 @@ pub struct HttpJob {
     pub max_size: u64,
 }
 
-/// The methods an `http` job may use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HttpMethod {
-    Get,
-    Post,
-    Put,
-    Patch,
-    Delete,
-}
-
-impl HttpMethod {
-    pub const CHOICES: &[(&str, HttpMethod)] = &[
-        ("GET", HttpMethod::Get),
-        ("POST", HttpMethod::Post),
-        ("PUT", HttpMethod::Put),
-        ("PATCH", HttpMethod::Patch),
-        ("DELETE", HttpMethod::Delete),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HttpMethod::Get => "GET",
-            HttpMethod::Post => "POST",
-            HttpMethod::Put => "PUT",
-            HttpMethod::Patch => "PATCH",
-            HttpMethod::Delete => "DELETE",
-        }
-    }
-}
-
-impl std::fmt::Display for HttpMethod {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+choices! {
+    /// The methods an `http` job may use.
+    pub enum HttpMethod {
+        Get = "GET",
+        Post = "POST",
+        Put = "PUT",
+        Patch = "PATCH",
+        Delete = "DELETE",
     }
 }
 

@@ -147,7 +147,7 @@ pub enum RunOutcome {
 
 impl RunOutcome {
     /// The `last_result` word of `status --json`.
-    pub fn word(&self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             RunOutcome::Ok => "ok",
             RunOutcome::Skipped(_) => "skipped",

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use super::sources::{self, Source, SourceError};
 use super::{JobBody, JobContext, JobType, api_outcome};
 use super::{Ran, RunOutcome};
-use crate::config::{JobCheck, Keys, Shape};
+use crate::config::{JobCheck, Keys, Shape, choices};
 use crate::spotify::{ApiError, Spotify, WRITE_BATCH};
 
 /// The most of a remembered playlist id file read (an id is 22 bytes).
@@ -161,16 +161,12 @@ pub enum PlaylistMode {
     },
 }
 
-/// Where appended items go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Position {
-    Top,
-    Bottom,
-}
-
-impl Position {
-    pub const CHOICES: &[(&str, Position)] =
-        &[("top", Position::Top), ("bottom", Position::Bottom)];
+choices! {
+    /// Where appended items go.
+    pub enum Position {
+        Top = "top",
+        Bottom = "bottom",
+    }
 }
 
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use super::JobContext;
 use super::child::{self, Program, Stdout};
 use super::playlist::PlaylistRef;
 use super::search::best_match;
-use crate::config::{JobCheck, Keys, RawTable, Shape, quoted_list};
+use crate::config::{JobCheck, Keys, RawTable, Shape, choices, quoted_list};
 use crate::spotify::types::Item;
 use crate::spotify::{ApiError, Spotify};
 
@@ -29,27 +29,12 @@ pub enum Source {
     Uris { lines: Lines },
 }
 
-/// `short_term` (4 weeks), `medium_term` (6 months), `long_term` (years).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TimeRange {
-    ShortTerm,
-    MediumTerm,
-    LongTerm,
-}
-
-impl TimeRange {
-    pub const CHOICES: &[(&str, TimeRange)] = &[
-        ("short_term", TimeRange::ShortTerm),
-        ("medium_term", TimeRange::MediumTerm),
-        ("long_term", TimeRange::LongTerm),
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimeRange::ShortTerm => "short_term",
-            TimeRange::MediumTerm => "medium_term",
-            TimeRange::LongTerm => "long_term",
-        }
+choices! {
+    /// `short_term` (4 weeks), `medium_term` (6 months), `long_term` (years).
+    pub enum TimeRange {
+        ShortTerm = "short_term",
+        MediumTerm = "medium_term",
+        LongTerm = "long_term",
     }
 }
 
