@@ -107,53 +107,35 @@ pub struct RawTable {
     values: BTreeMap<&'static str, RawValue>,
 }
 
+/// `RawTable::NAME(key)`: the value at `key` if given (and of that shape).
+macro_rules! accessors {
+    ($($(#[$doc:meta])* $name:ident: $variant:ident($ty:ty);)+) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self, key: &str) -> Option<&Spanned<$ty>> {
+                match self.values.get(key)? {
+                    RawValue::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        )+
+    };
+}
+
 impl RawTable {
-    /// The string at `key`, if given.
-    pub fn text(&self, key: &str) -> Option<&Spanned<String>> {
-        match self.values.get(key)? {
-            RawValue::Text(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// The list of strings at `key`, if given.
-    pub fn list(&self, key: &str) -> Option<&Spanned<Vec<String>>> {
-        match self.values.get(key)? {
-            RawValue::List(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// The whole number at `key`, if given.
-    pub fn integer(&self, key: &str) -> Option<&Spanned<i64>> {
-        match self.values.get(key)? {
-            RawValue::Integer(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// The table of strings at `key`, if given.
-    pub fn strings(&self, key: &str) -> Option<&Spanned<BTreeMap<String, String>>> {
-        match self.values.get(key)? {
-            RawValue::Strings(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// Any value at `key`, if given.
-    pub fn any(&self, key: &str) -> Option<&Spanned<toml::Value>> {
-        match self.values.get(key)? {
-            RawValue::Any(v) => Some(v),
-            _ => None,
-        }
-    }
-
-    /// The table at `key`, if given.
-    pub fn table(&self, key: &str) -> Option<&Spanned<RawTable>> {
-        match self.values.get(key)? {
-            RawValue::Table(v) => Some(v),
-            _ => None,
-        }
+    accessors! {
+        /// The string at `key`, if given.
+        text: Text(String);
+        /// The list of strings at `key`, if given.
+        list: List(Vec<String>);
+        /// The whole number at `key`, if given.
+        integer: Integer(i64);
+        /// The table of strings at `key`, if given.
+        strings: Strings(BTreeMap<String, String>);
+        /// Any value at `key`, if given.
+        any: Any(toml::Value);
+        /// The table at `key`, if given.
+        table: Table(RawTable);
     }
 
     /// Whether `key` is given.

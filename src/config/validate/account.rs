@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use toml::Spanned;
 
-use super::values::{Ctx, NAME_RULE, valid_name};
+use super::values::Ctx;
 use crate::config::raw::RawAccount;
 use crate::config::{Account, AuthMethod, Grant, Provider};
 
@@ -24,14 +24,7 @@ pub(super) fn account(
 ) -> Option<Account> {
     let n = name.get_ref();
     let key = |k: &str| format!("accounts.{n}.{k}");
-    let ok_name = valid_name(n);
-    if !ok_name {
-        cx.problem(
-            name.span(),
-            &format!("accounts.{n}"),
-            format!("\"{n}\" is not a valid account name; {NAME_RULE}"),
-        );
-    }
+    let ok_name = cx.name(name, "accounts", "account");
     let r = raw.get_ref();
     let provider = match &r.provider {
         None => None,

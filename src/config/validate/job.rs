@@ -12,7 +12,7 @@ use jiff::tz::TimeZone;
 use toml::Spanned;
 
 use super::daemon::timezone;
-use super::values::{Ctx, NAME_RULE, quoted_list, valid_name};
+use super::values::{Ctx, quoted_list};
 use crate::config::raw::{Keys, RawAccount, RawJob, RawTable, Shape};
 use crate::config::{Job, Trigger};
 use crate::jobs::{Registered, TYPES};
@@ -90,14 +90,7 @@ pub(super) fn job(
     zone: Option<(&TimeZone, &str)>,
 ) -> Option<Job> {
     let n = name.get_ref();
-    let ok_name = valid_name(n);
-    if !ok_name {
-        cx.problem(
-            name.span(),
-            &format!("jobs.{n}"),
-            format!("\"{n}\" is not a valid job name; {NAME_RULE}"),
-        );
-    }
+    let ok_name = cx.name(name, "jobs", "job");
     let (r, span) = (&raw.get_ref().0, raw.span());
     let job_type = job_type(cx, n, r, span.clone())?;
     let account = account(cx, n, r, span.clone(), accounts);

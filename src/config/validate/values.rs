@@ -44,23 +44,38 @@ impl<'a> Ctx<'a> {
     }
 
     pub fn duration(&mut self, value: &Spanned<String>, key: &str) -> Option<Duration> {
-        match parse_duration(value.get_ref()) {
-            Ok(d) => Some(d),
-            Err(msg) => {
-                self.problem(value.span(), key, msg);
-                None
-            }
-        }
+        self.parsed(value, key, parse_duration)
     }
 
     pub fn size(&mut self, value: &Spanned<String>, key: &str) -> Option<u64> {
-        match parse_size(value.get_ref()) {
-            Ok(n) => Some(n),
-            Err(msg) => {
-                self.problem(value.span(), key, msg);
-                None
-            }
+        self.parsed(value, key, parse_size)
+    }
+
+    /// `value` parsed by `parse`, whose error is the problem.
+    fn parsed<T>(
+        &mut self,
+        value: &Spanned<String>,
+        key: &str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        parse(value.get_ref())
+            .map_err(|msg| self.problem(value.span(), key, msg))
+            .ok()
+    }
+
+    /// Whether the name of an account or a job (`what`, in `[table.NAME]`)
+    /// is valid; a problem if not.
+    pub(super) fn name(&mut self, name: &Spanned<String>, table: &str, what: &str) -> bool {
+        let n = name.get_ref();
+        let ok = valid_name(n);
+        if !ok {
+            self.problem(
+                name.span(),
+                &format!("{table}.{n}"),
+                format!("\"{n}\" is not a valid {what} name; {NAME_RULE}"),
+            );
         }
+        ok
     }
 
     /// The choice named by `value`, or a problem that lists the names.
@@ -200,11 +215,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 
 /// Names of accounts and jobs go into key names, file names and journal
 /// fields, so they are kept to a safe alphabet.
-pub(super) fn valid_name(name: &str) -> bool {
+fn valid_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         && name.len() <= 64
 }
 
-pub(super) const NAME_RULE: &str = "names start with a letter or digit, then letters, digits, '-', '_' or '.', at most 64 characters";
+const NAME_RULE: &str = "names start with a letter or digit, then letters, digits, '-', '_' or '.', at most 64 characters";
