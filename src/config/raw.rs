@@ -156,7 +156,7 @@ impl RawTable {
     }
 }
 
-/// `[jobs.NAME]`: a table of the keys in [`super::job_keys`].
+/// `[jobs.NAME]`: a table of the keys in [`super::validate::job_keys`].
 #[derive(Debug)]
 pub struct RawJob(pub RawTable);
 
