@@ -27,7 +27,7 @@ use jiff::tz::TimeZone;
 pub use account::{Account, AuthMethod, ClientSecret, Grant, Provider};
 pub(crate) use choices::choices;
 pub use raw::{Keys, RawTable, Shape};
-pub use validate::{Ctx, JobCheck, parse_duration, parse_size, quoted_list};
+pub use validate::{JobCheck, parse_duration, quoted_list};
 
 use crate::jobs::JobKind;
 

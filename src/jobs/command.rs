@@ -29,8 +29,7 @@ impl JobType for Type {
             job.missing("command", "missing key `command`; write the program and its arguments as a list, e.g. [\"/usr/local/bin/backup\", \"--quiet\"]");
             return None;
         };
-        let key = job.key("command");
-        job.cx.argv(c, &key).map(|argv| CommandJob { argv })
+        job.argv(c, "command").map(|argv| CommandJob { argv })
     }
 
     fn body(settings: &CommandJob) -> Arc<dyn JobBody> {

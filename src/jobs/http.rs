@@ -54,8 +54,7 @@ impl JobType for Type {
     fn check(job: &mut JobCheck<'_, '_>) -> Option<HttpJob> {
         let r = job.raw();
         let method = r.text("method").map_or(Some(HttpMethod::Get), |m| {
-            let key = job.key("method");
-            job.cx.one_of(m, &key, HttpMethod::CHOICES)
+            job.one_of(m, "method", HttpMethod::CHOICES)
         });
         let target = target(job);
         let body = match r.any("body") {
@@ -69,17 +68,11 @@ impl JobType for Type {
             None => Some(None),
         };
         let output = match r.text("output") {
-            Some(o) => {
-                let key = job.key("output");
-                job.cx.relative_or_absolute(o, &key).map(Some)
-            }
+            Some(o) => job.path(o, "output").map(Some),
             None => Some(None),
         };
         let max_size = match r.text("max_size") {
-            Some(m) => {
-                let key = job.key("max_size");
-                job.cx.size(m, &key)
-            }
+            Some(m) => job.size(m, "max_size"),
             None => Some(DEFAULT_HTTP_MAX_SIZE),
         };
         Some(HttpJob {
@@ -111,10 +104,7 @@ fn target(job: &mut JobCheck<'_, '_>) -> Option<HttpTarget> {
             job.problem(p.span(), "path", format!("\"{}\" does not start with '/'; write a path relative to the account's api_base_url, e.g. \"/me\"", p.get_ref()));
             None
         }
-        (None, Some(u)) => {
-            let key = job.key("url");
-            job.cx.url(u, &key).map(HttpTarget::Url)
-        }
+        (None, Some(u)) => job.url(u, "url").map(HttpTarget::Url),
         (Some(_), Some(u)) => {
             job.problem(
                 u.span(),

@@ -38,14 +38,9 @@ impl JobType for Type {
 
     fn check(job: &mut JobCheck<'_, '_>) -> Option<NowPlayingJob> {
         let r = job.raw();
-        let (history_key, on_change_key) = (job.key("history"), job.key("on_change"));
         let settings = NowPlayingJob {
-            history: r
-                .text("history")
-                .and_then(|h| job.cx.relative_or_absolute(h, &history_key)),
-            on_change: r
-                .list("on_change")
-                .and_then(|c| job.cx.argv(c, &on_change_key)),
+            history: r.text("history").and_then(|h| job.path(h, "history")),
+            on_change: r.list("on_change").and_then(|c| job.argv(c, "on_change")),
         };
         if let Some(Trigger::Cron { .. }) = job.trigger {
             job.missing("schedule", "a `now_playing` job polls: give `every` (the longest gap between polls, e.g. \"30s\") instead of `schedule`");

@@ -80,11 +80,7 @@ fn mode(job: &mut JobCheck<'_, '_>) -> Option<PlaylistMode> {
     let r = job.raw();
     let append = match r.text("mode") {
         None => false,
-        Some(m) => {
-            let key = job.key("mode");
-            job.cx
-                .one_of(m, &key, &[("replace", false), ("append", true)])?
-        }
+        Some(m) => job.one_of(m, "mode", &[("replace", false), ("append", true)])?,
     };
     if !append {
         for k in ["max_items", "position"] {
@@ -95,8 +91,7 @@ fn mode(job: &mut JobCheck<'_, '_>) -> Option<PlaylistMode> {
         return Some(PlaylistMode::Replace);
     }
     let position = r.text("position").map_or(Some(Position::Bottom), |p| {
-        let key = job.key("position");
-        job.cx.one_of(p, &key, Position::CHOICES)
+        job.one_of(p, "position", Position::CHOICES)
     });
     let max_items = match r.integer("max_items") {
         Some(m) if (1..=10_000).contains(m.get_ref()) => {

@@ -98,8 +98,7 @@ pub(super) fn check(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Opti
             time_range: r
                 .text("time_range")
                 .map_or(Some(TimeRange::MediumTerm), |t| {
-                    let key = job.key("source.time_range");
-                    job.cx.one_of(t, &key, TimeRange::CHOICES)
+                    job.one_of(t, "source.time_range", TimeRange::CHOICES)
                 })?,
             limit: limit?,
         },
@@ -215,12 +214,10 @@ fn check_lines(
         return Some(Lines::List(list.get_ref().clone()));
     }
     if let Some(file) = r.text("file") {
-        let key = job.key("source.file");
-        return job.cx.relative_or_absolute(file, &key).map(Lines::File);
+        return job.path(file, "source.file").map(Lines::File);
     }
-    let key = job.key("source.command");
     r.list("command")
-        .and_then(|c| job.cx.argv(c, &key))
+        .and_then(|c| job.argv(c, "source.command"))
         .map(Lines::Command)
 }
 

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::path::PathBuf;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -51,7 +52,7 @@ pub fn job_keys() -> &'static Keys {
 /// One job's type-specific keys, as its type's check sees them.
 #[derive(Debug)]
 pub struct JobCheck<'c, 'a> {
-    pub cx: &'c mut Ctx<'a>,
+    cx: &'c mut Ctx<'a>,
     name: &'c str,
     raw: &'c RawTable,
     span: Range<usize>,
@@ -79,6 +80,41 @@ impl<'c> JobCheck<'c, '_> {
     /// A problem with the job's table as a whole, such as a missing key.
     pub fn missing(&mut self, key: &str, message: impl Into<String>) {
         self.problem(self.span.clone(), key, message);
+    }
+
+    /// The choice named by `value` (see [`Ctx::one_of`]).
+    pub fn one_of<T: Copy>(
+        &mut self,
+        value: &Spanned<String>,
+        key: &str,
+        choices: &[(&str, T)],
+    ) -> Option<T> {
+        let key = self.key(key);
+        self.cx.one_of(value, &key, choices)
+    }
+
+    /// A program and its arguments (see [`Ctx::argv`]).
+    pub fn argv(&mut self, value: &Spanned<Vec<String>>, key: &str) -> Option<Vec<String>> {
+        let key = self.key(key);
+        self.cx.argv(value, &key)
+    }
+
+    /// A path, relative to the state directory or absolute.
+    pub fn path(&mut self, value: &Spanned<String>, key: &str) -> Option<PathBuf> {
+        let key = self.key(key);
+        self.cx.relative_or_absolute(value, &key)
+    }
+
+    /// An http(s) URL (see [`Ctx::url`]).
+    pub fn url(&mut self, value: &Spanned<String>, key: &str) -> Option<String> {
+        let key = self.key(key);
+        self.cx.url(value, &key)
+    }
+
+    /// A size such as `"16MiB"`.
+    pub fn size(&mut self, value: &Spanned<String>, key: &str) -> Option<u64> {
+        let key = self.key(key);
+        self.cx.size(value, &key)
     }
 }
 
