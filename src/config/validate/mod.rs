@@ -17,7 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use job::{JobCheck, job_keys};
-pub use values::{Ctx, parse_duration, parse_size, quoted_list};
+pub use values::{Ctx, parse_duration, quoted_list};
+#[cfg(test)]
+pub(super) use values::parse_size;
 
 use super::raw::RawConfig;
 use super::{Config, Problem};
