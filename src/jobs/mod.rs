@@ -19,15 +19,6 @@ pub mod sources;
 
 pub use kind::{JobKind, JobType, Registered};
 
-/// Every job type, in the order messages list them. A new type is a file
-/// with a [`JobType`], and one line here.
-pub const TYPES: &[Registered] = &[
-    Registered::of::<now_playing::Type>(),
-    Registered::of::<playlist::Type>(),
-    Registered::of::<http::Type>(),
-    Registered::of::<command::Type>(),
-];
-
 use std::future::Future;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -42,6 +33,15 @@ use crate::config::Job;
 use crate::oauth::TokenManager;
 use crate::spotify::{ApiError, Spotify};
 use crate::time::Clock;
+
+/// Every job type, in the order messages list them. A new type is a file
+/// with a [`JobType`], and one line here.
+pub const TYPES: &[Registered] = &[
+    Registered::of::<now_playing::Type>(),
+    Registered::of::<playlist::Type>(),
+    Registered::of::<http::Type>(),
+    Registered::of::<command::Type>(),
+];
 
 /// Everything one run may use.
 #[derive(Debug, Clone)]

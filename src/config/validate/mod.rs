@@ -17,9 +17,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use job::{JobCheck, job_keys};
-pub use values::{Ctx, parse_duration, quoted_list};
 #[cfg(test)]
 pub(super) use values::parse_size;
+pub use values::{Ctx, parse_duration, quoted_list};
 
 use super::raw::RawConfig;
 use super::{Config, Problem};
