@@ -24,7 +24,7 @@ pub async fn check(path: &Path) -> u8 {
     println!("accounts:");
     let http = crate::http::token_client().unwrap_or_default();
     for a in config.accounts.values() {
-        let provider = a.provider.map_or("custom", |p| p.name());
+        let provider = a.provider.map_or("custom", |p| p.as_str());
         println!(
             "  {:<16} {provider}, refreshed {} before expiry",
             a.name,

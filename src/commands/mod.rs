@@ -87,7 +87,7 @@ async fn client_secret(
     acc: &config::Account,
 ) -> Result<Option<SecretString>, u8> {
     if acc.client_secret.is_some() {
-        return Ok(acc.client_secret.clone());
+        return Ok(acc.client_secret());
     }
     store::get(store, &acc.name, SecretKind::ClientSecret)
         .await

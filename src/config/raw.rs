@@ -3,13 +3,21 @@
 //! Every table denies unknown keys, and every value that validation may
 //! complain about is kept `Spanned`, so that the second stage
 //! ([`super::validate`]) can name the line and column of a bad value.
-//! Job keys are one flat struct rather than a tagged enum: serde's tagged
-//! enums lose spans, and a flat struct lets validation say "key `playlist` is
-//! not valid for a job of type `now_playing`" instead of a generic error.
+//!
+//! A job's table is a [`RawTable`]: its keys are the common ones and every
+//! job type's own ([`super::validate::job_keys`], from the job type registry), each
+//! with the [`Shape`] of its value. One table for all types, rather than a
+//! tagged enum, because serde's tagged enums lose spans, and a table of
+//! every type's keys lets validation say "key `playlist` is not valid for a
+//! job of type `now_playing`" instead of a generic error. A key that no type
+//! has is refused while parsing, with the nearest valid key suggested.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 /// The whole file.
@@ -60,48 +68,204 @@ pub struct RawAccount {
     pub notify: Option<Spanned<Vec<String>>>,
 }
 
-/// `[jobs.NAME]`: the union of every job type's keys.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawJob {
-    pub account: Option<Spanned<String>>,
-    #[serde(rename = "type")]
-    pub kind: Option<Spanned<String>>,
-    pub schedule: Option<Spanned<String>>,
-    pub every: Option<Spanned<String>>,
-    pub timezone: Option<Spanned<String>>,
-    pub timeout: Option<Spanned<String>>,
-    // now_playing
-    pub history: Option<Spanned<String>>,
-    pub on_change: Option<Spanned<Vec<String>>>,
-    // playlist
-    pub playlist: Option<Spanned<String>>,
-    pub source: Option<Spanned<RawSource>>,
-    pub mode: Option<Spanned<String>>,
-    pub max_items: Option<Spanned<i64>>,
-    pub position: Option<Spanned<String>>,
-    // http
-    pub method: Option<Spanned<String>>,
-    pub path: Option<Spanned<String>>,
-    pub url: Option<Spanned<String>>,
-    pub query: Option<Spanned<BTreeMap<String, String>>>,
-    pub body: Option<Spanned<toml::Value>>,
-    pub output: Option<Spanned<String>>,
-    pub max_size: Option<Spanned<String>>,
-    // command
-    pub command: Option<Spanned<Vec<String>>>,
+/// What a key's value must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A string.
+    Text,
+    /// A list of strings.
+    List,
+    /// A whole number.
+    Integer,
+    /// A table of strings.
+    Strings,
+    /// Any TOML value (a request body).
+    Any,
+    /// A table with keys of its own.
+    Table(&'static Keys),
 }
 
-/// A playlist job's `source = { kind = …, … }`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSource {
-    pub kind: Option<Spanned<String>>,
-    pub time_range: Option<Spanned<String>>,
-    pub limit: Option<Spanned<i64>>,
-    pub playlist: Option<Spanned<String>>,
-    pub queries: Option<Spanned<Vec<String>>>,
-    pub uris: Option<Spanned<Vec<String>>>,
-    pub file: Option<Spanned<String>>,
-    pub command: Option<Spanned<Vec<String>>>,
+/// A table's keys, each with the shape of its value, in the order that
+/// messages list them.
+pub type Keys = [(&'static str, Shape)];
+
+/// One value of a [`RawTable`], as its [`Shape`] says.
+#[derive(Debug)]
+pub enum RawValue {
+    Text(Spanned<String>),
+    List(Spanned<Vec<String>>),
+    Integer(Spanned<i64>),
+    Strings(Spanned<BTreeMap<String, String>>),
+    Any(Spanned<toml::Value>),
+    Table(Spanned<RawTable>),
+}
+
+/// A table whose keys are known only at run time: a job's, or a table in
+/// one (a playlist job's `source`).
+#[derive(Debug, Default)]
+pub struct RawTable {
+    values: BTreeMap<&'static str, RawValue>,
+}
+
+/// `RawTable::NAME(key)`: the value at `key` if given (and of that shape).
+macro_rules! accessors {
+    ($($(#[$doc:meta])* $name:ident: $variant:ident($ty:ty);)+) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(&self, key: &str) -> Option<&Spanned<$ty>> {
+                match self.values.get(key)? {
+                    RawValue::$variant(v) => Some(v),
+                    _ => None,
+                }
+            }
+        )+
+    };
+}
+
+impl RawTable {
+    accessors! {
+        /// The string at `key`, if given.
+        text: Text(String);
+        /// The list of strings at `key`, if given.
+        list: List(Vec<String>);
+        /// The whole number at `key`, if given.
+        integer: Integer(i64);
+        /// The table of strings at `key`, if given.
+        strings: Strings(BTreeMap<String, String>);
+        /// Any value at `key`, if given.
+        any: Any(toml::Value);
+        /// The table at `key`, if given.
+        table: Table(RawTable);
+    }
+
+    /// Whether `key` is given.
+    pub fn has(&self, key: &str) -> bool {
+        self.values.contains_key(key)
+    }
+
+    /// Where the value of `key` is, if given.
+    pub fn span(&self, key: &str) -> Option<std::ops::Range<usize>> {
+        Some(match self.values.get(key)? {
+            RawValue::Text(v) => v.span(),
+            RawValue::List(v) => v.span(),
+            RawValue::Integer(v) => v.span(),
+            RawValue::Strings(v) => v.span(),
+            RawValue::Any(v) => v.span(),
+            RawValue::Table(v) => v.span(),
+        })
+    }
+}
+
+/// `[jobs.NAME]`: a table of the keys in [`super::validate::job_keys`].
+#[derive(Debug)]
+pub struct RawJob(pub RawTable);
+
+impl<'de> Deserialize<'de> for RawJob {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        TableSeed {
+            name: "RawJob",
+            keys: super::validate::job_keys(),
+        }
+        .deserialize(deserializer)
+        .map(RawJob)
+    }
+}
+
+thread_local! {
+    /// The keys of the next nested table: `Spanned` takes no seed, so the
+    /// keys reach [`Nested`] this way, set just before it is read.
+    static NESTED_KEYS: Cell<&'static Keys> = const { Cell::new(&[]) };
+}
+
+/// A table inside a [`RawTable`], read with the keys in [`NESTED_KEYS`].
+struct Nested(RawTable);
+
+impl<'de> Deserialize<'de> for Nested {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let keys = NESTED_KEYS.with(Cell::get);
+        TableSeed {
+            name: "RawTable",
+            keys,
+        }
+        .deserialize(deserializer)
+        .map(Nested)
+    }
+}
+
+/// Reads a table of `keys`, refusing any other key as serde's
+/// `deny_unknown_fields` does (the same words, at the key).
+struct TableSeed {
+    /// What the messages call a value that is not a table: `struct NAME`.
+    name: &'static str,
+    keys: &'static Keys,
+}
+
+impl<'de> DeserializeSeed<'de> for TableSeed {
+    type Value = RawTable;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawTable, D::Error> {
+        deserializer.deserialize_struct(self.name, &[], self)
+    }
+}
+
+impl<'de> Visitor<'de> for TableSeed {
+    type Value = RawTable;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "struct {}", self.name)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawTable, A::Error> {
+        let mut table = RawTable::default();
+        while let Some((key, shape)) = map.next_key_seed(KeySeed(self.keys))? {
+            let value = match shape {
+                Shape::Text => RawValue::Text(map.next_value()?),
+                Shape::List => RawValue::List(map.next_value()?),
+                Shape::Integer => RawValue::Integer(map.next_value()?),
+                Shape::Strings => RawValue::Strings(map.next_value()?),
+                Shape::Any => RawValue::Any(map.next_value()?),
+                Shape::Table(keys) => {
+                    NESTED_KEYS.with(|k| k.set(keys));
+                    let nested: Spanned<Nested> = map.next_value()?;
+                    let span = nested.span();
+                    RawValue::Table(Spanned::new(span, nested.into_inner().0))
+                }
+            };
+            table.values.insert(key, value);
+        }
+        Ok(table)
+    }
+}
+
+/// Reads one key of a table and finds its shape.
+struct KeySeed(&'static Keys);
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = (&'static str, Shape);
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed {
+    type Value = (&'static str, Shape);
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("field identifier")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<Self::Value, E> {
+        if let Some(&(name, shape)) = self.0.iter().find(|(name, _)| *name == key) {
+            return Ok((name, shape));
+        }
+        let names: Vec<String> = self.0.iter().map(|(n, _)| format!("`{n}`")).collect();
+        // serde's own words for an unknown field, which messages.rs reads.
+        Err(E::custom(match names.as_slice() {
+            [] => format!("unknown field `{key}`, there are no fields"),
+            [one] => format!("unknown field `{key}`, expected {one}"),
+            [a, b] => format!("unknown field `{key}`, expected {a} or {b}"),
+            all => format!("unknown field `{key}`, expected one of {}", all.join(", ")),
+        }))
+    }
 }

@@ -1,6 +1,9 @@
 use std::path::Path;
 
 use super::*;
+use crate::jobs::http::HttpJob;
+use crate::jobs::playlist::{PlaylistJob, PlaylistMode, PlaylistRef, Position};
+use crate::jobs::sources::{Lines, Source};
 
 const ACCOUNT: &str = r#"
 [accounts.spotify]
@@ -216,9 +219,7 @@ source = {{ kind = "uris", uris = ["spotify:track:4uLU6hMCjMI75M1A2tKUQC"] }}
 "#
     );
     let config = parse(&text).unwrap();
-    let JobKind::Playlist(arch) = &config.jobs["arch"].kind else {
-        panic!()
-    };
+    let arch: &PlaylistJob = config.jobs["arch"].kind.settings().unwrap();
     assert_eq!(
         arch.playlist,
         PlaylistRef::Id("37i9dQZF1DX0XUsuxWHRQd".into())
@@ -230,9 +231,7 @@ source = {{ kind = "uris", uris = ["spotify:track:4uLU6hMCjMI75M1A2tKUQC"] }}
             max_items: Some(500)
         }
     );
-    let JobKind::Playlist(s) = &config.jobs["s"].kind else {
-        panic!()
-    };
+    let s: &PlaylistJob = config.jobs["s"].kind.settings().unwrap();
     assert_eq!(
         s.source,
         Source::Search {
@@ -441,9 +440,7 @@ fn http_max_size_has_a_default_and_takes_units() {
         )
     };
     let config = parse(&job("")).unwrap();
-    let JobKind::Http(h) = &config.jobs["h"].kind else {
-        panic!("not an http job");
-    };
+    let h: &HttpJob = config.jobs["h"].kind.settings().expect("an http job");
     assert_eq!(h.max_size, 16 << 20);
     let err = error(&job("max_size = \"big\""));
     assert!(
@@ -496,4 +493,137 @@ fn check_warns_about_placeholders_and_an_empty_config() {
         vec!["the config has no accounts and no jobs, so freshd has nothing to do; add an [accounts.NAME] table (`man freshd.toml` lists every key)".to_owned()]
     );
     assert!(parse(ACCOUNT).unwrap().warnings().is_empty());
+}
+
+/// Each field of an account, changed on its own, makes it another account
+/// for a reload (all but `notify`, which keeps the tokens). The destructuring
+/// lists every field, so a new field does not compile until it is added
+/// here: a field can no longer escape the comparison unnoticed.
+#[test]
+fn reload_notices_a_change_of_any_account_field() {
+    let text = "[accounts.a]\nprovider = \"spotify\"\nclient_id = \"id\"\nclient_secret = \"s\"\n";
+    let a = (*Config::parse(text, Path::new("/c.toml"), true)
+        .unwrap()
+        .accounts["a"])
+        .clone();
+    let Account {
+        name: _,
+        provider: _,
+        client_id: _,
+        client_secret: _,
+        scopes: _,
+        redirect_uri: _,
+        grant: _,
+        refresh_before_expiry: _,
+        authorize_url: _,
+        token_url: _,
+        revocation_url: _,
+        issuer: _,
+        api_base_url: _,
+        refresh_token_lifetime: _,
+        token_endpoint_auth_method: _,
+        authorize_params: _,
+        token_params: _,
+        notify: _,
+    } = &a;
+    fn other() -> Option<String> {
+        Some("https://other.example".to_owned())
+    }
+    type Change = fn(&mut Account);
+    let changes: Vec<(&str, Change)> = vec![
+        ("name", (|a| a.name.push('2'))),
+        ("provider", (|a| a.provider = Some(Provider::Todoist))),
+        ("client_id", (|a| a.client_id.push('2'))),
+        (
+            "client_secret",
+            (|a| a.client_secret = Some(secrecy::SecretString::from("t").into())),
+        ),
+        ("scopes", (|a| a.scopes.push("x".into()))),
+        ("redirect_uri", (|a| a.redirect_uri = other())),
+        ("grant", (|a| a.grant = Grant::ClientCredentials)),
+        ("refresh_before_expiry", (|a| a.refresh_before_expiry *= 2)),
+        ("authorize_url", (|a| a.authorize_url = other())),
+        ("token_url", (|a| a.token_url = other())),
+        ("revocation_url", (|a| a.revocation_url = other())),
+        ("issuer", (|a| a.issuer = other())),
+        ("api_base_url", (|a| a.api_base_url = other())),
+        (
+            "refresh_token_lifetime",
+            (|a| a.refresh_token_lifetime = None),
+        ),
+        (
+            "token_endpoint_auth_method",
+            (|a| a.token_endpoint_auth_method = Some(AuthMethod::None)),
+        ),
+        (
+            "authorize_params",
+            (|a| {
+                a.authorize_params.insert("prompt".into(), "login".into());
+            }),
+        ),
+        (
+            "token_params",
+            (|a| {
+                a.token_params.insert("resource".into(), "r".into());
+            }),
+        ),
+    ];
+    assert_eq!(changes.len(), 17, "every field but notify");
+    for (field, change) in &changes {
+        let mut b = a.clone();
+        change(&mut b);
+        assert!(!a.same_as(&b), "a change of {field} went unnoticed");
+        assert_ne!(a, b, "{field}");
+    }
+    let told = Account {
+        notify: Some(vec!["/bin/true".into()]),
+        ..a.clone()
+    };
+    assert!(a.same_as(&told), "changing notify keeps the tokens");
+    assert!(a.same_as(&a.clone()));
+}
+
+#[test]
+fn a_client_secret_never_shows_in_debug() {
+    let text =
+        "[accounts.a]\nprovider = \"spotify\"\nclient_id = \"id\"\nclient_secret = \"hunter2\"\n";
+    let config = Config::parse(text, Path::new("/c.toml"), true).unwrap();
+    let shown = format!("{config:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("ClientSecret([REDACTED])"), "{shown}");
+}
+
+#[test]
+fn the_registry_gives_each_key_one_shape_and_each_type_one_name() {
+    use crate::jobs::TYPES;
+    let names: std::collections::BTreeSet<&str> = TYPES.iter().map(|t| t.name).collect();
+    assert_eq!(names.len(), TYPES.len(), "two job types share a name");
+    for t in TYPES {
+        for (key, shape) in t.keys {
+            let (_, known) = validate::job_keys().iter().find(|(k, _)| k == key).unwrap();
+            assert_eq!(known, shape, "{key} of {} has two shapes", t.name);
+        }
+    }
+    assert_eq!(
+        error(&format!(
+            "{ACCOUNT}[jobs.x]\naccount = \"spotify\"\nevery = \"1h\"\n"
+        )),
+        format!(
+            "/etc/freshd/config.toml:5:1: jobs.x.type: missing key `type`; use one of {}",
+            quoted_list(&TYPES.iter().map(|t| t.name).collect::<Vec<_>>())
+        )
+    );
+}
+
+#[test]
+fn jobs_compare_by_type_and_settings() {
+    let job = |extra: &str| {
+        let text = format!("{ACCOUNT}[jobs.x]\naccount = \"spotify\"\nevery = \"1h\"\n{extra}");
+        parse(&text).unwrap().jobs["x"].kind.clone()
+    };
+    let command = job("type = \"command\"\ncommand = [\"a\"]\n");
+    assert_eq!(command, job("type = \"command\"\ncommand = [\"a\"]\n"));
+    assert_ne!(command, job("type = \"command\"\ncommand = [\"b\"]\n"));
+    assert_ne!(command, job("type = \"http\"\npath = \"/a\"\n"));
+    assert_eq!(command.type_name(), "command");
 }

@@ -208,7 +208,7 @@ impl Registry {
         let endpoint = HttpEndpoint::for_account(
             self.token_http.clone(),
             &account,
-            account.client_secret.clone(),
+            account.client_secret(),
             Some(self.state_dir.clone()),
         );
         TokenManager::new(
@@ -256,7 +256,7 @@ impl Registry {
                 })?;
             if let Some(secret) = secret {
                 let mut a = (**account).clone();
-                a.client_secret = Some(secret);
+                a.client_secret = Some(secret.into());
                 *account = Arc::new(a);
             }
         }

@@ -6,13 +6,43 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use secrecy::SecretString;
 
 use super::child::{self, Program, Stdout};
-use super::{JobBody, JobContext};
+use super::{JobBody, JobContext, JobType};
 use super::{Ran, RunOutcome};
-use crate::config::CommandJob;
+use crate::config::{JobCheck, Keys, Shape};
+
+/// The `command` job type.
+#[derive(Debug)]
+pub struct Type;
+
+impl JobType for Type {
+    type Settings = CommandJob;
+    const NAME: &'static str = "command";
+    const KEYS: &'static Keys = &[("command", Shape::List)];
+
+    fn check(job: &mut JobCheck<'_, '_>) -> Option<CommandJob> {
+        let Some(c) = job.raw().list("command") else {
+            job.missing("command", "missing key `command`; write the program and its arguments as a list, e.g. [\"/usr/local/bin/backup\", \"--quiet\"]");
+            return None;
+        };
+        job.argv(c, "command").map(|argv| CommandJob { argv })
+    }
+
+    fn body(settings: &CommandJob) -> Arc<dyn JobBody> {
+        Arc::new(Command(settings.clone()))
+    }
+}
+
+/// `type = "command"`
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandJob {
+    /// The program and its arguments; no shell is involved.
+    pub argv: Vec<String>,
+}
 
 #[derive(Debug)]
 pub struct Command(pub CommandJob);

@@ -7,26 +7,151 @@
 //! at most `max_size` bytes, else the run fails and `output` stays as it
 //! was) or its start goes to the log; no body is ever held whole in memory.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 
 use secrecy::SecretString;
 
-use super::{JobBody, JobContext};
+use super::{JobBody, JobContext, JobType};
 use super::{Ran, RunOutcome};
 use crate::api::{self, SendError, redact};
-use crate::config::{HttpJob, HttpTarget};
+use crate::config::{JobCheck, Keys, Shape, choices};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
 
 /// The most of a body that goes to the log when there is no `output`.
 const MAX_LOGGED_BODY: usize = 2048;
 /// The most of an error answer quoted in the run's error.
 const MAX_QUOTED_ERROR: usize = 200;
+
+/// Default `max_size`: far above any JSON answer a job would save, far
+/// below what would strain a small machine's memory or disk.
+pub const DEFAULT_HTTP_MAX_SIZE: u64 = 16 * 1024 * 1024;
+
+/// The `http` job type.
+#[derive(Debug)]
+pub struct Type;
+
+impl JobType for Type {
+    type Settings = HttpJob;
+    const NAME: &'static str = "http";
+    const KEYS: &'static Keys = &[
+        ("method", Shape::Text),
+        ("path", Shape::Text),
+        ("url", Shape::Text),
+        ("query", Shape::Strings),
+        ("body", Shape::Any),
+        ("output", Shape::Text),
+        ("max_size", Shape::Text),
+    ];
+
+    fn check(job: &mut JobCheck<'_, '_>) -> Option<HttpJob> {
+        let r = job.raw();
+        let method = r.text("method").map_or(Some(HttpMethod::Get), |m| {
+            job.one_of(m, "method", HttpMethod::CHOICES)
+        });
+        let target = target(job);
+        let body = match r.any("body") {
+            Some(b) => match serde_json::to_value(b.get_ref()) {
+                Ok(v) => Some(Some(v)),
+                Err(e) => {
+                    job.problem(b.span(), "body", format!("cannot be sent as JSON ({e}); write a TOML table, array, string or number"));
+                    None
+                }
+            },
+            None => Some(None),
+        };
+        let output = match r.text("output") {
+            Some(o) => job.path(o, "output").map(Some),
+            None => Some(None),
+        };
+        let max_size = match r.text("max_size") {
+            Some(m) => job.size(m, "max_size"),
+            None => Some(DEFAULT_HTTP_MAX_SIZE),
+        };
+        Some(HttpJob {
+            method: method?,
+            target: target?,
+            query: r
+                .strings("query")
+                .map(|q| q.get_ref().clone())
+                .unwrap_or_default(),
+            body: body?,
+            output: output?,
+            max_size: max_size?,
+        })
+    }
+
+    fn body(settings: &HttpJob) -> Arc<dyn JobBody> {
+        Arc::new(Http(settings.clone()))
+    }
+}
+
+/// `path` (relative to the account's `api_base_url`) or `url`.
+fn target(job: &mut JobCheck<'_, '_>) -> Option<HttpTarget> {
+    let r = job.raw();
+    match (r.text("path"), r.text("url")) {
+        (Some(p), None) if p.get_ref().starts_with('/') => {
+            Some(HttpTarget::Path(p.get_ref().clone()))
+        }
+        (Some(p), None) => {
+            job.problem(p.span(), "path", format!("\"{}\" does not start with '/'; write a path relative to the account's api_base_url, e.g. \"/me\"", p.get_ref()));
+            None
+        }
+        (None, Some(u)) => job.url(u, "url").map(HttpTarget::Url),
+        (Some(_), Some(u)) => {
+            job.problem(
+                u.span(),
+                "url",
+                "give either `path` (relative to the account's api_base_url) or `url`, not both",
+            );
+            None
+        }
+        (None, None) => {
+            job.missing("path", "missing key `path` or `url`; e.g. path = \"/me\"");
+            None
+        }
+    }
+}
+
+/// `type = "http"`
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpJob {
+    pub method: HttpMethod,
+    pub target: HttpTarget,
+    pub query: BTreeMap<String, String>,
+    pub body: Option<serde_json::Value>,
+    /// Where the response body goes; the log when `None`.
+    pub output: Option<PathBuf>,
+    /// The largest body saved to `output`; a larger one fails the run.
+    pub max_size: u64,
+}
+
+choices! {
+    /// The methods an `http` job may use.
+    pub enum HttpMethod {
+        Get = "GET",
+        Post = "POST",
+        Put = "PUT",
+        Patch = "PATCH",
+        Delete = "DELETE",
+    }
+}
+
+/// An `http` job's request target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpTarget {
+    /// Relative to the account's `api_base_url`.
+    Path(String),
+    /// A full URL.
+    Url(String),
+}
 
 #[derive(Debug)]
 pub struct Http(pub HttpJob);
@@ -108,7 +233,7 @@ impl Http {
             let text = String::from_utf8_lossy(&body);
             return RunOutcome::Error(format!(
                 "{} {url} answered {status}: {}",
-                self.0.method.as_str(),
+                self.0.method,
                 redact(text.trim(), &token)
             ));
         }
@@ -117,7 +242,7 @@ impl Http {
                 let path = cx.resolve(path);
                 match save(resp, &path, self.0.max_size).await {
                     Ok(n) => {
-                        tracing::info!(JOB = %cx.job.name, "{} {url}: {status}, {n} bytes written to {}", self.0.method.as_str(), path.display())
+                        tracing::info!(JOB = %cx.job.name, "{} {url}: {status}, {n} bytes written to {}", self.0.method, path.display())
                     }
                     Err(e) => return RunOutcome::Error(e),
                 }
@@ -125,7 +250,7 @@ impl Http {
             None => {
                 let body = read_at_most(&mut resp, MAX_LOGGED_BODY).await;
                 let text = String::from_utf8_lossy(&body);
-                tracing::info!(JOB = %cx.job.name, "{} {url}: {status}: {}", self.0.method.as_str(), redact(text.trim(), &token));
+                tracing::info!(JOB = %cx.job.name, "{} {url}: {status}: {}", self.0.method, redact(text.trim(), &token));
             }
         }
         RunOutcome::Ok

@@ -1,4 +1,5 @@
-//! What jobs do: one file per job type behind one trait.
+//! What jobs do: one file per job type, each a [`JobType`] that owns its
+//! keys, their validation and its body, all listed in [`TYPES`].
 //!
 //! The scheduler decides when; a [`JobBody`] does one run with a
 //! [`JobContext`] (the account's token manager, the shared HTTP client, the
@@ -10,9 +11,13 @@
 pub mod child;
 pub mod command;
 pub mod http;
+mod kind;
 pub mod now_playing;
 pub mod playlist;
+pub mod search;
 pub mod sources;
+
+pub use kind::{JobKind, JobType, Registered};
 
 use std::future::Future;
 use std::io;
@@ -24,10 +29,19 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::api::Cooldowns;
-use crate::config::{Job, JobKind};
+use crate::config::Job;
 use crate::oauth::TokenManager;
 use crate::spotify::{ApiError, Spotify};
 use crate::time::Clock;
+
+/// Every job type, in the order messages list them. A new type is a file
+/// with a [`JobType`], and one line here.
+pub const TYPES: &[Registered] = &[
+    Registered::of::<now_playing::Type>(),
+    Registered::of::<playlist::Type>(),
+    Registered::of::<http::Type>(),
+    Registered::of::<command::Type>(),
+];
 
 /// Everything one run may use.
 #[derive(Debug, Clone)]
@@ -107,12 +121,7 @@ pub trait JobBody: Send + Sync + std::fmt::Debug {
 
 /// The body for a job.
 pub fn body_for(job: &Job) -> Arc<dyn JobBody> {
-    match &job.kind {
-        JobKind::Command(c) => Arc::new(command::Command(c.clone())),
-        JobKind::Http(h) => Arc::new(http::Http(h.clone())),
-        JobKind::NowPlaying(n) => Arc::new(now_playing::NowPlaying::new(n.clone())),
-        JobKind::Playlist(p) => Arc::new(playlist::PlaylistBody(p.clone())),
-    }
+    job.kind.body()
 }
 
 /// How a Web API failure ends a run: a cooldown is `skipped` (with when the
@@ -138,7 +147,7 @@ pub enum RunOutcome {
 
 impl RunOutcome {
     /// The `last_result` word of `status --json`.
-    pub fn word(&self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             RunOutcome::Ok => "ok",
             RunOutcome::Skipped(_) => "skipped",

@@ -15,17 +15,53 @@ use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{JobBody, JobContext, api_outcome};
+use super::{JobBody, JobContext, JobType, api_outcome};
 use super::{Ran, RunOutcome};
-use crate::config::NowPlayingJob;
+use crate::config::{JobCheck, Keys, Shape, Trigger};
 use crate::spotify::types::Item;
 use crate::sync::MutexExt;
+
+/// The `now_playing` job type.
+#[derive(Debug)]
+pub struct Type;
+
+impl JobType for Type {
+    type Settings = NowPlayingJob;
+    const NAME: &'static str = "now_playing";
+    const KEYS: &'static Keys = &[("history", Shape::Text), ("on_change", Shape::List)];
+
+    fn check(job: &mut JobCheck<'_, '_>) -> Option<NowPlayingJob> {
+        let r = job.raw();
+        let settings = NowPlayingJob {
+            history: r.text("history").and_then(|h| job.path(h, "history")),
+            on_change: r.list("on_change").and_then(|c| job.argv(c, "on_change")),
+        };
+        if let Some(Trigger::Cron { .. }) = job.trigger {
+            job.missing("schedule", "a `now_playing` job polls: give `every` (the longest gap between polls, e.g. \"30s\") instead of `schedule`");
+            return None;
+        }
+        Some(settings)
+    }
+
+    fn body(settings: &NowPlayingJob) -> Arc<dyn JobBody> {
+        Arc::new(NowPlaying::new(settings.clone()))
+    }
+}
+
+/// `type = "now_playing"`
+#[derive(Debug, Clone, PartialEq)]
+pub struct NowPlayingJob {
+    /// The history file; relative paths live in the state directory.
+    pub history: Option<PathBuf>,
+    /// A program to run on each change, with the item in `FRESHD_*`.
+    pub on_change: Option<Vec<String>>,
+}
 
 /// Poll this long after the planned end of a track: the player needs a
 /// moment to move on, and polling at the very end would see the old track.
@@ -49,6 +85,27 @@ pub struct HistoryLine {
     pub artists: Vec<String>,
     pub album: Option<String>,
     pub duration_ms: u64,
+}
+
+impl HistoryLine {
+    /// The `FRESHD_*` variables `on_change` gets.
+    fn env(&self) -> Vec<(String, String)> {
+        vec![
+            ("FRESHD_URI".to_owned(), self.uri.clone()),
+            ("FRESHD_TYPE".to_owned(), self.kind.clone()),
+            ("FRESHD_NAME".to_owned(), self.name.clone()),
+            ("FRESHD_ARTISTS".to_owned(), self.artists.join(", ")),
+            (
+                "FRESHD_ALBUM".to_owned(),
+                self.album.clone().unwrap_or_default(),
+            ),
+            (
+                "FRESHD_DURATION_MS".to_owned(),
+                self.duration_ms.to_string(),
+            ),
+            ("FRESHD_PLAYED_AT".to_owned(), self.played_at.to_string()),
+        ]
+    }
 }
 
 #[derive(Debug)]
@@ -175,21 +232,7 @@ impl NowPlaying {
                 })?;
         }
         if let Some(argv) = &self.config.on_change {
-            let env = vec![
-                ("FRESHD_URI".to_owned(), line.uri.clone()),
-                ("FRESHD_TYPE".to_owned(), line.kind.clone()),
-                ("FRESHD_NAME".to_owned(), line.name.clone()),
-                ("FRESHD_ARTISTS".to_owned(), line.artists.join(", ")),
-                (
-                    "FRESHD_ALBUM".to_owned(),
-                    line.album.clone().unwrap_or_default(),
-                ),
-                (
-                    "FRESHD_DURATION_MS".to_owned(),
-                    line.duration_ms.to_string(),
-                ),
-                ("FRESHD_PLAYED_AT".to_owned(), line.played_at.to_string()),
-            ];
+            let env = line.env();
             // on_change gets the item, not the token: it needs no more.
             if let RunOutcome::Error(e) = super::command::run_argv(argv, cx, None, &env).await {
                 tracing::warn!(JOB = %cx.job.name, "on_change failed: {e}");

@@ -14,15 +14,155 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 
-use super::sources::{self, SourceError};
-use super::{JobBody, JobContext, api_outcome};
+use super::sources::{self, Source, SourceError};
+use super::{JobBody, JobContext, JobType, api_outcome};
 use super::{Ran, RunOutcome};
-use crate::config::{PlaylistJob, PlaylistMode, PlaylistRef, Position};
+use crate::config::{JobCheck, Keys, Shape, choices};
 use crate::spotify::{ApiError, Spotify, WRITE_BATCH};
 
 /// The most of a remembered playlist id file read (an id is 22 bytes).
 const MAX_ID_FILE: u64 = 1024;
+
+/// The `playlist` job type.
+#[derive(Debug)]
+pub struct Type;
+
+impl JobType for Type {
+    type Settings = PlaylistJob;
+    const NAME: &'static str = "playlist";
+    const KEYS: &'static Keys = &[
+        ("playlist", Shape::Text),
+        ("source", Shape::Table(sources::SOURCE_KEYS)),
+        ("mode", Shape::Text),
+        ("max_items", Shape::Integer),
+        ("position", Shape::Text),
+    ];
+
+    fn check(job: &mut JobCheck<'_, '_>) -> Option<PlaylistJob> {
+        let r = job.raw();
+        let playlist = match r.text("playlist") {
+            Some(p) if !p.get_ref().trim().is_empty() => {
+                Some(PlaylistRef::parse(p.get_ref().trim()))
+            }
+            Some(p) => {
+                job.problem(p.span(), "playlist", "the playlist is empty; give a name (created private if missing) or \"spotify:playlist:ID\"");
+                None
+            }
+            None => {
+                job.missing("playlist", "missing key `playlist`; give a name (created private if missing) or \"spotify:playlist:ID\"");
+                None
+            }
+        };
+        let source = match r.table("source") {
+            Some(s) => sources::check(job, s),
+            None => {
+                job.missing("source", "missing key `source`; e.g. source = { kind = \"top_tracks\", time_range = \"short_term\", limit = 50 }");
+                None
+            }
+        };
+        let mode = mode(job)?;
+        Some(PlaylistJob {
+            playlist: playlist?,
+            source: source?,
+            mode,
+        })
+    }
+
+    fn body(settings: &PlaylistJob) -> Arc<dyn JobBody> {
+        Arc::new(PlaylistBody(settings.clone()))
+    }
+}
+
+/// `mode`, with `position` and `max_items` for `append` only.
+fn mode(job: &mut JobCheck<'_, '_>) -> Option<PlaylistMode> {
+    let r = job.raw();
+    let append = match r.text("mode") {
+        None => false,
+        Some(m) => job.one_of(m, "mode", &[("replace", false), ("append", true)])?,
+    };
+    if !append {
+        for k in ["max_items", "position"] {
+            if let Some(span) = r.span(k) {
+                job.problem(span, k, format!("`{k}` applies to mode = \"append\" only"));
+            }
+        }
+        return Some(PlaylistMode::Replace);
+    }
+    let position = r.text("position").map_or(Some(Position::Bottom), |p| {
+        job.one_of(p, "position", Position::CHOICES)
+    });
+    let max_items = match r.integer("max_items") {
+        Some(m) if (1..=10_000).contains(m.get_ref()) => {
+            Some(Some(u32::try_from(*m.get_ref()).unwrap_or(10_000)))
+        }
+        Some(m) => {
+            job.problem(
+                m.span(),
+                "max_items",
+                format!(
+                    "{} is out of range; Spotify playlists hold 1 to 10000 items",
+                    m.get_ref()
+                ),
+            );
+            None
+        }
+        None => Some(None),
+    };
+    Some(PlaylistMode::Append {
+        position: position?,
+        max_items: max_items?,
+    })
+}
+
+/// `type = "playlist"`
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlaylistJob {
+    pub playlist: PlaylistRef,
+    pub source: Source,
+    pub mode: PlaylistMode,
+}
+
+/// A playlist, by name or by id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlaylistRef {
+    /// Found among the user's playlists (and created private if missing,
+    /// when it is a job's target).
+    Name(String),
+    /// `spotify:playlist:ID`
+    Id(String),
+}
+
+impl PlaylistRef {
+    /// `spotify:playlist:ID`, else a name.
+    pub fn parse(value: &str) -> PlaylistRef {
+        match value.strip_prefix("spotify:playlist:") {
+            Some(id) => PlaylistRef::Id(id.to_owned()),
+            None => PlaylistRef::Name(value.to_owned()),
+        }
+    }
+}
+
+/// How a playlist job writes its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlaylistMode {
+    /// The playlist becomes exactly the source, in order.
+    Replace,
+    /// What is not there yet is added; `max_items` keeps the newest.
+    Append {
+        position: Position,
+        max_items: Option<u32>,
+    },
+}
+
+choices! {
+    /// Where appended items go.
+    pub enum Position {
+        Top = "top",
+        Bottom = "bottom",
+    }
+}
 
 #[derive(Debug)]
 pub struct PlaylistBody(pub PlaylistJob);

@@ -1,26 +1,238 @@
 //! Where a playlist job's items come from (DESIGN §3): the user's top
 //! tracks, recently played, another playlist, search lines ("Artist -
-//! Title", best match taken, nothing when nothing matches well), or URIs.
+//! Title", matched in [`super::search`]), or URIs; the `source = { … }`
+//! table's keys and their checks.
 //! Lines come from the config, a file, or a program's output. A source that
 //! fails (a program exiting non-zero, an unreadable file) fails the run
 //! before anything is written.
 
 use std::collections::HashSet;
+use std::path::PathBuf;
+
+use toml::Spanned;
 
 use super::JobContext;
 use super::child::{self, Program, Stdout};
-use crate::config::{Lines, PlaylistRef, Source, valid_item_uri};
+use super::playlist::PlaylistRef;
+use super::search::best_match;
+use crate::config::{JobCheck, Keys, RawTable, Shape, choices, quoted_list};
 use crate::spotify::types::Item;
 use crate::spotify::{ApiError, Spotify};
+
+/// Where a playlist job's items come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    TopTracks { time_range: TimeRange, limit: u32 },
+    RecentlyPlayed { limit: u32 },
+    Playlist { playlist: PlaylistRef },
+    Search { lines: Lines },
+    Uris { lines: Lines },
+}
+
+choices! {
+    /// `short_term` (4 weeks), `medium_term` (6 months), `long_term` (years).
+    pub enum TimeRange {
+        ShortTerm = "short_term",
+        MediumTerm = "medium_term",
+        LongTerm = "long_term",
+    }
+}
+
+/// Lines of input for `search` and `uris` sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lines {
+    List(Vec<String>),
+    File(PathBuf),
+    Command(Vec<String>),
+}
+
+/// The keys of a playlist job's `source = { … }`.
+pub const SOURCE_KEYS: &Keys = &[
+    ("kind", Shape::Text),
+    ("time_range", Shape::Text),
+    ("limit", Shape::Integer),
+    ("playlist", Shape::Text),
+    ("queries", Shape::List),
+    ("uris", Shape::List),
+    ("file", Shape::Text),
+    ("command", Shape::List),
+];
+
+/// Each source kind, with the keys it takes besides `kind`.
+const SOURCE_KINDS: &[(&str, &[&str])] = &[
+    ("top_tracks", &["time_range", "limit"]),
+    ("recently_played", &["limit"]),
+    ("playlist", &["playlist"]),
+    ("search", &["queries", "file", "command"]),
+    ("uris", &["uris", "file", "command"]),
+];
+
+/// Checks a playlist job's `source` table.
+pub(super) fn check(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Option<Source> {
+    let r = raw.get_ref();
+    let kinds: Vec<&str> = SOURCE_KINDS.iter().map(|(k, _)| *k).collect();
+    let Some(kind) = r.text("kind") else {
+        job.problem(
+            raw.span(),
+            "source.kind",
+            format!("missing key `kind`; use one of {}", quoted_list(&kinds)),
+        );
+        return None;
+    };
+    let Some(&(kind_name, allowed)) = SOURCE_KINDS.iter().find(|(k, _)| k == kind.get_ref()) else {
+        job.problem(
+            kind.span(),
+            "source.kind",
+            format!(
+                "\"{}\" is not a source kind; use one of {}",
+                kind.get_ref(),
+                quoted_list(&kinds)
+            ),
+        );
+        return None;
+    };
+    let bad = misplaced_keys(job, r, kind_name, allowed);
+    let limit = limit(job, r);
+    let source = match kind_name {
+        "top_tracks" => Source::TopTracks {
+            time_range: r
+                .text("time_range")
+                .map_or(Some(TimeRange::MediumTerm), |t| {
+                    job.one_of(t, "source.time_range", TimeRange::CHOICES)
+                })?,
+            limit: limit?,
+        },
+        "recently_played" => Source::RecentlyPlayed { limit: limit? },
+        "playlist" => Source::Playlist {
+            playlist: source_playlist(job, raw)?,
+        },
+        "search" => Source::Search {
+            lines: check_lines(job, raw, "queries")?,
+        },
+        _ => Source::Uris {
+            lines: check_uris(job, raw)?,
+        },
+    };
+    (!bad).then_some(source)
+}
+
+/// A problem with each key that the source's kind does not take; whether
+/// there was one.
+fn misplaced_keys(
+    job: &mut JobCheck<'_, '_>,
+    r: &RawTable,
+    kind_name: &str,
+    allowed: &[&str],
+) -> bool {
+    let mut bad = false;
+    for (k, _) in &SOURCE_KEYS[1..] {
+        if let Some(span) = r.span(k)
+            && !allowed.contains(k)
+        {
+            bad = true;
+            job.problem(
+                span,
+                &format!("source.{k}"),
+                format!(
+                    "`{k}` is not a key of a `{kind_name}` source; its keys are kind, {}",
+                    allowed.join(", ")
+                ),
+            );
+        }
+    }
+    bad
+}
+
+/// `limit`: 50 unless given.
+fn limit(job: &mut JobCheck<'_, '_>, r: &RawTable) -> Option<u32> {
+    match r.integer("limit") {
+        Some(l) if (1..=50).contains(l.get_ref()) => {
+            Some(u32::try_from(*l.get_ref()).unwrap_or(50))
+        }
+        Some(l) => {
+            job.problem(
+                l.span(),
+                "source.limit",
+                format!(
+                    "{} is out of range; Spotify gives 1 to 50 items here",
+                    l.get_ref()
+                ),
+            );
+            None
+        }
+        None => Some(50),
+    }
+}
+
+fn source_playlist(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Option<PlaylistRef> {
+    match raw.get_ref().text("playlist") {
+        Some(p) if !p.get_ref().trim().is_empty() => Some(PlaylistRef::parse(p.get_ref().trim())),
+        _ => {
+            job.problem(
+                raw.span(),
+                "source.playlist",
+                "a `playlist` source needs `playlist`: a name or \"spotify:playlist:ID\"",
+            );
+            None
+        }
+    }
+}
+
+/// A `uris` source's lines, with every URI written in the config valid.
+fn check_uris(job: &mut JobCheck<'_, '_>, raw: &Spanned<RawTable>) -> Option<Lines> {
+    let lines = check_lines(job, raw, "uris")?;
+    if let (Lines::List(uris), Some(span)) = (&lines, raw.get_ref().span("uris"))
+        && let Some(bad) = uris.iter().find(|u| !valid_item_uri(u))
+    {
+        job.problem(
+            span,
+            "source.uris",
+            format!("\"{bad}\" is not a track or episode URI; write e.g. \"spotify:track:4uLU6hMCjMI75M1A2tKUQC\""),
+        );
+        return None;
+    }
+    Some(lines)
+}
+
+/// Exactly one of `list_key`, `file`, `command` in a source.
+fn check_lines(
+    job: &mut JobCheck<'_, '_>,
+    raw: &Spanned<RawTable>,
+    list_key: &str,
+) -> Option<Lines> {
+    let r = raw.get_ref();
+    let list = r.list(list_key);
+    let given = [list.is_some(), r.has("file"), r.has("command")]
+        .iter()
+        .filter(|given| **given)
+        .count();
+    if given != 1 {
+        job.problem(raw.span(), &format!("source.{list_key}"), format!("give exactly one of `{list_key}` (a list), `file` (a path, one item a line) or `command` (a program that prints one item a line)"));
+        return None;
+    }
+    if let Some(list) = list {
+        return Some(Lines::List(list.get_ref().clone()));
+    }
+    if let Some(file) = r.text("file") {
+        return job.path(file, "source.file").map(Lines::File);
+    }
+    r.list("command")
+        .and_then(|c| job.argv(c, "source.command"))
+        .map(Lines::Command)
+}
+
+/// `spotify:track:ID` or `spotify:episode:ID`: what a playlist holds.
+pub fn valid_item_uri(uri: &str) -> bool {
+    let id = uri
+        .strip_prefix("spotify:track:")
+        .or_else(|| uri.strip_prefix("spotify:episode:"));
+    id.is_some_and(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()))
+}
 
 /// The most a source program may print; more is surely a mistake.
 const MAX_COMMAND_OUTPUT: usize = 4 * 1024 * 1024;
 /// The largest source file read: the same as a program's output.
 const MAX_SOURCE_FILE: u64 = MAX_COMMAND_OUTPUT as u64;
-/// How many search results are weighed per line (the API allows 10).
-const SEARCH_CANDIDATES: u32 = 5;
-/// The least score (0 to 1) a search result needs to be taken.
-const MATCH_THRESHOLD: f64 = 0.6;
 
 /// Why a source gave nothing to work with.
 #[derive(Debug, thiserror::Error)]
@@ -164,140 +376,4 @@ async fn command_output(argv: &[String], cx: &JobContext) -> Result<String, Sour
         )));
     }
     Ok(String::from_utf8_lossy(&finished.stdout).into_owned())
-}
-
-/// Splits "Artist - Title"; a line without " - " is all title.
-pub fn split_line(line: &str) -> (Option<&str>, &str) {
-    match line.split_once(" - ") {
-        Some((artist, title)) if !artist.trim().is_empty() && !title.trim().is_empty() => {
-            (Some(artist.trim()), title.trim())
-        }
-        _ => (None, line.trim()),
-    }
-}
-
-async fn best_match(api: &Spotify, line: &str) -> Result<Option<String>, ApiError> {
-    let (artist, title) = split_line(line);
-    // Decorations such as "(Remastered)" are for the scoring, not the query.
-    let plain = normalize(title);
-    let query = match artist {
-        Some(a) => format!("track:{plain} artist:{a}"),
-        None => plain,
-    };
-    let candidates = api.search_tracks(&query, SEARCH_CANDIDATES).await?;
-    Ok(candidates
-        .into_iter()
-        .map(|item| (score(artist, title, &item), item.uri))
-        .filter(|(s, _)| *s >= MATCH_THRESHOLD)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, uri)| uri))
-}
-
-/// Lower case, letters and digits only, without "(feat. …)", "- Remastered"
-/// and the like.
-pub fn normalize(s: &str) -> String {
-    let lower = s.to_lowercase();
-    let cut = [
-        "(feat",
-        "[feat",
-        " feat.",
-        " - remaster",
-        " - live",
-        "(remaster",
-        " - radio edit",
-    ]
-    .iter()
-    .filter_map(|m| lower.find(m))
-    .min()
-    .unwrap_or(lower.len());
-    lower[..cut]
-        .chars()
-        .map(|c| if c.is_alphanumeric() { c } else { ' ' })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn similarity(a: &str, b: &str) -> f64 {
-    let (a, b) = (normalize(a), normalize(b));
-    if a.is_empty() || b.is_empty() {
-        return 0.0;
-    }
-    if a == b {
-        return 1.0;
-    }
-    if a.contains(&b) || b.contains(&a) {
-        return 0.85;
-    }
-    let wa: HashSet<&str> = a.split(' ').collect();
-    let wb: HashSet<&str> = b.split(' ').collect();
-    let common = wa.intersection(&wb).count() as f64;
-    common / (wa.union(&wb).count() as f64)
-}
-
-/// How well `item` answers "artist - title", from 0 to 1.
-pub fn score(artist: Option<&str>, title: &str, item: &Item) -> f64 {
-    let t = similarity(title, &item.name);
-    let Some(artist) = artist else {
-        return t;
-    };
-    let a = item
-        .artist_names()
-        .iter()
-        .map(|n| similarity(artist, n))
-        .fold(0.0, f64::max);
-    0.6 * t + 0.4 * a
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::spotify::types::Named;
-
-    fn track(artist: &str, name: &str) -> Item {
-        Item {
-            kind: "track".into(),
-            name: name.into(),
-            artists: vec![Named {
-                name: artist.into(),
-            }],
-            ..Item::default()
-        }
-    }
-
-    #[test]
-    fn lines_split_on_the_first_spaced_dash() {
-        assert_eq!(
-            split_line("Nina Simone - Feeling Good"),
-            (Some("Nina Simone"), "Feeling Good")
-        );
-        assert_eq!(
-            split_line("Jay-Z - 99 Problems - Live"),
-            (Some("Jay-Z"), "99 Problems - Live")
-        );
-        assert_eq!(split_line("Teardrop"), (None, "Teardrop"));
-    }
-
-    #[test]
-    fn best_match_prefers_the_right_artist_and_ignores_decorations() {
-        let good = score(
-            Some("Massive Attack"),
-            "Teardrop",
-            &track("Massive Attack", "Teardrop - Remastered 2019"),
-        );
-        let cover = score(
-            Some("Massive Attack"),
-            "Teardrop",
-            &track("José González", "Teardrop"),
-        );
-        let other = score(
-            Some("Massive Attack"),
-            "Teardrop",
-            &track("Massive Attack", "Angel"),
-        );
-        assert!(good >= 0.99, "{good}");
-        assert!(cover < good && cover >= MATCH_THRESHOLD, "{cover}");
-        assert!(other < MATCH_THRESHOLD, "{other}");
-    }
 }

@@ -478,7 +478,7 @@ pub async fn describe(acc: &Account, state_dir: Option<PathBuf>, http: &reqwest:
                 });
                 out.push_str(&match (url, preset) {
                     (Some((u, Origin::Config)), Some(p)) => {
-                        format!("    {what}: {u} (the {} preset)\n", p.name())
+                        format!("    {what}: {u} (the {} preset)\n", p.as_str())
                     }
                     (Some((u, origin)), _) => format!("    {what}: {u} ({origin})\n"),
                     (None, _) => format!("    {what}: none\n"),
@@ -491,11 +491,11 @@ pub async fn describe(acc: &Account, state_dir: Option<PathBuf>, http: &reqwest:
         Err(e) => out.push_str(&format!("    endpoints: unknown: {e}\n")),
     }
     let auth = match acc.token_endpoint_auth_method {
-        Some(m) => m.name().to_owned(),
-        None if acc.client_secret.is_some() => acc.auth_method(true).name().to_owned(),
+        Some(m) => m.as_str().to_owned(),
+        None if acc.client_secret.is_some() => acc.auth_method(true).as_str().to_owned(),
         None => format!(
             "{} with a client secret in the store, else none",
-            acc.auth_method(true).name()
+            acc.auth_method(true).as_str()
         ),
     };
     out.push_str(&format!("    client authentication: {auth}\n"));

@@ -238,7 +238,7 @@ impl HttpEndpoint {
             (method, None) => Err(RefreshError::Rejected {
                 reason: format!(
                     "token_endpoint_auth_method = \"{}\" needs a client secret, and there is none: store it as the account's client_secret, or use \"none\" for a public client",
-                    method.name()
+                    method.as_str()
                 ),
             }),
         }

@@ -226,7 +226,7 @@ pub async fn login(
     if client_secret.is_none() && method != AuthMethod::None {
         return Err(LoginError::NoClientSecret {
             account: name.to_owned(),
-            method: method.name(),
+            method: method.as_str(),
         });
     }
     let endpoint = HttpEndpoint::for_account(http, account, client_secret, state_dir);

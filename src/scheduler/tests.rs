@@ -219,7 +219,7 @@ async fn manual_run_reports_its_outcome_and_keeps_the_schedule() {
     let state = status.get();
     assert_eq!(state.next_run, Some(ts("2026-01-01T06:00:00Z")));
     assert_eq!(
-        state.last_outcome.as_ref().map(RunOutcome::word),
+        state.last_outcome.as_ref().map(RunOutcome::as_str),
         Some("error")
     );
     cancel.cancel();
