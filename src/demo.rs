@@ -27,8 +27,8 @@ const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(20);
 pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     let fake = FakeProvider::start(FakeOptions {
         token_lifetime: DEMO_TOKEN_LIFETIME,
-        rotate: true,
         client_id: "freshd-demo".into(),
+        // Rotating refresh tokens, as Spotify's.
         ..FakeOptions::default()
     })
     .await?;
