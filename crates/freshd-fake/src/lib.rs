@@ -202,27 +202,8 @@ impl FakeProvider {
         let by_code = form.get("grant_type").map(String::as_str) == Some("authorization_code");
         let user = match form.get("grant_type").map(String::as_str) {
             Some("refresh_token") => {
-                let rt = form.get("refresh_token").ok_or_else(|| {
-                    HttpResponse::json(
-                        400,
-                        &json!({"error": "invalid_request", "error_description": "refresh_token must be supplied"}),
-                    )
-                })?;
-                let owner = s.refresh_tokens.get(rt).cloned();
-                if let Some(user) = &owner
-                    && let Some(raw) = s.hooks.injected_for(user)?
-                {
-                    expires_in = Some(raw);
-                }
-                let user = owner.ok_or_else(|| {
-                    HttpResponse::json(
-                        400,
-                        &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
-                    )
-                })?;
-                if self.options.rotate {
-                    s.refresh_tokens.remove(rt);
-                }
+                let (user, raw) = self.refresh_grant(&mut s, &form)?;
+                expires_in = raw.or(expires_in);
                 user
             }
             Some("client_credentials") => "client".to_owned(),
@@ -234,6 +215,49 @@ impl FakeProvider {
                 ));
             }
         };
+        Ok(self.issue(&mut s, &user, by_code, expires_in.as_deref()))
+    }
+
+    /// The refresh_token grant: the user the token belongs to (the token
+    /// ends if tokens rotate), and an `expires_in` a test asked for.
+    fn refresh_grant(
+        &self,
+        s: &mut FakeState,
+        form: &HashMap<String, String>,
+    ) -> Result<(String, Option<String>), HttpResponse> {
+        let rt = form.get("refresh_token").ok_or_else(|| {
+            HttpResponse::json(
+                400,
+                &json!({"error": "invalid_request", "error_description": "refresh_token must be supplied"}),
+            )
+        })?;
+        let owner = s.refresh_tokens.get(rt).cloned();
+        let expires_in = match &owner {
+            Some(user) => s.hooks.injected_for(user)?,
+            None => None,
+        };
+        let user = owner.ok_or_else(|| {
+            HttpResponse::json(
+                400,
+                &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
+            )
+        })?;
+        if self.options.rotate {
+            s.refresh_tokens.remove(rt);
+        }
+        Ok((user, expires_in))
+    }
+
+    /// Issues an access token (and a refresh token, if they rotate or a
+    /// code was redeemed) to `user`; `expires_in` replaces the raw JSON of
+    /// that field ("" leaves it out).
+    fn issue(
+        &self,
+        s: &mut FakeState,
+        user: &str,
+        by_code: bool,
+        expires_in: Option<&str>,
+    ) -> HttpResponse {
         s.serial += 1;
         let serial = s.serial;
         let access = format!("at-{user}-{serial}-{:016x}", fastrand::u64(..));
@@ -251,7 +275,7 @@ impl FakeProvider {
             "expires_in": lifetime.as_secs(),
             "scope": "user-read-currently-playing playlist-modify-private",
         });
-        match expires_in.as_deref() {
+        match expires_in {
             Some("") => {
                 body.as_object_mut().map(|b| b.remove("expires_in"));
             }
@@ -262,12 +286,12 @@ impl FakeProvider {
         }
         if (self.options.rotate || by_code) && user != "client" {
             let rt = format!("rt-{user}-{serial}-{:016x}", fastrand::u64(..));
-            s.refresh_tokens.insert(rt.clone(), user.clone());
+            s.refresh_tokens.insert(rt.clone(), user.to_owned());
             s.hooks.issued(&rt);
-            s.hooks.rotated(&user);
+            s.hooks.rotated(user);
             body["refresh_token"] = json!(rt);
         }
-        Ok(HttpResponse::json(200, &body))
+        HttpResponse::json(200, &body)
     }
 
     /// `/authorize`: the user "logs in" at once; the browser is sent back
