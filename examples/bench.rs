@@ -16,12 +16,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use freshd::config::Config;
-use freshd::fake::{FakeOptions, FakeProvider};
 use freshd::oauth::TokenManager;
 use freshd::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
 use freshd::secrets::memory::MemoryStore;
 use freshd::secrets::{SecretKind, SecretStore};
 use freshd::time::SystemClock;
+use freshd_fake::{FakeOptions, FakeProvider};
 use secrecy::SecretString;
 use tokio::net::UnixDatagram;
 use tokio::process::{Child, Command};

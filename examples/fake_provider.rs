@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use freshd::fake::{FakeOptions, FakeProvider};
+use freshd_fake::{FakeOptions, FakeProvider};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);

@@ -7,12 +7,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use freshd_fake::web::Player;
+use freshd_fake::{FakeOptions, FakeProvider};
 use secrecy::SecretString;
 
 use crate::config::Config;
 use crate::daemon::{self, ConfigSource, Options};
-use crate::fake::web::Player;
-use crate::fake::{FakeOptions, FakeProvider};
 use crate::secrets::memory::MemoryStore;
 use crate::secrets::{SecretKind, SecretStore};
 
@@ -27,9 +27,9 @@ const DEMO_TOKEN_LIFETIME: Duration = Duration::from_secs(20);
 pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     let fake = FakeProvider::start(FakeOptions {
         token_lifetime: DEMO_TOKEN_LIFETIME,
-        rotate: true,
         client_id: "freshd-demo".into(),
-        admin: false,
+        // Rotating refresh tokens, as Spotify's.
+        ..FakeOptions::default()
     })
     .await?;
     let dir = std::env::temp_dir().join(format!("freshd-demo-{}", std::process::id()));

@@ -24,8 +24,9 @@
 //! - [`status`]: the `status` report.
 //! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
-//! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
-//! - [`demo`]: `freshd demo`.
+//! - [`demo`]: `freshd demo`, the daemon against the fake provider of the
+//!   `freshd-fake` crate (`crates/freshd-fake`; its `testing` feature, for
+//!   the tests only, adds fault injection and test hooks).
 //! - [`paths`]: where the config, the state directory and the socket are.
 //! - [`setup`]: start-up steps shared by the daemon and the commands.
 //! - [`fsutil`]: atomic, private file writes.
@@ -42,7 +43,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod demo;
-pub mod fake;
 pub mod fsutil;
 pub mod http;
 pub mod jobs;

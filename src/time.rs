@@ -14,7 +14,7 @@
 
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
@@ -23,10 +23,13 @@ use rustix::time::{Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::watch;
 
-use crate::sync::MutexExt;
+#[cfg(test)]
+mod tokio_clock;
+#[cfg(test)]
+pub use tokio_clock::TokioClock;
 
 /// How often the wall clock is checked for jumps where nothing tells us of
-/// them: [`TokioClock`]'s guard, and the system clock's if no timerfd can be
+/// them: the test clock's guard (`TokioClock`), and the system clock's if no timerfd can be
 /// had. DESIGN §5: after a suspend a due job (or an expired token) is
 /// handled within this time of waking.
 pub const WALL_CLOCK_STEP: Duration = Duration::from_secs(30);
@@ -209,80 +212,6 @@ impl Clock for SystemClock {
                 drop(tokio::spawn(polling_guard(tx, Timestamp::now)));
             }
         })
-    }
-}
-
-/// A wall clock that follows tokio's clock (so `tokio::time::pause` and
-/// `advance` move it) plus explicit jumps, which is what a suspend looks
-/// like from inside the process. For tests and the benchmark harness.
-#[derive(Debug)]
-pub struct TokioClock {
-    inner: Arc<TokioClockInner>,
-    signal: JumpSignal,
-}
-
-#[derive(Debug)]
-struct TokioClockInner {
-    base: Timestamp,
-    start: tokio::time::Instant,
-    /// How far the wall clock was moved against tokio's clock.
-    jumped: Mutex<SignedDuration>,
-    /// How long the simulated machine slept (boot time counts it).
-    slept: Mutex<Duration>,
-}
-
-impl TokioClockInner {
-    fn now(&self) -> Timestamp {
-        let elapsed = SignedDuration::try_from(self.start.elapsed()).unwrap_or(SignedDuration::MAX);
-        let jumped = *self.jumped.locked();
-        self.base
-            .checked_add(elapsed)
-            .and_then(|t| t.checked_add(jumped))
-            .unwrap_or(Timestamp::MAX)
-    }
-}
-
-impl TokioClock {
-    pub fn new(base: Timestamp) -> Self {
-        Self {
-            inner: Arc::new(TokioClockInner {
-                base,
-                start: tokio::time::Instant::now(),
-                jumped: Mutex::new(SignedDuration::ZERO),
-                slept: Mutex::new(Duration::ZERO),
-            }),
-            signal: JumpSignal::default(),
-        }
-    }
-
-    /// Moves wall and boot time forward without moving tokio's clock, as a
-    /// suspend does.
-    pub fn jump(&self, by: Duration) {
-        self.step_wall(SignedDuration::try_from(by).unwrap_or(SignedDuration::MAX));
-        *self.inner.slept.locked() += by;
-    }
-
-    /// Sets the wall clock by `by` (either way) and nothing else, as an NTP
-    /// step or `date -s` does: boot time is not moved.
-    pub fn step_wall(&self, by: SignedDuration) {
-        *self.inner.jumped.locked() += by;
-    }
-}
-
-impl Clock for TokioClock {
-    fn now(&self) -> Timestamp {
-        self.inner.now()
-    }
-
-    fn boot(&self) -> Duration {
-        let slept = *self.inner.slept.locked();
-        self.inner.start.elapsed() + slept
-    }
-
-    fn jumps(&self) -> watch::Receiver<u64> {
-        let inner = Arc::clone(&self.inner);
-        self.signal
-            .subscribe(|tx| drop(tokio::spawn(polling_guard(tx, move || inner.now()))))
     }
 }
 

@@ -8,8 +8,8 @@ mod common;
 use std::time::Duration;
 
 use common::{PATIENCE, Setup};
-use freshd::fake::Fault;
 use freshd::status::StatusReport;
+use freshd_fake::Fault;
 
 const COMMAND_JOBS: &str = r#"
 [jobs.ok]
@@ -283,7 +283,7 @@ playlist = "Top"
 source = { kind = "top_tracks" }
 "#;
     let setup = Setup::new(3, jobs).await;
-    setup.fake.web().player = freshd::fake::web::Player::Track {
+    setup.fake.web().player = freshd_fake::web::Player::Track {
         index: 1,
         progress_ms: 1000,
         playing: true,

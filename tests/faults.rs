@@ -14,9 +14,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{PATIENCE, Setup};
-use freshd::fake::Fault;
-use freshd::fake::web::ApiFault;
 use freshd::status::StatusReport;
+use freshd_fake::Fault;
+use freshd_fake::web::ApiFault;
 
 async fn status(setup: &Setup) -> StatusReport {
     let (code, out, err) = setup.cli(&["status", "--json"]).await;

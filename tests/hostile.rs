@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Daemon, PATIENCE, Setup};
-use freshd::fake::web::Player;
 use freshd::jobs::now_playing::HistoryLine;
+use freshd_fake::web::Player;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, UnixStream};
 use tokio::time::{Instant, timeout};

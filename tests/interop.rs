@@ -153,74 +153,11 @@ refresh_before_expiry = "1s"
         (Login { child, stderr }, reqwest::Url::parse(&url).unwrap())
     }
 
-    /// Plays the browser from `url` through the server's login and consent
-    /// pages until it is sent to the redirect URI; returns that URL.
-    async fn browse(&self, url: reqwest::Url, user: &str) -> reqwest::Url {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(PATIENCE)
-            .build()
-            .unwrap();
-        let redirect = format!("http://127.0.0.1:{}/callback", self.port);
-        let mut jar: HashMap<String, String> = HashMap::new();
-        let mut next = Some((url, None::<Vec<(String, String)>>));
-        for _ in 0..20 {
-            let (url, form) = next.take().unwrap();
-            if url.as_str().starts_with(&redirect) {
-                return url;
-            }
-            let cookie: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            let request = match &form {
-                Some(fields) => http.post(url.clone()).form(fields),
-                None => http.get(url.clone()),
-            };
-            let response = request
-                .header("cookie", cookie.join("; "))
-                .send()
-                .await
-                .unwrap();
-            for value in response.headers().get_all("set-cookie") {
-                let value = value.to_str().unwrap();
-                let (name, val) = value.split(';').next().unwrap().split_once('=').unwrap();
-                if val.is_empty() || value.contains("expires=Thu, 01 Jan 1970") {
-                    jar.remove(name);
-                } else {
-                    jar.insert(name.to_owned(), val.to_owned());
-                }
-            }
-            let status = response.status();
-            if status.is_redirection() {
-                let location = response.headers()["location"].to_str().unwrap();
-                next = Some((url.join(location).unwrap(), None));
-                continue;
-            }
-            let html = response.text().await.unwrap();
-            assert!(status.is_success(), "{url} answered {status}: {html}");
-            let action = html
-                .split("action=\"")
-                .nth(1)
-                .and_then(|s| s.split('"').next())
-                .unwrap_or_else(|| panic!("no form on {url}: {html}"));
-            let prompt = if html.contains("name=\"login\"") {
-                "login"
-            } else {
-                "consent"
-            };
-            let mut fields = vec![("prompt".to_owned(), prompt.to_owned())];
-            if prompt == "login" {
-                fields.push(("login".into(), user.into()));
-                fields.push(("password".into(), "test".into()));
-            }
-            next = Some((url.join(action).unwrap(), Some(fields)));
-        }
-        panic!("the server never sent the browser back to {redirect}");
-    }
-
     /// A whole `freshd login`, as a person would do it; the refresh token
     /// freshd stored.
     async fn login(&self) -> String {
         let (login, url) = self.start_login().await;
-        let callback = self.browse(url, "alice").await;
+        let callback = self.oidc.authorize(url, "alice").await;
         let page = reqwest::get(callback).await.unwrap().text().await.unwrap();
         let (code, err) = login.finish().await;
         assert_eq!(code, 0, "{err}");
@@ -366,7 +303,7 @@ async fn login_through_the_servers_pages_with_only_an_issuer() {
     assert_eq!(q["scope"], "openid offline_access");
     assert_eq!(q["prompt"], "consent", "OIDC Core §11 for offline_access");
     assert!(q["state"].len() >= 16);
-    let callback = t.browse(url, "alice").await;
+    let callback = t.oidc.authorize(url, "alice").await;
     let back = query(&callback);
     assert_eq!(back["state"], q["state"]);
     assert_eq!(back["iss"], t.oidc.issuer);
@@ -420,7 +357,7 @@ async fn a_redirect_from_another_issuer_is_refused_and_the_page_says_so() {
         t.oidc.issuer
     ));
     let (login, url) = t.start_login().await;
-    let mut callback = t.browse(url, "alice").await;
+    let mut callback = t.oidc.authorize(url, "alice").await;
     let pairs: Vec<(String, String)> = callback
         .query_pairs()
         .into_owned()
@@ -567,7 +504,7 @@ async fn offline_access_not_granted_is_named() {
     ));
     let (login, url) = t.start_login().await;
     assert_eq!(query(&url)["prompt"], "login", "the config's prompt wins");
-    let callback = t.browse(url, "alice").await;
+    let callback = t.oidc.authorize(url, "alice").await;
     let page = reqwest::get(callback).await.unwrap().text().await.unwrap();
     let (code, err) = login.finish().await;
     assert_eq!(code, 1, "{err}");

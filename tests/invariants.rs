@@ -1056,7 +1056,7 @@ async fn redirects_from_the_token_endpoint_are_never_followed() {
         let mut daemon = setup.start("debug").await;
         daemon.notify_containing("READY=1").await;
         let base = setup.fake.token_requests();
-        setup.fake.set_down(Some(freshd::fake::Fault::Redirect {
+        setup.fake.set_down(Some(freshd_fake::Fault::Redirect {
             status,
             location: format!("{}/api/token", tripwire.url),
         }));
@@ -1115,7 +1115,7 @@ async fn absurd_lifetimes_cause_no_request_storm() {
             let setup = common::Setup::new(3, "").await;
             setup
                 .fake
-                .set_down(Some(freshd::fake::Fault::ExpiresIn(raw.into())));
+                .set_down(Some(freshd_fake::Fault::ExpiresIn(raw.into())));
             let mut daemon = setup.start("debug").await;
             daemon.notify_containing("READY=1").await;
             let end = tokio::time::Instant::now() + Duration::from_secs(12);

@@ -6,8 +6,8 @@
 mod common;
 
 use common::Setup;
-use freshd::fake::web::{ApiFault, Player};
 use freshd::jobs::now_playing::HistoryLine;
+use freshd_fake::web::{ApiFault, Player};
 
 /// A job that only runs on request.
 fn job(name: &str, body: &str) -> String {

@@ -4,16 +4,19 @@
 use crate::sync::MutexExt;
 use std::collections::HashMap;
 use std::sync::Mutex;
+#[cfg(test)]
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{SecretError, SecretKind, SecretStore};
 
-/// Secrets in a map; writes can be made to fail, as a full disk would.
+/// Secrets in a map; in the unit tests, writes can be made to fail, as a
+/// full disk would.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     secrets: Mutex<HashMap<(String, SecretKind), SecretString>>,
+    #[cfg(test)]
     fail_writes: AtomicBool,
 }
 
@@ -23,6 +26,7 @@ impl MemoryStore {
     }
 
     /// Makes every later `set` fail (or succeed again).
+    #[cfg(test)]
     pub fn fail_writes(&self, fail: bool) {
         self.fail_writes.store(fail, Ordering::SeqCst);
     }
@@ -43,6 +47,7 @@ impl SecretStore for MemoryStore {
         kind: SecretKind,
         value: &SecretString,
     ) -> Result<(), SecretError> {
+        #[cfg(test)]
         if self.fail_writes.load(Ordering::SeqCst) {
             return Err(SecretError::WritesFail);
         }

@@ -124,7 +124,34 @@ pub async fn serve(
 
 async fn connection(stream: tokio::net::TcpStream, handler: Handler) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(read);
+    let Some(request) = read_request(BufReader::new(read)).await? else {
+        return Ok(());
+    };
+    let response = handler(request).await;
+    if let Some(d) = response.delay {
+        tokio::time::sleep(d).await;
+    }
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
+    for (k, v) in &response.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str(&format!(
+        "Content-Length: {}\r\nConnection: close\r\n\r\n",
+        response.body.len()
+    ));
+    write.write_all(out.as_bytes()).await?;
+    write.write_all(&response.body).await?;
+    write.shutdown().await
+}
+
+/// Reads one request; `None` if its head is over [`MAX_REQUEST`].
+async fn read_request(
+    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+) -> std::io::Result<Option<HttpRequest>> {
     let mut line = String::new();
     reader.read_line(&mut line).await?;
     let mut parts = line.split_whitespace();
@@ -139,7 +166,7 @@ async fn connection(stream: tokio::net::TcpStream, handler: Handler) -> std::io:
         }
         head_len += h.len();
         if head_len > MAX_REQUEST {
-            return Ok(());
+            return Ok(None);
         }
         let h = h.trim_end();
         if h.is_empty() {
@@ -163,32 +190,13 @@ async fn connection(stream: tokio::net::TcpStream, handler: Handler) -> std::io:
         ),
         None => (target.clone(), HashMap::new()),
     };
-    let response = handler(HttpRequest {
+    Ok(Some(HttpRequest {
         method,
         path,
         query,
         headers,
         body,
-    })
-    .await;
-    if let Some(d) = response.delay {
-        tokio::time::sleep(d).await;
-    }
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\n",
-        response.status,
-        reason(response.status)
-    );
-    for (k, v) in &response.headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
-    }
-    out.push_str(&format!(
-        "Content-Length: {}\r\nConnection: close\r\n\r\n",
-        response.body.len()
-    ));
-    write.write_all(out.as_bytes()).await?;
-    write.write_all(&response.body).await?;
-    write.shutdown().await
+    }))
 }
 
 fn reason(status: u16) -> &'static str {

@@ -1,20 +1,32 @@
 //! A stateful fake OAuth 2.0 provider on 127.0.0.1, for `freshd demo` and
-//! the tests: a token endpoint that issues short-lived access tokens and
-//! rotating, single-use refresh tokens, and a sliver of an API (`/v1/me`)
-//! that checks them. Faults can be queued: 503s, garbage, hangs, 429 with
-//! `Retry-After`, `invalid_grant`, `invalid_client`, and what no real server
-//! does: redirects from the token endpoint, absurd `expires_in` values.
+//! freshd's tests: a token endpoint that issues short-lived access tokens
+//! and rotating, single-use refresh tokens, an `/authorize` page that logs
+//! the user in at once (PKCE S256), and a sliver of the Spotify Web API
+//! (`/v1/…`, see [`web`]) that checks them.
 //!
-//! It counts every request and remembers every secret it issued, so a test
-//! can search freshd's output for all of them.
+//! The `testing` feature adds what only tests use (in `hooks.rs`): faults
+//! to queue (503s, garbage, hangs, 429 with `Retry-After`, `invalid_grant`,
+//! `invalid_client`, and what no real server does: redirects from the token
+//! endpoint, absurd `expires_in` values), the `/admin/…` routes, and a record
+//! of every secret issued, so a test can search freshd's output for all of
+//! them. Without it (the release binary's `freshd demo`) none of that is
+//! compiled in.
 
 pub mod http;
 pub mod web;
 
-use crate::sync::MutexExt;
-use std::collections::{HashMap, HashSet, VecDeque};
+#[cfg(feature = "testing")]
+mod hooks;
+#[cfg(not(feature = "testing"))]
+#[path = "no_hooks.rs"]
+mod hooks;
+
+#[cfg(feature = "testing")]
+pub use hooks::Fault;
+
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -23,26 +35,10 @@ use tokio_util::sync::CancellationToken;
 
 use http::{HttpRequest, HttpResponse};
 
-/// A fault to answer the next token request with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Fault {
-    /// 503 with an HTML body.
-    Unavailable,
-    /// 200 with a body that is not a token.
-    Garbage,
-    /// No answer for this long.
-    Hang(Duration),
-    /// 429 with `Retry-After` in seconds.
-    RateLimited(u64),
-    /// 400 `invalid_grant`.
-    InvalidGrant,
-    /// 401 `invalid_client`.
-    InvalidClient,
-    /// A redirect (301, 302, 303, 307, 308) to `location`.
-    Redirect { status: u16, location: String },
-    /// Tokens as usual, with this raw JSON as `expires_in` (`0`, `-5`,
-    /// `"abc"`, `null`, `1e12`, …); an empty string leaves it out.
-    ExpiresIn(String),
+/// Locks `mutex`, taking its data even if a panicking holder poisoned it:
+/// the fake's state stays usable for the rest of a test.
+pub(crate) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// How the fake behaves.
@@ -56,6 +52,7 @@ pub struct FakeOptions {
     pub client_id: String,
     /// Serve `/admin/…` (issue, revoke, list secrets) for tests that drive
     /// the fake from another process.
+    #[cfg(feature = "testing")]
     pub admin: bool,
 }
 
@@ -65,6 +62,7 @@ impl Default for FakeOptions {
             token_lifetime: Duration::from_secs(3600),
             rotate: true,
             client_id: "freshd-test-client".into(),
+            #[cfg(feature = "testing")]
             admin: false,
         }
     }
@@ -76,22 +74,13 @@ struct FakeState {
     refresh_tokens: HashMap<String, String>,
     /// Valid access tokens → their expiry.
     access_tokens: HashMap<String, Timestamp>,
-    /// Every secret ever issued.
-    issued: HashSet<String>,
-    faults: VecDeque<Fault>,
-    /// Faults that apply to every request until cleared.
-    down: Option<Fault>,
-    /// Faults for the next refresh of one user's token.
-    user_faults: HashMap<String, VecDeque<Fault>>,
-    /// When each user's refresh token last rotated.
-    rotated_at: HashMap<String, std::time::Instant>,
     /// Authorization codes → (user, PKCE challenge, redirect URI).
     codes: HashMap<String, (String, String, String)>,
-    /// Whether /authorize answers `access_denied`.
-    deny: bool,
     token_requests: u64,
     api_requests: u64,
     serial: u64,
+    /// Faults and records for tests (nothing without `testing`).
+    hooks: hooks::Hooks,
 }
 
 /// The running fake.
@@ -147,8 +136,8 @@ impl FakeProvider {
         format!("{}/v1", self.base_url())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
-        self.state.locked()
+    fn lock(&self) -> MutexGuard<'_, FakeState> {
+        locked(&self.state)
     }
 
     /// Issues a refresh token for `user`, as an authorization would.
@@ -157,42 +146,8 @@ impl FakeProvider {
         s.serial += 1;
         let token = format!("rt-{user}-{}-{:016x}", s.serial, fastrand::u64(..));
         s.refresh_tokens.insert(token.clone(), user.to_owned());
-        s.issued.insert(token.clone());
+        s.hooks.issued(&token);
         token
-    }
-
-    /// Ends every refresh token of `user`, as a revocation would.
-    pub fn revoke(&self, user: &str) {
-        self.lock().refresh_tokens.retain(|_, u| u != user);
-    }
-
-    /// Makes `/authorize` deny (or grant again).
-    pub fn deny_authorization(&self, deny: bool) {
-        self.lock().deny = deny;
-    }
-
-    /// Answers the next token request with `fault`.
-    pub fn push_fault(&self, fault: Fault) {
-        self.lock().faults.push_back(fault);
-    }
-
-    /// Answers the next refresh of `user`'s token with `fault`.
-    pub fn push_user_fault(&self, user: &str, fault: Fault) {
-        self.lock()
-            .user_faults
-            .entry(user.to_owned())
-            .or_default()
-            .push_back(fault);
-    }
-
-    /// When `user`'s refresh token last rotated (issued by a refresh).
-    pub fn last_rotation(&self, user: &str) -> Option<std::time::Instant> {
-        self.lock().rotated_at.get(user).copied()
-    }
-
-    /// Answers every token request with `fault` until `set_down(None)`.
-    pub fn set_down(&self, fault: Option<Fault>) {
-        self.lock().down = fault;
     }
 
     pub fn token_requests(&self) -> u64 {
@@ -203,34 +158,21 @@ impl FakeProvider {
         self.lock().api_requests
     }
 
-    /// Every secret the fake ever issued.
-    pub fn issued_secrets(&self) -> Vec<String> {
-        self.lock().issued.iter().cloned().collect()
-    }
-
-    /// The currently valid refresh tokens of `user`.
-    pub fn valid_refresh_tokens(&self, user: &str) -> Vec<String> {
-        self.lock()
-            .refresh_tokens
-            .iter()
-            .filter(|(_, u)| *u == user)
-            .map(|(t, _)| t.clone())
-            .collect()
+    /// The Web API's state, to arrange or inspect.
+    pub fn web(&self) -> MutexGuard<'_, web::WebState> {
+        locked(&self.web)
     }
 
     fn handle(&self, req: &HttpRequest) -> HttpResponse {
         match (req.method.as_str(), req.path.as_str()) {
-            ("POST", "/api/token") => self.token(req),
+            ("POST", "/api/token") => self.token(req).unwrap_or_else(|e| e),
             ("GET", "/authorize") => self.authorize(req),
+            #[cfg(feature = "testing")]
             (_, p) if self.options.admin && p.starts_with("/admin/") => self.admin(req),
             (_, p) if p.starts_with("/v1/") => {
                 let authorized = self.authorized(req);
                 self.lock().api_requests += 1;
-                let mut web = self.web();
-                let delay = web.delay;
-                let mut response = web.handle(req, &p[3..], authorized);
-                response.delay = delay;
-                response
+                self.web().handle(req, &p[3..], authorized)
             }
             _ => HttpResponse::json(
                 404,
@@ -239,15 +181,12 @@ impl FakeProvider {
         }
     }
 
-    fn token(&self, req: &HttpRequest) -> HttpResponse {
+    /// The token endpoint: the refresh_token, client_credentials and
+    /// authorization_code grants.
+    fn token(&self, req: &HttpRequest) -> Result<HttpResponse, HttpResponse> {
         let mut s = self.lock();
         s.token_requests += 1;
-        let mut expires_in = None;
-        match s.faults.pop_front().or_else(|| s.down.clone()) {
-            Some(Fault::ExpiresIn(raw)) => expires_in = Some(raw),
-            Some(fault) => return fault_response(&fault),
-            None => {}
-        }
+        let mut expires_in = s.hooks.injected()?;
         let form = req.form();
         let client_ok = form.get("client_id").map(String::as_str)
             == Some(self.options.client_id.as_str())
@@ -255,48 +194,70 @@ impl FakeProvider {
                 .header("authorization")
                 .is_some_and(|a| a.starts_with("Basic "));
         if !client_ok {
-            return HttpResponse::json(
+            return Err(HttpResponse::json(
                 401,
                 &json!({"error": "invalid_client", "error_description": "Invalid client"}),
-            );
+            ));
         }
         let by_code = form.get("grant_type").map(String::as_str) == Some("authorization_code");
         let user = match form.get("grant_type").map(String::as_str) {
             Some("refresh_token") => {
-                let Some(rt) = form.get("refresh_token") else {
-                    return HttpResponse::json(
-                        400,
-                        &json!({"error": "invalid_request", "error_description": "refresh_token must be supplied"}),
-                    );
-                };
-                let owner = s.refresh_tokens.get(rt).cloned();
-                match owner
-                    .as_ref()
-                    .and_then(|u| s.user_faults.get_mut(u))
-                    .and_then(VecDeque::pop_front)
-                {
-                    Some(Fault::ExpiresIn(raw)) => expires_in = Some(raw),
-                    Some(fault) => return fault_response(&fault),
-                    None => {}
-                }
-                let Some(user) = owner else {
-                    return HttpResponse::json(
-                        400,
-                        &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
-                    );
-                };
-                if self.options.rotate {
-                    s.refresh_tokens.remove(rt);
-                }
+                let (user, raw) = self.refresh_grant(&mut s, &form)?;
+                expires_in = raw.or(expires_in);
                 user
             }
             Some("client_credentials") => "client".to_owned(),
-            Some("authorization_code") => match self.redeem(&mut s, &form) {
-                Ok(user) => user,
-                Err(response) => return response,
-            },
-            _ => return HttpResponse::json(400, &json!({"error": "unsupported_grant_type"})),
+            Some("authorization_code") => Self::redeem(&mut s, &form)?,
+            _ => {
+                return Err(HttpResponse::json(
+                    400,
+                    &json!({"error": "unsupported_grant_type"}),
+                ));
+            }
         };
+        Ok(self.issue(&mut s, &user, by_code, expires_in.as_deref()))
+    }
+
+    /// The refresh_token grant: the user the token belongs to (the token
+    /// ends if tokens rotate), and an `expires_in` a test asked for.
+    fn refresh_grant(
+        &self,
+        s: &mut FakeState,
+        form: &HashMap<String, String>,
+    ) -> Result<(String, Option<String>), HttpResponse> {
+        let rt = form.get("refresh_token").ok_or_else(|| {
+            HttpResponse::json(
+                400,
+                &json!({"error": "invalid_request", "error_description": "refresh_token must be supplied"}),
+            )
+        })?;
+        let owner = s.refresh_tokens.get(rt).cloned();
+        let expires_in = match &owner {
+            Some(user) => s.hooks.injected_for(user)?,
+            None => None,
+        };
+        let user = owner.ok_or_else(|| {
+            HttpResponse::json(
+                400,
+                &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
+            )
+        })?;
+        if self.options.rotate {
+            s.refresh_tokens.remove(rt);
+        }
+        Ok((user, expires_in))
+    }
+
+    /// Issues an access token (and a refresh token, if they rotate or a
+    /// code was redeemed) to `user`; `expires_in` replaces the raw JSON of
+    /// that field ("" leaves it out).
+    fn issue(
+        &self,
+        s: &mut FakeState,
+        user: &str,
+        by_code: bool,
+        expires_in: Option<&str>,
+    ) -> HttpResponse {
         s.serial += 1;
         let serial = s.serial;
         let access = format!("at-{user}-{serial}-{:016x}", fastrand::u64(..));
@@ -307,14 +268,14 @@ impl FakeProvider {
             )
             .unwrap_or(Timestamp::MAX);
         s.access_tokens.insert(access.clone(), expires);
-        s.issued.insert(access.clone());
+        s.hooks.issued(&access);
         let mut body = json!({
             "access_token": access,
             "token_type": "Bearer",
             "expires_in": lifetime.as_secs(),
             "scope": "user-read-currently-playing playlist-modify-private",
         });
-        match expires_in.as_deref() {
+        match expires_in {
             Some("") => {
                 body.as_object_mut().map(|b| b.remove("expires_in"));
             }
@@ -325,43 +286,17 @@ impl FakeProvider {
         }
         if (self.options.rotate || by_code) && user != "client" {
             let rt = format!("rt-{user}-{serial}-{:016x}", fastrand::u64(..));
-            s.refresh_tokens.insert(rt.clone(), user.clone());
-            s.issued.insert(rt.clone());
-            s.rotated_at.insert(user.clone(), std::time::Instant::now());
+            s.refresh_tokens.insert(rt.clone(), user.to_owned());
+            s.hooks.issued(&rt);
+            s.hooks.rotated(user);
             body["refresh_token"] = json!(rt);
         }
         HttpResponse::json(200, &body)
     }
 
-    /// `/admin/issue?user=U` (a new refresh token), `/admin/revoke?user=U`,
-    /// `/admin/secrets` (every secret issued, one a line).
-    fn admin(&self, req: &HttpRequest) -> HttpResponse {
-        let user = req
-            .query
-            .get("user")
-            .cloned()
-            .unwrap_or_else(|| "spotify".into());
-        match req.path.as_str() {
-            "/admin/issue" => {
-                HttpResponse::text(200, "text/plain", &self.issue_refresh_token(&user))
-            }
-            "/admin/revoke" => {
-                self.revoke(&user);
-                HttpResponse::text(200, "text/plain", "revoked")
-            }
-            "/admin/secrets" => {
-                HttpResponse::text(200, "text/plain", &self.issued_secrets().join("\n"))
-            }
-            "/admin/token-requests" => {
-                HttpResponse::text(200, "text/plain", &self.token_requests().to_string())
-            }
-            _ => HttpResponse::empty(404),
-        }
-    }
-
     /// `/authorize`: the user "logs in" at once; the browser is sent back
-    /// to `redirect_uri` with a code bound to the PKCE challenge, or with
-    /// `access_denied`.
+    /// to `redirect_uri` with a code bound to the PKCE challenge, or (when
+    /// a test asked) with `access_denied`.
     fn authorize(&self, req: &HttpRequest) -> HttpResponse {
         let q = &req.query;
         let (Some(redirect), Some(state)) = (q.get("redirect_uri"), q.get("state")) else {
@@ -374,7 +309,7 @@ impl FakeProvider {
             return HttpResponse::text(400, "text/plain", "INVALID_CLIENT or missing S256 PKCE");
         }
         let mut s = self.lock();
-        let params = if s.deny {
+        let params = if s.hooks.denies() {
             serde_urlencoded::to_string([("error", "access_denied"), ("state", state)])
         } else {
             s.serial += 1;
@@ -384,7 +319,7 @@ impl FakeProvider {
                 code.clone(),
                 ("spotify".into(), challenge, redirect.clone()),
             );
-            s.issued.insert(code.clone());
+            s.hooks.issued(&code);
             serde_urlencoded::to_string([("code", code.as_str()), ("state", state)])
         };
         let location = format!("{redirect}?{}", params.unwrap_or_default());
@@ -393,11 +328,7 @@ impl FakeProvider {
 
     /// The authorization_code grant: single-use code, same redirect URI,
     /// and a verifier whose S256 hash is the challenge.
-    fn redeem(
-        &self,
-        s: &mut FakeState,
-        form: &HashMap<String, String>,
-    ) -> Result<String, HttpResponse> {
+    fn redeem(s: &mut FakeState, form: &HashMap<String, String>) -> Result<String, HttpResponse> {
         use base64::Engine;
         use sha2::Digest;
         let invalid = |why: &str| {
@@ -425,45 +356,10 @@ impl FakeProvider {
     }
 
     /// Whether `req` carries an access token that is valid now.
-    pub fn authorized(&self, req: &HttpRequest) -> bool {
+    fn authorized(&self, req: &HttpRequest) -> bool {
         let s = self.lock();
         req.bearer()
             .and_then(|t| s.access_tokens.get(t))
             .is_some_and(|exp| *exp > Timestamp::now())
-    }
-
-    /// The Web API's state, to arrange or inspect.
-    pub fn web(&self) -> std::sync::MutexGuard<'_, web::WebState> {
-        self.web.locked()
-    }
-}
-
-fn fault_response(fault: &Fault) -> HttpResponse {
-    match fault {
-        Fault::Unavailable => HttpResponse::text(
-            503,
-            "text/html",
-            "<html><body><h1>503 Service Unavailable</h1></body></html>",
-        ),
-        Fault::Garbage => HttpResponse::text(200, "application/json", "{\"acc\u{0}ess_tok"),
-        Fault::Hang(d) => HttpResponse {
-            delay: Some(*d),
-            ..HttpResponse::empty(504)
-        },
-        Fault::RateLimited(secs) => HttpResponse::json(429, &json!({"error": "rate_limited"}))
-            .with_header("Retry-After", &secs.to_string()),
-        Fault::InvalidGrant => HttpResponse::json(
-            400,
-            &json!({"error": "invalid_grant", "error_description": "Refresh token revoked"}),
-        ),
-        Fault::InvalidClient => HttpResponse::json(
-            401,
-            &json!({"error": "invalid_client", "error_description": "Invalid client secret"}),
-        ),
-        Fault::Redirect { status, location } => {
-            HttpResponse::empty(*status).with_header("Location", location)
-        }
-        // Not an error: handled where tokens are issued.
-        Fault::ExpiresIn(_) => HttpResponse::empty(500),
     }
 }
