@@ -28,7 +28,6 @@ use crate::control::{self, Handler, Request, Response, TokenText};
 use crate::jobs::RunOutcome;
 use crate::jobs::{self, JobContext};
 use crate::notify::Notifier;
-use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
 pub use crate::paths::state_dir;
 use crate::scheduler::{JobLoop, JobStatus, RunNow};
@@ -228,10 +227,10 @@ impl Shared {
 
     fn new_manager(&self, account: &Arc<crate::config::Account>) -> Arc<TokenManager> {
         let account = Arc::clone(account);
-        let endpoint = HttpEndpoint::for_account(
-            self.token_http.clone(),
+        let endpoint = crate::setup::token_endpoint(
             &account,
             account.client_secret.clone(),
+            self.token_http.clone(),
             Some(self.state_dir.clone()),
         );
         TokenManager::new(

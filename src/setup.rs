@@ -1,10 +1,14 @@
 //! Start-up steps shared by the daemon and the commands that work on the
-//! store directly (`login`, `import-token`, `logout`).
+//! store directly (`login`, `import-token`, `logout`): the secret store,
+//! an account's token endpoint, and the token-info file.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::config::SecretsMode;
+use secrecy::SecretString;
+
+use crate::config::{Account, SecretsMode};
+use crate::oauth::endpoint::HttpEndpoint;
 use crate::secrets::SecretStore;
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
@@ -16,6 +20,18 @@ pub fn open_store(mode: SecretsMode, state_dir: &Path) -> Arc<dyn SecretStore> {
         SecretsMode::Keyring => Arc::new(KeyringStore::new()),
         SecretsMode::Credentials => Arc::new(CredentialsStore::from_env(state_dir.to_owned())),
     }
+}
+
+/// The account's token endpoint, authenticating with `client_secret` (the
+/// file's, or the store's when the file has none) as the account says.
+/// `state_dir` keeps the discovered issuer metadata between runs.
+pub fn token_endpoint(
+    account: &Account,
+    client_secret: Option<SecretString>,
+    http: reqwest::Client,
+    state_dir: Option<PathBuf>,
+) -> HttpEndpoint {
+    HttpEndpoint::for_account(http, account, client_secret, state_dir)
 }
 
 /// What freshd remembers of a refresh token besides the token itself, in
