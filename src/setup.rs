@@ -54,6 +54,12 @@ pub fn read_token_info(state_dir: &Path, account: &str) -> Option<jiff::Timestam
         .map(|i| i.refresh_token_obtained_at)
 }
 
+/// Forgets when the account's refresh token was obtained (a logout). A
+/// file that is not there is fine.
+pub fn remove_token_info(state_dir: &Path, account: &str) {
+    let _ = std::fs::remove_file(token_info_path(state_dir, account));
+}
+
 /// Records that the account's refresh token was obtained at `at`; returns
 /// the file's path with the error.
 pub fn write_token_info(
