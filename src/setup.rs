@@ -34,43 +34,7 @@ pub fn token_endpoint(
     HttpEndpoint::for_account(http, account, client_secret, state_dir)
 }
 
-/// What freshd remembers of a refresh token besides the token itself, in
-/// `<state_dir>/<account>.token-info.json`.
-#[derive(Debug, serde::Serialize, serde::Deserialize)]
-struct TokenInfo {
-    refresh_token_obtained_at: jiff::Timestamp,
-}
-
-fn token_info_path(state_dir: &Path, account: &str) -> std::path::PathBuf {
-    state_dir.join(format!("{account}.token-info.json"))
-}
-
-/// When the account's refresh token was obtained, if that was recorded.
-pub fn read_token_info(state_dir: &Path, account: &str) -> Option<jiff::Timestamp> {
-    let (bytes, _) =
-        crate::fsutil::read_regular(&token_info_path(state_dir, account), 4096).ok()?;
-    serde_json::from_slice::<TokenInfo>(&bytes)
-        .ok()
-        .map(|i| i.refresh_token_obtained_at)
-}
-
-/// Forgets when the account's refresh token was obtained (a logout). A
-/// file that is not there is fine.
-pub fn remove_token_info(state_dir: &Path, account: &str) {
-    let _ = std::fs::remove_file(token_info_path(state_dir, account));
-}
-
-/// Records that the account's refresh token was obtained at `at`; returns
-/// the file's path with the error.
-pub fn write_token_info(
-    state_dir: &Path,
-    account: &str,
-    at: jiff::Timestamp,
-) -> Result<(), (std::path::PathBuf, std::io::Error)> {
-    let path = token_info_path(state_dir, account);
-    let info = TokenInfo {
-        refresh_token_obtained_at: at,
-    };
-    let text = serde_json::to_string(&info).unwrap_or_default();
-    crate::fsutil::write_private(&path, text.as_bytes()).map_err(|e| (path, e))
-}
+// The token-info file (when each refresh token was obtained) is written
+// by the token manager too, so its code lives in the token layer; this is
+// where the daemon and the commands reach it.
+pub use crate::oauth::token_info::{read_token_info, write_token_info};

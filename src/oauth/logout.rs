@@ -68,7 +68,7 @@ pub async fn logout(
         }
     }
     if let Some(dir) = state_dir {
-        crate::setup::remove_token_info(&dir, name);
+        super::token_info::remove_token_info(&dir, name);
     }
     for (kind, _) in &stored {
         eprintln!(

@@ -38,6 +38,7 @@ mod plan;
 mod refresh;
 mod state;
 mod store;
+pub mod token_info;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};

@@ -78,7 +78,7 @@ impl TokenManager {
     }
 
     fn token_info(&self) -> Option<Timestamp> {
-        crate::setup::read_token_info(self.state_dir.as_deref()?, self.name())
+        super::token_info::read_token_info(self.state_dir.as_deref()?, self.name())
     }
 
     /// Remembers that the refresh token was obtained at `at` (after a login
@@ -88,7 +88,7 @@ impl TokenManager {
         let Some(dir) = self.state_dir.as_deref() else {
             return;
         };
-        if let Err((path, e)) = crate::setup::write_token_info(dir, self.name(), at) {
+        if let Err((path, e)) = super::token_info::write_token_info(dir, self.name(), at) {
             tracing::warn!(ACCOUNT = %self.name(), "cannot record when the refresh token was obtained in {}: {e}", path.display());
         }
     }
