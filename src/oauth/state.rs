@@ -91,8 +91,9 @@ impl TokenState {
         }
     }
 
-    /// Takes the access token out, for the next state; a static token
-    /// becomes one that never expires.
+    /// The access token to carry into the state that replaces this one
+    /// (taken out where it is optional); a static token becomes one that
+    /// never expires.
     pub(crate) fn take_access(&mut self) -> Option<Access> {
         match self {
             TokenState::Fresh { access } => Some(access.clone()),
@@ -179,5 +180,54 @@ impl TokenState {
             failures: self.failures(),
             last_error: self.last_error().map(str::to_owned),
         };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn access() -> Access {
+        Access {
+            token: SecretString::from("at"),
+            expires: Duration::from_secs(3600),
+            lifetime: Duration::from_secs(3600),
+        }
+    }
+
+    #[test]
+    fn a_request_in_flight_keeps_the_token_the_failures_and_the_reason() {
+        let mut s = TokenState::Backoff {
+            access: Some(access()),
+            until: Timestamp::UNIX_EPOCH,
+            at: Duration::ZERO,
+            failures: 3,
+            reason: "the token endpoint failed (503)".into(),
+        };
+        s.start_refreshing();
+        assert_eq!(s.public_state(), "refreshing");
+        assert_eq!(s.failures(), 3);
+        assert_eq!(s.last_error(), Some("the token endpoint failed (503)"));
+        assert!(s.access().is_some());
+    }
+
+    #[test]
+    fn no_token_after_a_refusal_remembers_the_refused_token_and_why() {
+        let s = TokenState::NeedsLogin {
+            reason: "invalid_grant".into(),
+            refused: Some(SecretString::from("rt-0")),
+        };
+        let n = s.to_no_token();
+        assert_eq!(n.public_state(), "no_token");
+        assert_eq!(n.last_error(), Some("invalid_grant"));
+        assert!(n.refused().is_some());
+        assert!(n.is_stuck());
+    }
+
+    #[test]
+    fn a_refused_access_token_leaves_a_fresh_account_with_nothing_fetched() {
+        let mut s = TokenState::Fresh { access: access() };
+        s.forget_access();
+        assert!(matches!(s, TokenState::Idle { access: None }));
     }
 }
