@@ -25,7 +25,10 @@
 //! its variant), [`chain`] the refresh token chain, [`store`] reading and
 //! writing the store, [`adopt`] what a reload or a command changes,
 //! [`refresh`] handing out tokens and asking the endpoint, [`plan`] the
-//! background task, [`backoff`] the waits and the minute's cap.
+//! background task, [`backoff`] the waits and the minute's cap,
+//! [`token_info`] when a refresh token was obtained. [`endpoint`] is the
+//! token endpoint client, [`discovery`] finds it from an issuer, [`login`]
+//! and [`logout`] are the commands' flows.
 
 mod adopt;
 mod backoff;
