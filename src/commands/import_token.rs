@@ -21,15 +21,15 @@ pub async fn import_token(path: &Path, account: &str, check: bool) -> anyhow::Re
     }
     let store = open_store(&config)?;
     if check {
-        use crate::oauth::endpoint::{GrantRequest, HttpEndpoint, TokenEndpoint};
+        use crate::oauth::endpoint::{GrantRequest, TokenEndpoint};
         let secret = match client_secret(&store, &acc).await {
             Ok(s) => s,
             Err(code) => return Ok(code),
         };
-        let endpoint = HttpEndpoint::for_account(
-            crate::http::token_client().context("cannot build the HTTP client")?,
+        let endpoint = crate::setup::token_endpoint(
             &acc,
             secret,
+            crate::http::token_client().context("cannot build the HTTP client")?,
             daemon::state_dir(&config),
         );
         match endpoint.request(GrantRequest::RefreshToken(&token)).await {

@@ -23,7 +23,6 @@ use crate::control::{Refusal, Response};
 use crate::jobs::{self, JobContext, RunOutcome};
 use crate::notify::FailingJob;
 use crate::oauth::TokenManager;
-use crate::oauth::endpoint::HttpEndpoint;
 use crate::scheduler::{JobLoop, JobStatus, RunNow};
 use crate::secrets::{SecretKind, SecretStore};
 use crate::status::{AccountStatus, DaemonInfo, JobReport, JobResult, StatusReport, Summary};
@@ -205,10 +204,10 @@ impl Registry {
 
     pub(super) fn new_manager(&self, account: &Arc<Account>) -> Arc<TokenManager> {
         let account = Arc::clone(account);
-        let endpoint = HttpEndpoint::for_account(
-            self.token_http.clone(),
+        let endpoint = crate::setup::token_endpoint(
             &account,
             account.client_secret(),
+            self.token_http.clone(),
             Some(self.state_dir.clone()),
         );
         TokenManager::new(

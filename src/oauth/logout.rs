@@ -57,30 +57,10 @@ pub async fn logout(
         eprintln!("freshd: no token of {name} is stored; nothing to revoke");
     }
     let endpoint = HttpEndpoint::for_account(http, account, client_secret, state_dir.clone());
-    let mut code = 0;
-    for (kind, token) in &stored {
-        let what = words(*kind);
-        match endpoint.revoke(token, kind.suffix()).await {
-            Ok(Revocation::Revoked { url }) => {
-                eprintln!("freshd: revoked the {what} of {name} at {url}");
-            }
-            Ok(Revocation::NoEndpoint) => eprintln!(
-                "freshd: the provider of {name} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the {what} stays valid at the provider until you remove freshd's access there"
-            ),
-            Err(e @ RefreshError::Transient { .. }) => {
-                eprintln!(
-                    "freshd: cannot revoke the {what} of {name}: {e}; nothing was deleted: run `freshd logout {name}` again later"
-                );
-                return kept(1);
-            }
-            Err(e) => {
-                eprintln!(
-                    "freshd: the provider refused to revoke the {what} of {name}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
-                );
-                code = 1;
-            }
-        }
-    }
+    let code = match revoke_all(&endpoint, name, &stored).await {
+        Ok(code) => code,
+        Err(code) => return kept(code),
+    };
     for kind in [SecretKind::RefreshToken, SecretKind::AccessToken] {
         if let Err(e) = secrets::delete(store, name, kind).await {
             eprintln!("freshd: {e}");
@@ -88,7 +68,7 @@ pub async fn logout(
         }
     }
     if let Some(dir) = state_dir {
-        let _ = std::fs::remove_file(dir.join(format!("{name}.token-info.json")));
+        super::token_info::remove_token_info(&dir, name);
     }
     for (kind, _) in &stored {
         eprintln!(
@@ -101,6 +81,42 @@ pub async fn logout(
         exit_code: code,
         deleted: true,
     }
+}
+
+/// Revokes each stored token at the provider, saying how it went: `Ok`
+/// with the exit code once the tokens may be deleted (a refusal is said,
+/// and they go anyway), `Err` with it when nothing may be deleted (the
+/// provider could not be reached: try again later).
+async fn revoke_all(
+    endpoint: &HttpEndpoint,
+    name: &str,
+    stored: &[(SecretKind, SecretString)],
+) -> Result<u8, u8> {
+    let mut code = 0;
+    for (kind, token) in stored {
+        let what = words(*kind);
+        match endpoint.revoke(token, kind.suffix()).await {
+            Ok(Revocation::Revoked { url }) => {
+                eprintln!("freshd: revoked the {what} of {name} at {url}");
+            }
+            Ok(Revocation::NoEndpoint) => eprintln!(
+                "freshd: the provider of {name} has no revocation endpoint that freshd knows of (set `revocation_url`, or `issuer` to discover it): the {what} stays valid at the provider until you remove freshd's access there"
+            ),
+            Err(e @ RefreshError::Transient { .. }) => {
+                eprintln!(
+                    "freshd: cannot revoke the {what} of {name}: {e}; nothing was deleted: run `freshd logout {name}` again later"
+                );
+                return Err(1);
+            }
+            Err(e) => {
+                eprintln!(
+                    "freshd: the provider refused to revoke the {what} of {name}: {e}; deleting it here anyway (remove freshd's access at the provider to be sure)"
+                );
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
 }
 
 fn words(kind: SecretKind) -> &'static str {

@@ -3,11 +3,19 @@
 
 use std::collections::VecDeque;
 use std::path::Path;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use super::endpoint::{GrantRequest, Lifetime, RefreshError, Tokens};
+use super::plan::expiry_warning;
 use super::*;
 use crate::config::Config;
 use crate::secrets::memory::MemoryStore;
+use crate::secrets::{SecretKind, SecretStore};
 use crate::time::TokioClock;
 
 type Script = Box<dyn Fn(u32, Option<String>) -> Result<Tokens, RefreshError> + Send + Sync>;
