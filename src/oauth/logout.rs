@@ -73,7 +73,7 @@ pub async fn logout(
     for (kind, _) in &stored {
         eprintln!(
             "freshd: deleted the {} of {name} from {}",
-            words(*kind),
+            revoked_noun(*kind),
             store.hint(name, *kind)
         );
     }
@@ -94,8 +94,8 @@ async fn revoke_all(
 ) -> Result<u8, u8> {
     let mut code = 0;
     for (kind, token) in stored {
-        let what = words(*kind);
-        match endpoint.revoke(token, kind.suffix()).await {
+        let what = revoked_noun(*kind);
+        match endpoint.revoke(token, kind.as_str()).await {
             Ok(Revocation::Revoked { url }) => {
                 eprintln!("freshd: revoked the {what} of {name} at {url}");
             }
@@ -119,7 +119,8 @@ async fn revoke_all(
     Ok(code)
 }
 
-fn words(kind: SecretKind) -> &'static str {
+/// What logout says it revoked.
+fn revoked_noun(kind: SecretKind) -> &'static str {
     match kind {
         SecretKind::AccessToken => "access token",
         _ => "refresh token",

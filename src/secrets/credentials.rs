@@ -89,7 +89,7 @@ impl CredentialsStore {
         let Some(dir) = &self.credentials_dir else {
             return Ok(None);
         };
-        read_secret(&dir.join(format!("{account}.{}", kind.suffix())), kind)
+        read_secret(&dir.join(format!("{account}.{}", kind.as_str())), kind)
     }
 
     /// The recorded origin; `None` when there is none or it is unreadable
@@ -181,7 +181,7 @@ fn read_secret(path: &Path, kind: SecretKind) -> Result<Option<SecretString>, Se
     match crate::fsutil::read_regular(path, MAX_SECRET_FILE) {
         Ok((bytes, _)) => {
             let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText {
-                what: format!("{} in {}", kind.words(), path.display()),
+                what: format!("{} in {}", kind, path.display()),
             })?;
             let trimmed = text.trim();
             Ok((!trimmed.is_empty()).then(|| SecretString::from(trimmed.to_owned())))
@@ -210,7 +210,7 @@ impl SecretStore for CredentialsStore {
     ) -> Result<(), SecretError> {
         if kind != SecretKind::RefreshToken {
             return Err(SecretError::ReadOnly {
-                what: format!("the {} of {account}", kind.words()),
+                what: format!("the {} of {account}", kind),
             });
         }
         // Origin first: a crash between the two leaves the old copy with
@@ -239,7 +239,7 @@ impl SecretStore for CredentialsStore {
             }
         }
         if let Some(dir) = &self.credentials_dir {
-            let path = dir.join(format!("{account}.{}", kind.suffix()));
+            let path = dir.join(format!("{account}.{}", kind.as_str()));
             if path.exists() {
                 return Err(SecretError::CredentialRemains { path });
             }
@@ -250,8 +250,8 @@ impl SecretStore for CredentialsStore {
     fn hint(&self, account: &str, kind: SecretKind) -> String {
         format!(
             "the credential {account}.{} (LoadCredentialEncrypted={account}.{}:{})",
-            kind.suffix(),
-            kind.suffix(),
+            kind.as_str(),
+            kind.as_str(),
             CredentialImport::default_path(account, kind).display()
         )
     }
@@ -320,11 +320,11 @@ impl CredentialImport {
     }
 
     fn default_path(account: &str, kind: SecretKind) -> PathBuf {
-        Path::new(CREDENTIALS_DIR).join(format!("{account}.{}.cred", kind.suffix()))
+        Path::new(CREDENTIALS_DIR).join(format!("{account}.{}.cred", kind.as_str()))
     }
 
     fn name(&self) -> String {
-        format!("{}.{}", self.account, SecretKind::RefreshToken.suffix())
+        format!("{}.{}", self.account, SecretKind::RefreshToken.as_str())
     }
 
     /// The `.cred` file this writes.

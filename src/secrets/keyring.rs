@@ -135,7 +135,7 @@ fn entry(
     account: &str,
     kind: SecretKind,
 ) -> Result<keyring_core::Entry, SecretError> {
-    let label = format!("freshd {account} {}", kind.words());
+    let label = format!("freshd {account} {}", kind);
     let modifiers = HashMap::from([("label", label.as_str())]);
     store
         .build(SERVICE, &user(account, kind), Some(&modifiers))
@@ -144,7 +144,7 @@ fn entry(
 
 /// The `username` attribute of an entry.
 pub fn user(account: &str, kind: SecretKind) -> String {
-    format!("{account}/{}", kind.suffix())
+    format!("{account}/{}", kind.as_str())
 }
 
 /// Turns a keyring error into one that says what to do. keyring-core's
@@ -188,7 +188,7 @@ impl SecretStore for KeyringStore {
             Ok(p) => Ok(Some(SecretString::from(p))),
             Err(KeyringError::NoEntry) => Ok(None),
             Err(KeyringError::BadEncoding(_)) => Err(SecretError::NotText {
-                what: format!("{} in the keyring", kind.words()),
+                what: format!("{} in the keyring", kind),
             }),
             Err(KeyringError::Ambiguous(entries)) => Err(SecretError::Keyring {
                 detail: format!(
@@ -223,7 +223,7 @@ impl SecretStore for KeyringStore {
         format!(
             "the keyring entry service {SERVICE} username {} (secret-tool store --label='freshd {account} {}' service {SERVICE} username {})",
             user(account, kind),
-            kind.words(),
+            kind,
             user(account, kind)
         )
     }

@@ -57,7 +57,7 @@ impl SecretStore for MemoryStore {
     }
 
     fn hint(&self, account: &str, kind: SecretKind) -> String {
-        format!("{account}/{} in memory", kind.suffix())
+        format!("{account}/{} in memory", kind.as_str())
     }
 
     fn delete(&self, account: &str, kind: SecretKind) -> Result<(), SecretError> {

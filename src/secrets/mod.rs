@@ -38,7 +38,7 @@ pub enum SecretKind {
 
 impl SecretKind {
     /// The part after `ACCOUNT/` (keyring) or `ACCOUNT.` (credentials).
-    pub fn suffix(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             SecretKind::RefreshToken => "refresh_token",
             SecretKind::ClientSecret => "client_secret",
@@ -46,12 +46,16 @@ impl SecretKind {
         }
     }
 
-    fn words(self) -> &'static str {
-        match self {
+}
+
+/// What the secret is, in words, for messages.
+impl std::fmt::Display for SecretKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
             SecretKind::RefreshToken => "refresh token",
             SecretKind::ClientSecret => "client secret",
             SecretKind::AccessToken => "long-lived access token",
-        }
+        })
     }
 }
 
