@@ -32,7 +32,7 @@ pub async fn check(path: &Path) -> u8 {
         );
         print!(
             "{}",
-            crate::oauth::discovery::describe(a, daemon::state_dir(&config), &http).await
+            crate::oauth::discovery::check_report(a, daemon::state_dir(&config), &http).await
         );
     }
     print_jobs(&config);

@@ -45,7 +45,6 @@ impl SecretKind {
             SecretKind::AccessToken => "access_token",
         }
     }
-
 }
 
 /// What the secret is, in words, for messages.

@@ -23,9 +23,9 @@ use tokio::time::Instant;
 use super::endpoint::RefreshError;
 use crate::config::Account;
 
-mod describe;
+mod report;
 
-pub use describe::describe;
+pub use report::check_report;
 
 /// How long one metadata request may take: it is a small static document.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);

@@ -8,7 +8,11 @@ use crate::config::Account;
 /// What `freshd check` says of an account's endpoints, and where each came
 /// from (the config, a preset, the issuer's metadata, or its cached copy).
 /// Reads the cache but never writes it.
-pub async fn describe(acc: &Account, state_dir: Option<PathBuf>, http: &reqwest::Client) -> String {
+pub async fn check_report(
+    acc: &Account,
+    state_dir: Option<PathBuf>,
+    http: &reqwest::Client,
+) -> String {
     let mut out = String::new();
     if let Some(issuer) = &acc.issuer {
         out.push_str(&format!("    issuer: {issuer}\n"));
@@ -18,15 +22,15 @@ pub async fn describe(acc: &Account, state_dir: Option<PathBuf>, http: &reqwest:
         .endpoints(http)
         .await
     {
-        Ok(e) => describe_endpoints(&mut out, acc, &e),
+        Ok(e) => report_endpoints(&mut out, acc, &e),
         Err(e) => out.push_str(&format!("    endpoints: unknown: {e}\n")),
     }
-    describe_client(&mut out, acc);
+    report_client(&mut out, acc);
     out
 }
 
 /// Each endpoint's URL and where it came from.
-fn describe_endpoints(out: &mut String, acc: &Account, e: &Endpoints) {
+fn report_endpoints(out: &mut String, acc: &Account, e: &Endpoints) {
     if let Some((_, origin)) = &e.metadata {
         out.push_str(&format!("    metadata: {origin}\n"));
     }
@@ -53,7 +57,7 @@ fn describe_endpoints(out: &mut String, acc: &Account, e: &Endpoints) {
 }
 
 /// How the client authenticates, and the extra parameters it sends.
-fn describe_client(out: &mut String, acc: &Account) {
+fn report_client(out: &mut String, acc: &Account) {
     let auth = match acc.token_endpoint_auth_method {
         Some(m) => m.as_str().to_owned(),
         None if acc.client_secret.is_some() => acc.auth_method(true).as_str().to_owned(),
