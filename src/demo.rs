@@ -40,23 +40,7 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         since: jiff::Timestamp::now(),
     };
     let store = Arc::new(MemoryStore::new());
-    crate::fsutil::ensure_private_dir(&dir.join("state"))?;
-    for (name, account) in &mut config.accounts {
-        let mut a = (**account).clone();
-        a.token_url = Some(fake.token_url());
-        a.api_base_url = Some(fake.api_base_url());
-        a.authorize_url = Some(format!("{}/authorize", fake.base_url()));
-        *account = Arc::new(a);
-        let token = SecretString::from(fake.issue_refresh_token(name));
-        store.set(name, SecretKind::RefreshToken, &token)?;
-        // Issued just now, as `freshd login` would record it: the daemon
-        // then knows the refresh token's age instead of saying it does not.
-        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
-        crate::fsutil::write_private(
-            &dir.join("state").join(format!("{name}.token-info.json")),
-            info.to_string().as_bytes(),
-        )?;
-    }
+    point_at_fake(&mut config, &fake, &store, &dir.join("state"))?;
     tracing::info!(
         "demo: a simulated provider on {} issues {}-second access tokens and rotating refresh tokens, and plays a session of tracks of 20 to 30 seconds; {}",
         fake.base_url(),
@@ -79,6 +63,40 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     fake.stop();
     let _ = std::fs::remove_dir_all(&dir);
     let code = code?;
+    tracing::info!("demo: {}", what_the_provider_saw(&fake));
+    Ok(code)
+}
+
+/// Points every account of `config` at the fake and gives each a refresh
+/// token it issued, recorded as `freshd login` would.
+fn point_at_fake(
+    config: &mut Config,
+    fake: &FakeProvider,
+    store: &MemoryStore,
+    state_dir: &Path,
+) -> anyhow::Result<()> {
+    crate::fsutil::ensure_private_dir(state_dir)?;
+    for (name, account) in &mut config.accounts {
+        let mut a = (**account).clone();
+        a.token_url = Some(fake.token_url());
+        a.api_base_url = Some(fake.api_base_url());
+        a.authorize_url = Some(format!("{}/authorize", fake.base_url()));
+        *account = Arc::new(a);
+        let token = SecretString::from(fake.issue_refresh_token(name));
+        store.set(name, SecretKind::RefreshToken, &token)?;
+        // Issued just now, as `freshd login` would record it: the daemon
+        // then knows the refresh token's age instead of saying it does not.
+        let info = serde_json::json!({ "refresh_token_obtained_at": jiff::Timestamp::now() });
+        crate::fsutil::write_private(
+            &state_dir.join(format!("{name}.token-info.json")),
+            info.to_string().as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// The demo's last line: requests the provider saw, and the playlists.
+fn what_the_provider_saw(fake: &FakeProvider) -> String {
     let playlists: Vec<String> = fake
         .web()
         .playlists
@@ -92,8 +110,8 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
             )
         })
         .collect();
-    tracing::info!(
-        "demo: the provider saw {} and {}; playlists: {}",
+    format!(
+        "the provider saw {} and {}; playlists: {}",
         count(fake.token_requests(), "token request"),
         count(fake.api_requests(), "API request"),
         if playlists.is_empty() {
@@ -101,8 +119,7 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
         } else {
             playlists.join(", ")
         }
-    );
-    Ok(code)
+    )
 }
 
 /// `1 token request`, `2 token requests`.

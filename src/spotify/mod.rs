@@ -157,17 +157,30 @@ impl Spotify {
                     None => return Err(network(&e)),
                 },
             };
-            return match status {
-                204 => Ok(None),
-                200..=299 => Ok(Some(bytes)),
-                429 => Err(self.cool_down(wait, &bytes)),
-                _ => Err(ApiError::Status {
-                    method: method.to_string(),
-                    path: shown,
-                    status,
-                    message: error_message(&bytes, &token),
-                }),
-            };
+            return self.answer(status, wait, bytes, &token, &method, shown);
+        }
+    }
+
+    /// What a whole answer means: its body, `None` for a 204, or the error.
+    fn answer(
+        &self,
+        status: u16,
+        wait: Option<Duration>,
+        bytes: Vec<u8>,
+        token: &SecretString,
+        method: &Method,
+        shown: String,
+    ) -> Result<Option<Vec<u8>>, ApiError> {
+        match status {
+            204 => Ok(None),
+            200..=299 => Ok(Some(bytes)),
+            429 => Err(self.cool_down(wait, &bytes)),
+            _ => Err(ApiError::Status {
+                method: method.to_string(),
+                path: shown,
+                status,
+                message: error_message(&bytes, token),
+            }),
         }
     }
 
