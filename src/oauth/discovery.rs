@@ -575,6 +575,7 @@ mod tests {
             &format!("[accounts.a]\nclient_id = \"id\"\n{text}"),
             Path::new("/x.toml"),
             false,
+            crate::jobs::TYPES,
         )
         .unwrap();
         (*config.accounts["a"]).clone()

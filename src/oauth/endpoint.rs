@@ -754,6 +754,7 @@ mod tests {
             &format!("[accounts.a]\nclient_id = \"my id\"\ntoken_url = \"{url}\"\n{extra}"),
             std::path::Path::new("/x.toml"),
             false,
+            crate::jobs::TYPES,
         )
         .unwrap();
         let endpoint = HttpEndpoint::for_account(
@@ -835,7 +836,7 @@ mod tests {
         let config = crate::config::Config::parse(
             "[accounts.a]\nclient_id = \"id\"\ntoken_url = \"http://127.0.0.1:9/t\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\n",
             std::path::Path::new("/x.toml"),
-            false,
+            false, crate::jobs::TYPES,
         )
         .unwrap();
         let endpoint =
