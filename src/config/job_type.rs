@@ -67,21 +67,21 @@ impl<B> Registered<B> {
 
 /// A type's checked settings with the type erased: what the config needs of
 /// them (a name, a comparison for reload, a debug form).
-pub trait Settings: fmt::Debug + Send + Sync + 'static {
+pub trait JobSettings: fmt::Debug + Send + Sync + 'static {
     /// The type's name, as in `type = "NAME"`.
     fn type_name(&self) -> &'static str;
     /// The settings themselves, for their own type to look into.
     fn as_any(&self) -> &dyn Any;
     /// Whether `other` is the same type with equal settings.
-    fn same_as(&self, other: &dyn Settings) -> bool;
+    fn same_as(&self, other: &dyn JobSettings) -> bool;
 }
 
 /// What a job does: its type and that type's checked settings.
 #[derive(Clone)]
-pub struct JobKind(Arc<dyn Settings>);
+pub struct JobKind(Arc<dyn JobSettings>);
 
 impl JobKind {
-    pub fn new(settings: impl Settings) -> Self {
+    pub fn new(settings: impl JobSettings) -> Self {
         JobKind(Arc::new(settings))
     }
 

@@ -27,7 +27,7 @@ use jiff::tz::TimeZone;
 
 pub use account::{Account, AuthMethod, ClientSecret, Grant, Provider};
 pub(crate) use choices::choices;
-pub use job_type::{JobKind, Registered, Settings};
+pub use job_type::{JobKind, JobSettings, Registered};
 pub use raw::{Keys, RawTable, Shape};
 pub use validate::{JobCheck, parse_duration, quoted_list};
 

@@ -12,7 +12,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::JobBody;
-use crate::config::{JobCheck, JobKind, Keys, Registered, Settings};
+use crate::config::{JobCheck, JobKind, JobSettings, Keys, Registered};
 
 /// One job type.
 pub trait JobType: 'static {
@@ -47,7 +47,7 @@ fn body<T: JobType>(kind: &JobKind) -> Option<Arc<dyn JobBody>> {
 /// `T`'s settings, as the config holds them.
 struct Typed<T: JobType>(T::Settings);
 
-impl<T: JobType> Settings for Typed<T> {
+impl<T: JobType> JobSettings for Typed<T> {
     fn type_name(&self) -> &'static str {
         T::NAME
     }
@@ -56,7 +56,7 @@ impl<T: JobType> Settings for Typed<T> {
         &self.0
     }
 
-    fn same_as(&self, other: &dyn Settings) -> bool {
+    fn same_as(&self, other: &dyn JobSettings) -> bool {
         other.type_name() == T::NAME
             && other
                 .as_any()
@@ -68,5 +68,32 @@ impl<T: JobType> Settings for Typed<T> {
 impl<T: JobType> fmt::Debug for Typed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::jobs::{TYPES, body_for};
+
+    #[test]
+    fn every_type_checks_its_jobs_into_kinds_that_its_body_takes() {
+        let text = include_str!("../../config/freshd.toml");
+        let config = Config::parse(text, Path::new("freshd.toml"), true, TYPES).unwrap();
+        let mut seen = BTreeSet::new();
+        for job in config.jobs.values() {
+            let line = TYPES.iter().find(|t| t.name == job.kind.type_name());
+            assert!(line.unwrap().body(&job.kind).is_some(), "{}", job.name);
+            for other in TYPES.iter().filter(|t| t.name != job.kind.type_name()) {
+                assert!(other.body(&job.kind).is_none(), "{}", job.name);
+            }
+            let _ = body_for(job);
+            seen.insert(job.kind.type_name());
+        }
+        let all: BTreeSet<&str> = TYPES.iter().map(|t| t.name).collect();
+        assert_eq!(seen, all, "config/freshd.toml has a job of every type");
     }
 }
