@@ -9,9 +9,9 @@
 //! for the read by [`with_job_keys`]), each with the [`Shape`] of its
 //! value. One table for all types, rather than a tagged enum, because
 //! serde's tagged enums lose spans, and a table of every type's keys lets
-//! validation say "key `playlist` is not valid for a
-//! job of type `now_playing`" instead of a generic error. A key that no type
-//! has is refused while parsing, with the nearest valid key suggested.
+//! validation say "key `playlist` is not valid for a job of type
+//! `now_playing`" instead of a generic error. A key that no type has is
+//! refused while parsing, with the nearest valid key suggested.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
