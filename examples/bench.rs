@@ -483,7 +483,8 @@ async fn storm_once(
             )
         })
         .collect();
-    let config = Config::parse(&text, Path::new("storm.toml"), true).map_err(|e| e.to_string())?;
+    let config = Config::parse(&text, Path::new("storm.toml"), true, freshd::jobs::TYPES)
+        .map_err(|e| e.to_string())?;
     let clock = Arc::new(SystemClock::default());
     let mut managers = Vec::new();
     for (name, account) in &config.accounts {

@@ -129,7 +129,7 @@ pub fn refused(answer: &Response) -> u8 {
 /// older, good one, nor `freshd reload` from hearing why it was refused: its
 /// `socket =` is still read when the file is valid TOML.
 async fn ask(config: &Path, request: &Request) -> Result<Response, u8> {
-    let configured = match Config::load(config) {
+    let configured = match Config::load(config, crate::jobs::TYPES) {
         Ok(c) => c.daemon.socket,
         Err(ConfigError::Read { .. }) => None,
         Err(e) => {

@@ -33,7 +33,12 @@ pub async fn run(duration: Option<Duration>) -> anyhow::Result<u8> {
     })
     .await?;
     let dir = std::env::temp_dir().join(format!("freshd-demo-{}", std::process::id()));
-    let mut config = Config::parse(DEMO_CONFIG, Path::new("config/demo.toml"), true)?;
+    let mut config = Config::parse(
+        DEMO_CONFIG,
+        Path::new("config/demo.toml"),
+        true,
+        crate::jobs::TYPES,
+    )?;
     config.daemon.state_dir = Some(dir.join("state"));
     config.daemon.socket = Some(dir.join("control.sock"));
     fake.web().player = Player::Session {

@@ -17,7 +17,7 @@ const DEMO: &str = include_str!("../config/demo.toml");
 
 /// Checks that a config either loads or fails with located problems.
 fn config_holds(text: &str) {
-    match Config::parse(text, Path::new("fuzz.toml"), true) {
+    match Config::parse(text, Path::new("fuzz.toml"), true, freshd::jobs::TYPES) {
         Ok(_) => {}
         Err(ConfigError::Invalid { problems, .. }) => {
             assert!(!problems.is_empty());

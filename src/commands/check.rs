@@ -3,7 +3,7 @@
 use super::*;
 
 pub async fn check(path: &Path) -> u8 {
-    let config = match Config::load(path) {
+    let config = match Config::load(path, crate::jobs::TYPES) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("{e}");

@@ -63,7 +63,7 @@ fn read_secret_line(prompt: &str) -> anyhow::Result<SecretString> {
 
 /// The config and the account named on the command line, or the exit code.
 fn config_and_account(path: &Path, account: &str) -> Result<(Config, Arc<config::Account>), u8> {
-    let config = Config::load(path).map_err(|e| {
+    let config = Config::load(path, crate::jobs::TYPES).map_err(|e| {
         eprintln!("{e}");
         EXIT_CONFIG
     })?;

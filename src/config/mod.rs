@@ -2,8 +2,8 @@
 //!
 //! [`raw`] is what serde reads; [`Config::parse`] turns it into the
 //! validated types below ([`validate`], by concern; each job type checks
-//! its own keys in its file under `src/jobs/`, listed in
-//! [`crate::jobs::TYPES`]), collecting every problem at once. Each problem
+//! its own keys in its file under `src/jobs/`, through the registry of job
+//! types it is given, [`Registered`]), collecting every problem at once. Each problem
 //! names the file, line, column and key and says what would be valid, so
 //! `freshd check` can print them all and exit 78. Nothing in the daemon ever
 //! sees a half-valid config: a config is either a [`Config`] or a
@@ -12,6 +12,7 @@
 
 mod account;
 mod choices;
+mod job_type;
 mod messages;
 mod raw;
 mod validate;
@@ -26,10 +27,9 @@ use jiff::tz::TimeZone;
 
 pub use account::{Account, AuthMethod, ClientSecret, Grant, Provider};
 pub(crate) use choices::choices;
+pub use job_type::{JobKind, JobSettings, Registered};
 pub use raw::{Keys, RawTable, Shape};
 pub use validate::{JobCheck, parse_duration, quoted_list};
-
-use crate::jobs::JobKind;
 
 /// A validated configuration.
 #[derive(Debug, Clone)]
@@ -165,8 +165,9 @@ pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
 const CONFIG_READ_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl Config {
-    /// Reads and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and validates the file at `path`, with the job types of
+    /// `types` (`jobs::TYPES`).
+    pub fn load<B>(path: &Path, types: &[Registered<B>]) -> Result<Config, ConfigError> {
         let read_err = |source| ConfigError::Read {
             path: path.to_owned(),
             source,
@@ -205,13 +206,19 @@ impl Config {
             }
         })?;
         let private = file_is_private(&meta);
-        Self::parse(&text, path, private)
+        Self::parse(&text, path, private, types)
     }
 
     /// Validates `text` as if read from `path`. `private` says whether the
-    /// file is readable by its owner only (literal secrets need that).
-    pub fn parse(text: &str, path: &Path, private: bool) -> Result<Config, ConfigError> {
-        validate::validate(text, path, private).map_err(|problems| ConfigError::Invalid {
+    /// file is readable by its owner only (literal secrets need that);
+    /// `types` are the job types (`jobs::TYPES`).
+    pub fn parse<B>(
+        text: &str,
+        path: &Path,
+        private: bool,
+        types: &[Registered<B>],
+    ) -> Result<Config, ConfigError> {
+        validate::validate(text, path, private, types).map_err(|problems| ConfigError::Invalid {
             path: path.to_owned(),
             problems,
         })

@@ -5,14 +5,15 @@
 //! ([`super::validate`]) can name the line and column of a bad value.
 //!
 //! A job's table is a [`RawTable`]: its keys are the common ones and every
-//! job type's own ([`super::validate::job_keys`], from the job type registry), each
-//! with the [`Shape`] of its value. One table for all types, rather than a
-//! tagged enum, because serde's tagged enums lose spans, and a table of
-//! every type's keys lets validation say "key `playlist` is not valid for a
-//! job of type `now_playing`" instead of a generic error. A key that no type
-//! has is refused while parsing, with the nearest valid key suggested.
+//! job type's own (from the job type registry that validation is given, set
+//! for the read by [`with_job_keys`]), each with the [`Shape`] of its
+//! value. One table for all types, rather than a tagged enum, because
+//! serde's tagged enums lose spans, and a table of every type's keys lets
+//! validation say "key `playlist` is not valid for a job of type
+//! `now_playing`" instead of a generic error. A key that no type has is
+//! refused while parsing, with the nearest valid key suggested.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -156,22 +157,43 @@ impl RawTable {
     }
 }
 
-/// `[jobs.NAME]`: a table of the keys in [`super::validate::job_keys`].
+/// `[jobs.NAME]`: a table of the keys set by [`with_job_keys`].
 #[derive(Debug)]
 pub struct RawJob(pub RawTable);
 
 impl<'de> Deserialize<'de> for RawJob {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        TableSeed {
-            name: "RawJob",
-            keys: super::validate::job_keys(),
-        }
-        .deserialize(deserializer)
-        .map(RawJob)
+        JOB_KEYS.with_borrow(|keys| {
+            TableSeed {
+                name: "RawJob",
+                keys,
+            }
+            .deserialize(deserializer)
+            .map(RawJob)
+        })
     }
 }
 
+/// Runs `read` (the serde read of a file) with `keys` as the keys of a
+/// [`RawJob`].
+pub fn with_job_keys<R>(keys: &Keys, read: impl FnOnce() -> R) -> R {
+    /// Puts back the keys that were there before, even if `read` panics.
+    struct Restore(Vec<(&'static str, Shape)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            JOB_KEYS.set(std::mem::take(&mut self.0));
+        }
+    }
+    let _restore = Restore(JOB_KEYS.replace(keys.to_vec()));
+    read()
+}
+
 thread_local! {
+    /// The keys of a [`RawJob`]: serde's `Deserialize` takes no seed, and
+    /// the job types are a parameter of validation, so they reach
+    /// [`RawJob`] this way, set by [`with_job_keys`].
+    static JOB_KEYS: RefCell<Vec<(&'static str, Shape)>> = const { RefCell::new(Vec::new()) };
+
     /// The keys of the next nested table: `Spanned` takes no seed, so the
     /// keys reach [`Nested`] this way, set just before it is read.
     static NESTED_KEYS: Cell<&'static Keys> = const { Cell::new(&[]) };
@@ -194,13 +216,13 @@ impl<'de> Deserialize<'de> for Nested {
 
 /// Reads a table of `keys`, refusing any other key as serde's
 /// `deny_unknown_fields` does (the same words, at the key).
-struct TableSeed {
+struct TableSeed<'k> {
     /// What the messages call a value that is not a table: `struct NAME`.
     name: &'static str,
-    keys: &'static Keys,
+    keys: &'k Keys,
 }
 
-impl<'de> DeserializeSeed<'de> for TableSeed {
+impl<'de> DeserializeSeed<'de> for TableSeed<'_> {
     type Value = RawTable;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<RawTable, D::Error> {
@@ -208,7 +230,7 @@ impl<'de> DeserializeSeed<'de> for TableSeed {
     }
 }
 
-impl<'de> Visitor<'de> for TableSeed {
+impl<'de> Visitor<'de> for TableSeed<'_> {
     type Value = RawTable;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -238,9 +260,9 @@ impl<'de> Visitor<'de> for TableSeed {
 }
 
 /// Reads one key of a table and finds its shape.
-struct KeySeed(&'static Keys);
+struct KeySeed<'k>(&'k Keys);
 
-impl<'de> DeserializeSeed<'de> for KeySeed {
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = (&'static str, Shape);
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
@@ -248,7 +270,7 @@ impl<'de> DeserializeSeed<'de> for KeySeed {
     }
 }
 
-impl Visitor<'_> for KeySeed {
+impl Visitor<'_> for KeySeed<'_> {
     type Value = (&'static str, Shape);
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

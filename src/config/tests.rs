@@ -12,7 +12,12 @@ client_id = "abc"
 "#;
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(text, Path::new("/etc/freshd/config.toml"), false)
+    Config::parse(
+        text,
+        Path::new("/etc/freshd/config.toml"),
+        false,
+        crate::jobs::TYPES,
+    )
 }
 
 fn error(text: &str) -> String {
@@ -152,7 +157,7 @@ fn literal_secret_needs_private_file() {
     let err = error(text);
     assert!(err.starts_with("/etc/freshd/config.toml:4:17: accounts.a.client_secret: a literal client secret needs a config file readable by its owner only"), "{err}");
     assert!(!err.contains("s3cr3t"));
-    let ok = Config::parse(text, Path::new("c.toml"), true).unwrap();
+    let ok = Config::parse(text, Path::new("c.toml"), true, crate::jobs::TYPES).unwrap();
     assert!(ok.accounts["a"].client_secret.is_some());
 }
 
@@ -268,7 +273,7 @@ fn example_configs_pass() {
     for name in ["config/freshd.toml", "config/demo.toml"] {
         let path = root.join(name);
         let text = std::fs::read_to_string(&path).unwrap();
-        if let Err(e) = Config::parse(&text, &path, true) {
+        if let Err(e) = Config::parse(&text, &path, true, crate::jobs::TYPES) {
             panic!("{name}: {e}");
         }
     }
@@ -404,7 +409,7 @@ fn the_readme_provider_examples_are_valid() {
     );
     let mut methods = Vec::new();
     for block in blocks {
-        let config = Config::parse(block, Path::new("/README.md"), true)
+        let config = Config::parse(block, Path::new("/README.md"), true, crate::jobs::TYPES)
             .unwrap_or_else(|e| panic!("{e}\n{block}"));
         let acc = config.accounts.values().next().unwrap();
         methods.push((acc.name.clone(), acc.auth_method(true)));
@@ -502,7 +507,7 @@ fn check_warns_about_placeholders_and_an_empty_config() {
 #[test]
 fn reload_notices_a_change_of_any_account_field() {
     let text = "[accounts.a]\nprovider = \"spotify\"\nclient_id = \"id\"\nclient_secret = \"s\"\n";
-    let a = (*Config::parse(text, Path::new("/c.toml"), true)
+    let a = (*Config::parse(text, Path::new("/c.toml"), true, crate::jobs::TYPES)
         .unwrap()
         .accounts["a"])
         .clone();
@@ -587,7 +592,7 @@ fn reload_notices_a_change_of_any_account_field() {
 fn a_client_secret_never_shows_in_debug() {
     let text =
         "[accounts.a]\nprovider = \"spotify\"\nclient_id = \"id\"\nclient_secret = \"hunter2\"\n";
-    let config = Config::parse(text, Path::new("/c.toml"), true).unwrap();
+    let config = Config::parse(text, Path::new("/c.toml"), true, crate::jobs::TYPES).unwrap();
     let shown = format!("{config:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("ClientSecret([REDACTED])"), "{shown}");
@@ -598,9 +603,10 @@ fn the_registry_gives_each_key_one_shape_and_each_type_one_name() {
     use crate::jobs::TYPES;
     let names: std::collections::BTreeSet<&str> = TYPES.iter().map(|t| t.name).collect();
     assert_eq!(names.len(), TYPES.len(), "two job types share a name");
+    let keys = validate::job_keys(TYPES);
     for t in TYPES {
         for (key, shape) in t.keys {
-            let (_, known) = validate::job_keys().iter().find(|(k, _)| k == key).unwrap();
+            let (_, known) = keys.iter().find(|(k, _)| k == key).unwrap();
             assert_eq!(known, shape, "{key} of {} has two shapes", t.name);
         }
     }

@@ -56,7 +56,7 @@ pub enum ConfigSource {
 impl ConfigSource {
     fn load(&self) -> Result<Config, ConfigError> {
         match self {
-            ConfigSource::File(p) => Config::load(p),
+            ConfigSource::File(p) => Config::load(p, crate::jobs::TYPES),
             ConfigSource::Fixed(c) => Ok((**c).clone()),
         }
     }

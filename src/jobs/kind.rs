@@ -1,18 +1,18 @@
 //! A job type as one unit: its keys, their validation and its body.
 //!
-//! Each type's file implements [`JobType`]; [`super::TYPES`] lists them, and
-//! everything that depends on the set of types reads that list: the keys a
-//! `[jobs.NAME]` table may have (so the "unknown key" error and its "did you
-//! mean"), the "not a key of a `TYPE` job" check, the list of types in the
-//! messages, and the body a job runs. A job's checked settings travel as a
-//! [`JobKind`], which only its own type looks into.
+//! Each type's file implements [`JobType`]; [`super::TYPES`] lists them
+//! through [`register`], and everything that depends on the set of types
+//! reads that list: the config's validation (the keys a `[jobs.NAME]` table
+//! may have, the "not a key of a `TYPE` job" check, the list of types in the
+//! messages) and [`super::body_for`]. A job's checked settings travel in the
+//! config as a [`JobKind`], which only its own type looks into.
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
 use super::JobBody;
-use crate::config::{JobCheck, Keys};
+use crate::config::{JobCheck, JobKind, JobSettings, Keys, Registered};
 
 /// One job type.
 pub trait JobType: 'static {
@@ -30,103 +30,70 @@ pub trait JobType: 'static {
     fn body(settings: &Self::Settings) -> Arc<dyn JobBody>;
 }
 
-/// A line of the registry: a [`JobType`] behind plain values.
-#[derive(Debug, Clone, Copy)]
-pub struct Registered {
-    pub name: &'static str,
-    pub keys: &'static Keys,
-    check: fn(&mut JobCheck<'_, '_>) -> Option<JobKind>,
-}
-
-impl Registered {
-    pub const fn of<T: JobType>() -> Registered {
-        Registered {
-            name: T::NAME,
-            keys: T::KEYS,
-            check: check::<T>,
-        }
-    }
-
-    /// Checks this type's keys of one job (see [`JobType::check`]).
-    pub fn check(&self, job: &mut JobCheck<'_, '_>) -> Option<JobKind> {
-        (self.check)(job)
-    }
-
-    /// Whether `key` is one of this type's own.
-    pub fn has_key(&self, key: &str) -> bool {
-        self.keys.iter().any(|(k, _)| *k == key)
-    }
+/// The registry line of `T`.
+pub const fn register<T: JobType>() -> Registered<Arc<dyn JobBody>> {
+    Registered::new(T::NAME, T::KEYS, check::<T>, body::<T>)
 }
 
 fn check<T: JobType>(job: &mut JobCheck<'_, '_>) -> Option<JobKind> {
-    T::check(job).map(|settings| JobKind(Arc::new(Typed::<T>(settings))))
+    T::check(job).map(|settings| JobKind::new(Typed::<T>(settings)))
 }
 
-/// What a job does: its type and that type's checked settings.
-#[derive(Clone)]
-pub struct JobKind(Arc<dyn Settings>);
-
-impl JobKind {
-    /// The type's name, as in `type = "NAME"`.
-    pub fn type_name(&self) -> &'static str {
-        self.0.type_name()
-    }
-
-    /// The settings, if they are an `S`.
-    pub fn settings<S: 'static>(&self) -> Option<&S> {
-        self.0.settings().downcast_ref()
-    }
-
-    /// A new body for one job of this kind.
-    pub fn body(&self) -> Arc<dyn JobBody> {
-        self.0.body()
-    }
+/// `None` only for a kind that [`check`] did not make for `T`.
+fn body<T: JobType>(kind: &JobKind) -> Option<Arc<dyn JobBody>> {
+    kind.settings::<T::Settings>().map(T::body)
 }
 
-impl PartialEq for JobKind {
-    fn eq(&self, other: &Self) -> bool {
-        self.type_name() == other.type_name() && self.0.same_as(other.0.settings())
-    }
-}
-
-impl fmt::Debug for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {:?}", self.type_name(), self.0)
-    }
-}
-
-/// A type's settings with the type erased.
-trait Settings: fmt::Debug + Send + Sync {
-    fn type_name(&self) -> &'static str;
-    fn settings(&self) -> &dyn Any;
-    fn same_as(&self, other: &dyn Any) -> bool;
-    fn body(&self) -> Arc<dyn JobBody>;
-}
-
+/// `T`'s settings, as the config holds them.
 struct Typed<T: JobType>(T::Settings);
 
-impl<T: JobType> Settings for Typed<T> {
+impl<T: JobType> JobSettings for Typed<T> {
     fn type_name(&self) -> &'static str {
         T::NAME
     }
 
-    fn settings(&self) -> &dyn Any {
+    fn as_any(&self) -> &dyn Any {
         &self.0
     }
 
-    fn same_as(&self, other: &dyn Any) -> bool {
-        other
-            .downcast_ref::<T::Settings>()
-            .is_some_and(|o| *o == self.0)
-    }
-
-    fn body(&self) -> Arc<dyn JobBody> {
-        T::body(&self.0)
+    fn same_as(&self, other: &dyn JobSettings) -> bool {
+        other.type_name() == T::NAME
+            && other
+                .as_any()
+                .downcast_ref::<T::Settings>()
+                .is_some_and(|o| *o == self.0)
     }
 }
 
 impl<T: JobType> fmt::Debug for Typed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.0.fmt(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::path::Path;
+
+    use crate::config::Config;
+    use crate::jobs::{TYPES, body_for};
+
+    #[test]
+    fn every_type_checks_its_jobs_into_kinds_that_its_body_takes() {
+        let text = include_str!("../../config/freshd.toml");
+        let config = Config::parse(text, Path::new("freshd.toml"), true, TYPES).unwrap();
+        let mut seen = BTreeSet::new();
+        for job in config.jobs.values() {
+            let line = TYPES.iter().find(|t| t.name == job.kind.type_name());
+            assert!(line.unwrap().body(&job.kind).is_some(), "{}", job.name);
+            for other in TYPES.iter().filter(|t| t.name != job.kind.type_name()) {
+                assert!(other.body(&job.kind).is_none(), "{}", job.name);
+            }
+            let _ = body_for(job);
+            seen.insert(job.kind.type_name());
+        }
+        let all: BTreeSet<&str> = TYPES.iter().map(|t| t.name).collect();
+        assert_eq!(seen, all, "config/freshd.toml has a job of every type");
     }
 }

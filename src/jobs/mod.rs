@@ -17,7 +17,7 @@ pub mod playlist;
 pub mod search;
 pub mod sources;
 
-pub use kind::{JobKind, JobType, Registered};
+pub use kind::{JobType, register};
 
 use std::future::Future;
 use std::io;
@@ -29,18 +29,19 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::api::Cooldowns;
-use crate::config::Job;
+use crate::config::{Job, Registered};
 use crate::oauth::TokenManager;
 use crate::spotify::{ApiError, Spotify};
 use crate::time::Clock;
 
 /// Every job type, in the order messages list them. A new type is a file
-/// with a [`JobType`], and one line here.
-pub const TYPES: &[Registered] = &[
-    Registered::of::<now_playing::Type>(),
-    Registered::of::<playlist::Type>(),
-    Registered::of::<http::Type>(),
-    Registered::of::<command::Type>(),
+/// with a [`JobType`], and one line here. The config reads it only as the
+/// parameter of `Config::parse` and `Config::load`.
+pub static TYPES: &[Registered<Arc<dyn JobBody>>] = &[
+    register::<now_playing::Type>(),
+    register::<playlist::Type>(),
+    register::<http::Type>(),
+    register::<command::Type>(),
 ];
 
 /// Everything one run may use.
@@ -119,9 +120,14 @@ pub trait JobBody: Send + Sync + std::fmt::Debug {
     fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
 }
 
-/// The body for a job.
+/// The body for a job of a config read with [`TYPES`]: its type's line
+/// there, found by name, made its kind (config/validate/job.rs), so that
+/// line's body takes it.
 pub fn body_for(job: &Job) -> Arc<dyn JobBody> {
-    job.kind.body()
+    TYPES
+        .iter()
+        .find_map(|t| t.body(&job.kind))
+        .expect("a job's type is the line of jobs::TYPES that checked it")
 }
 
 /// How a Web API failure ends a run: a cooldown is `skipped` (with when the

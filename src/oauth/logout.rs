@@ -140,6 +140,7 @@ mod tests {
             ),
             std::path::Path::new("/x.toml"),
             false,
+            crate::jobs::TYPES,
         )
         .unwrap();
         (*config.accounts["a"]).clone()

@@ -84,7 +84,7 @@ struct Rig {
 
 async fn rig(script: Script) -> Rig {
     let text = "[accounts.a]\ntoken_url = \"http://127.0.0.1:1/token\"\nclient_id = \"id\"\nrefresh_before_expiry = \"5m\"\n";
-    let config = Config::parse(text, Path::new("t.toml"), true).unwrap();
+    let config = Config::parse(text, Path::new("t.toml"), true, crate::jobs::TYPES).unwrap();
     let account = config.accounts["a"].clone();
     let endpoint = Arc::new(Scripted {
         count: AtomicU32::new(0),

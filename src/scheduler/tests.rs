@@ -9,7 +9,7 @@ fn cron(pattern: &str, zone: &str) -> Trigger {
     let text = format!(
         "[accounts.a]\ntoken_url = \"http://127.0.0.1:1/t\"\nclient_id = \"x\"\n[jobs.j]\naccount = \"a\"\ntype = \"command\"\ncommand = [\"true\"]\nschedule = \"{pattern}\"\ntimezone = \"{zone}\"\n"
     );
-    let config = Config::parse(&text, Path::new("t.toml"), true).unwrap();
+    let config = Config::parse(&text, Path::new("t.toml"), true, crate::jobs::TYPES).unwrap();
     config.jobs["j"].trigger.clone()
 }
 

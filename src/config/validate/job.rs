@@ -1,12 +1,12 @@
 //! `[jobs.NAME]`: the keys every job has (account, type, trigger, timeout),
 //! then the job type's own, checked by the type itself through a
 //! [`JobCheck`]. Which types exist and which keys each takes comes from the
-//! registry, [`crate::jobs::TYPES`].
+//! registry that validation is given ([`JobTypes`]; `jobs::TYPES`).
 
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::tz::TimeZone;
@@ -15,8 +15,7 @@ use toml::Spanned;
 use super::daemon::timezone;
 use super::values::{Ctx, quoted_list};
 use crate::config::raw::{Keys, RawAccount, RawJob, RawTable, Shape};
-use crate::config::{Job, Trigger};
-use crate::jobs::{Registered, TYPES};
+use crate::config::{Job, Registered, Trigger};
 
 /// Default job `timeout`: long enough for a playlist of thousands of items
 /// at Spotify's pace, short enough that a hung job is noticed within a day.
@@ -36,17 +35,31 @@ const COMMON_JOB_KEYS: &Keys = &[
 
 /// Every key a `[jobs.NAME]` table may have: the common ones, then each
 /// type's in the registry's order (a key two types share, once).
-pub fn job_keys() -> &'static Keys {
-    static KEYS: LazyLock<Vec<(&str, Shape)>> = LazyLock::new(|| {
-        let mut keys = COMMON_JOB_KEYS.to_vec();
-        for (key, shape) in TYPES.iter().flat_map(|t| t.keys.iter()) {
-            if !keys.iter().any(|(k, _)| k == key) {
-                keys.push((key, *shape));
-            }
+pub fn job_keys<B>(types: &[Registered<B>]) -> Vec<(&'static str, Shape)> {
+    let mut keys = COMMON_JOB_KEYS.to_vec();
+    for (key, shape) in types.iter().flat_map(|t| t.keys.iter()) {
+        if !keys.iter().any(|(k, _)| k == key) {
+            keys.push((key, *shape));
         }
-        keys
-    });
-    &KEYS
+    }
+    keys
+}
+
+/// The job types of one validation, with the keys they take together.
+#[derive(Debug)]
+pub(super) struct JobTypes<'t, B> {
+    types: &'t [Registered<B>],
+    /// [`job_keys`] of `types`.
+    pub(super) keys: Vec<(&'static str, Shape)>,
+}
+
+impl<'t, B> JobTypes<'t, B> {
+    pub(super) fn new(types: &'t [Registered<B>]) -> Self {
+        JobTypes {
+            types,
+            keys: job_keys(types),
+        }
+    }
 }
 
 /// One job's type-specific keys, as its type's check sees them.
@@ -118,8 +131,9 @@ impl<'c> JobCheck<'c, '_> {
     }
 }
 
-pub(super) fn job(
+pub(super) fn job<B>(
     cx: &mut Ctx<'_>,
+    types: &JobTypes<'_, B>,
     name: &Spanned<String>,
     raw: &Spanned<RawJob>,
     accounts: &BTreeMap<Spanned<String>, Spanned<RawAccount>>,
@@ -128,7 +142,7 @@ pub(super) fn job(
     let n = name.get_ref();
     let ok_name = cx.name(name, "jobs", "job");
     let (r, span) = (&raw.get_ref().0, raw.span());
-    let job_type = job_type(cx, n, r, span.clone())?;
+    let job_type = job_type(cx, types, n, r, span.clone())?;
     let account = account(cx, n, r, span.clone(), accounts);
     let trigger = trigger(cx, n, r, span.clone(), zone);
     let timeout = r.text("timeout").map_or(Some(DEFAULT_JOB_TIMEOUT), |t| {
@@ -155,14 +169,15 @@ pub(super) fn job(
 
 /// The job's type from the registry, after a problem with each key that
 /// belongs to another type.
-fn job_type(
+fn job_type<'t, B>(
     cx: &mut Ctx<'_>,
+    types: &JobTypes<'t, B>,
     n: &str,
     r: &RawTable,
     span: Range<usize>,
-) -> Option<&'static Registered> {
+) -> Option<&'t Registered<B>> {
     let key = |k: &str| format!("jobs.{n}.{k}");
-    let names: Vec<&str> = TYPES.iter().map(|t| t.name).collect();
+    let names: Vec<&str> = types.types.iter().map(|t| t.name).collect();
     let Some(kind) = r.text("type") else {
         cx.problem(
             span,
@@ -172,7 +187,7 @@ fn job_type(
         return None;
     };
     let type_name = kind.get_ref().as_str();
-    let Some(job_type) = TYPES.iter().find(|t| t.name == type_name) else {
+    let Some(job_type) = types.types.iter().find(|t| t.name == type_name) else {
         cx.problem(
             kind.span(),
             &key("type"),
@@ -184,7 +199,7 @@ fn job_type(
         return None;
     };
     let own = |k: &str| COMMON_JOB_KEYS.iter().any(|(c, _)| *c == k) || job_type.has_key(k);
-    for (k, _) in job_keys() {
+    for (k, _) in &types.keys {
         if let Some(span) = r.span(k)
             && !own(k)
         {

@@ -5,7 +5,7 @@
 //! By concern: [`values`] (durations, URLs, paths, names), [`daemon`]
 //! (`[daemon]` and time zones), [`account`] (`[accounts.NAME]`) and [`job`]
 //! (`[jobs.NAME]`'s common keys; each job type checks its own keys in its
-//! file under `src/jobs/`).
+//! file under `src/jobs/`, through the registry that [`validate`] is given).
 
 mod account;
 mod daemon;
@@ -16,17 +16,25 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use job::{JobCheck, job_keys};
+pub use job::JobCheck;
+#[cfg(test)]
+pub(super) use job::job_keys;
 #[cfg(test)]
 pub(super) use values::parse_size;
 pub use values::{Ctx, parse_duration, quoted_list};
 
-use super::raw::RawConfig;
-use super::{Config, Problem};
+use super::raw::{RawConfig, with_job_keys};
+use super::{Config, Problem, Registered};
 
-pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config, Vec<Problem>> {
-    let raw: RawConfig =
-        toml::from_str(text).map_err(|e| vec![super::messages::toml_problem(text, &e)])?;
+pub(super) fn validate<B>(
+    text: &str,
+    path: &Path,
+    private: bool,
+    types: &[Registered<B>],
+) -> Result<Config, Vec<Problem>> {
+    let types = job::JobTypes::new(types);
+    let raw: RawConfig = with_job_keys(&types.keys, || toml::from_str(text))
+        .map_err(|e| vec![super::messages::toml_problem(text, &e)])?;
     let mut cx = Ctx::new(text);
     let daemon = daemon::daemon(&mut cx, &raw.daemon);
     let mut accounts = BTreeMap::new();
@@ -40,7 +48,7 @@ pub(super) fn validate(text: &str, path: &Path, private: bool) -> Result<Config,
         let zone = daemon
             .as_ref()
             .map(|d| (&d.timezone, d.timezone_name.as_str()));
-        if let Some(j) = job::job(&mut cx, name, job, &raw.accounts, zone) {
+        if let Some(j) = job::job(&mut cx, &types, name, job, &raw.accounts, zone) {
             jobs.insert(j.name.clone(), Arc::new(j));
         }
     }
