@@ -111,15 +111,24 @@ impl HistoryLine {
 #[derive(Debug)]
 pub struct NowPlaying {
     config: NowPlayingJob,
-    /// The URI last reported; `None` before the history was read.
-    last: Mutex<Option<Option<String>>>,
+    /// The URI last reported.
+    last: Mutex<LastReported>,
+}
+
+/// What the job knows of the track it reported last.
+#[derive(Debug, Clone)]
+enum LastReported {
+    /// Nothing yet: the history's last line is read on the first run.
+    NotRead,
+    /// The URI reported last, or `None` when nothing ever was.
+    Known(Option<String>),
 }
 
 impl NowPlaying {
     pub fn new(config: NowPlayingJob) -> Self {
         Self {
             config,
-            last: Mutex::new(None),
+            last: Mutex::new(LastReported::NotRead),
         }
     }
 
@@ -129,8 +138,8 @@ impl NowPlaying {
 
     /// The URI last reported, reading the history's last line the first time.
     async fn last_uri(&self, cx: &JobContext) -> Option<String> {
-        if let Some(known) = &*self.last.locked() {
-            return known.clone();
+        if let LastReported::Known(uri) = &*self.last.locked() {
+            return uri.clone();
         }
         let from_file = match self.history_path(cx) {
             Some(p) => super::blocking(move || last_line(&p))
@@ -141,12 +150,12 @@ impl NowPlaying {
                 .map(|h| h.uri),
             None => None,
         };
-        *self.last.locked() = Some(from_file.clone());
+        *self.last.locked() = LastReported::Known(from_file.clone());
         from_file
     }
 
     fn set_last(&self, uri: &str) {
-        *self.last.locked() = Some(Some(uri.to_owned()));
+        *self.last.locked() = LastReported::Known(Some(uri.to_owned()));
     }
 
     async fn poll(&self, cx: &JobContext) -> Ran {

@@ -60,6 +60,7 @@ fn account(text: &str) -> Account {
         &format!("[accounts.a]\nclient_id = \"id\"\n{text}"),
         Path::new("/x.toml"),
         false,
+        crate::jobs::TYPES,
     )
     .unwrap();
     (*config.accounts["a"]).clone()

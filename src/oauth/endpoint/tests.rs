@@ -108,6 +108,7 @@ async fn capture(extra: &str, secret: Option<&str>) -> (String, String) {
         &format!("[accounts.a]\nclient_id = \"my id\"\ntoken_url = \"{url}\"\n{extra}"),
         std::path::Path::new("/x.toml"),
         false,
+        crate::jobs::TYPES,
     )
     .unwrap();
     let endpoint = HttpEndpoint::for_account(
@@ -189,6 +190,7 @@ async fn a_secret_method_without_a_secret_is_a_configuration_error() {
         "[accounts.a]\nclient_id = \"id\"\ntoken_url = \"http://127.0.0.1:9/t\"\ntoken_endpoint_auth_method = \"client_secret_basic\"\n",
         std::path::Path::new("/x.toml"),
         false,
+        crate::jobs::TYPES,
     )
     .unwrap();
     let endpoint =

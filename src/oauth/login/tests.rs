@@ -88,6 +88,7 @@ fn account(extra: &str) -> Account {
         &format!("[accounts.a]\nclient_id = \"id\"\ntoken_url = \"https://i.example/t\"\n{extra}"),
         std::path::Path::new("/x.toml"),
         false,
+        crate::jobs::TYPES,
     )
     .unwrap();
     (*config.accounts["a"]).clone()
