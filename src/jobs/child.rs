@@ -77,31 +77,7 @@ pub struct Finished {
 
 /// Runs `p` to its end; `Err` says why it could not run or was stopped.
 pub async fn run(p: Program<'_>) -> Result<Finished, String> {
-    let Some((program, args)) = p.argv.split_first() else {
-        return Err("the command is empty".into());
-    };
-    let cx = p.cx;
-    crate::fsutil::ensure_private_dir(&cx.state_dir).map_err(|e| {
-        format!(
-            "cannot create the state directory {}: {e}",
-            cx.state_dir.display()
-        )
-    })?;
-    let mut cmd = tokio::process::Command::new(program);
-    cmd.args(args)
-        .current_dir(&cx.state_dir)
-        .env("FRESHD_ACCOUNT", &cx.job.account)
-        .env("FRESHD_JOB", &cx.job.name)
-        .envs(p.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Not kill_on_drop: the group guard below stops the leader with
-        // the rest of its group (SIGTERM first), and tokio reaps it.
-        .process_group(0);
-    if let Some(t) = p.token {
-        cmd.env("FRESHD_ACCESS_TOKEN", t.expose_secret());
-    }
+    let (mut cmd, program) = command(&p)?;
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
@@ -110,7 +86,7 @@ pub async fn run(p: Program<'_>) -> Result<Finished, String> {
     let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return Err(format!("cannot read the output of {program}"));
     };
-    let job = cx.job.name.as_str();
+    let job = p.cx.job.name.as_str();
     let mut captured = Vec::new();
     let status = {
         let out = async {
@@ -156,14 +132,51 @@ pub async fn run(p: Program<'_>) -> Result<Finished, String> {
         }
         status
     };
+    finished(status, captured, program)
+}
+
+/// How the run ended, from what waiting for the program gave.
+fn finished(
+    status: Option<std::io::Result<ExitStatus>>,
+    stdout: Vec<u8>,
+    program: &str,
+) -> Result<Finished, String> {
     match status {
-        Some(Ok(status)) => Ok(Finished {
-            status,
-            stdout: captured,
-        }),
+        Some(Ok(status)) => Ok(Finished { status, stdout }),
         Some(Err(e)) => Err(format!("cannot wait for {program}: {e}")),
         None => Err(format!("cannot wait for {program}")),
     }
+}
+
+/// The program to start, with its environment, in the state directory
+/// (made if missing), and its name for messages.
+fn command<'a>(p: &Program<'a>) -> Result<(tokio::process::Command, &'a str), String> {
+    let Some((program, args)) = p.argv.split_first() else {
+        return Err("the command is empty".into());
+    };
+    let cx = p.cx;
+    crate::fsutil::ensure_private_dir(&cx.state_dir).map_err(|e| {
+        format!(
+            "cannot create the state directory {}: {e}",
+            cx.state_dir.display()
+        )
+    })?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .current_dir(&cx.state_dir)
+        .env("FRESHD_ACCOUNT", &cx.job.account)
+        .env("FRESHD_JOB", &cx.job.name)
+        .envs(p.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Not kill_on_drop: the group guard in `run` stops the leader with
+        // the rest of its group (SIGTERM first), and tokio reaps it.
+        .process_group(0);
+    if let Some(t) = p.token {
+        cmd.env("FRESHD_ACCESS_TOKEN", t.expose_secret());
+    }
+    Ok((cmd, program.as_str()))
 }
 
 /// A process group, stopped when dropped.
@@ -249,6 +262,24 @@ async fn capture(
 
 /// Logs `stream` line by line with `JOB=`, the token scrubbed; at most
 /// [`MAX_LINE`] bytes a line and [`MAX_LOGGED`] bytes in all, never holding
+/// One line of a program's output as it may be logged: the token scrubbed,
+/// then cut to [`MAX_LINE`] bytes.
+fn loggable(line: &[u8], token: Option<&SecretString>) -> String {
+    let text = String::from_utf8_lossy(line);
+    let mut text = match token {
+        Some(t) => redact(text.trim_end(), t),
+        None => text.trim_end().to_owned(),
+    };
+    if text.len() > MAX_LINE {
+        let mut cut = MAX_LINE;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
 /// more than a line in memory.
 async fn log_stream(
     stream: impl AsyncRead + Unpin,
@@ -269,18 +300,7 @@ async fn log_stream(
             return;
         }
         logged += line.len();
-        let text = String::from_utf8_lossy(line);
-        let mut text = match token {
-            Some(t) => redact(text.trim_end(), t),
-            None => text.trim_end().to_owned(),
-        };
-        if text.len() > MAX_LINE {
-            let mut cut = MAX_LINE;
-            while !text.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            text.truncate(cut);
-        }
+        let text = loggable(line, token);
         if stderr {
             tracing::warn!(JOB = %job, "stderr: {text}");
         } else {
