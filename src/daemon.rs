@@ -13,7 +13,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -31,7 +30,7 @@ use crate::notify::Notifier;
 use crate::oauth::endpoint::HttpEndpoint;
 use crate::oauth::{Adopted, TokenError, TokenManager};
 pub use crate::paths::state_dir;
-use crate::scheduler::{JobLoop, JobStatus, RunNow};
+use crate::scheduler::{self, JobKey, Scheduler};
 use crate::secrets::{SecretError, SecretKind, SecretStore};
 use crate::status::{JobReport, StatusReport};
 use crate::sync::RwLockExt;
@@ -133,16 +132,12 @@ impl StartError {
     }
 }
 
-/// A running job loop.
+/// A scheduled job.
 #[derive(Debug)]
 struct JobHandle {
     job: Arc<Job>,
     tokens: Arc<TokenManager>,
-    cancel: CancellationToken,
-    manual: mpsc::Sender<RunNow>,
-    status: Arc<JobStatus>,
-    /// Runs that ended in an error, in a row (for `notify`).
-    failures: Arc<AtomicU32>,
+    key: JobKey,
 }
 
 /// A running account.
@@ -173,6 +168,8 @@ struct Shared {
     source: ConfigSource,
     tracker: TaskTracker,
     root: CancellationToken,
+    /// Every job's schedule; its timer and runs are on `tracker`.
+    scheduler: Scheduler,
     reloads: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
     /// Something `STATUS=` shows changed.
     changed: Arc<Notify>,
@@ -196,7 +193,7 @@ impl Shared {
             .jobs
             .values()
             .map(|j| {
-                let s = j.status.get();
+                let s = self.scheduler.state(j.key).unwrap_or_default();
                 let last_error = match &s.last_outcome {
                     Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
                     _ => None,
@@ -283,19 +280,6 @@ impl Shared {
 
     fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> JobHandle {
         let body = jobs::body_for(job);
-        let cancel = self.root.child_token();
-        let (tx, rx) = mpsc::channel(4);
-        let status = Arc::new(JobStatus::default());
-        let job_loop = JobLoop {
-            name: job.name.clone(),
-            account: job.account.clone(),
-            trigger: job.trigger.clone(),
-            timeout: job.timeout,
-            clock: Arc::clone(&self.clock),
-            status: Arc::clone(&status),
-            cancel: cancel.clone(),
-            manual: rx,
-        };
         let cx = JobContext {
             job: Arc::clone(job),
             tokens: Arc::clone(tokens),
@@ -304,33 +288,14 @@ impl Shared {
             cooldowns: Arc::clone(&self.cooldowns),
             clock: Arc::clone(&self.clock),
         };
-        let changed = Arc::clone(&self.changed);
-        let failures = Arc::new(AtomicU32::new(0));
-        let counter = Arc::clone(&failures);
-        let fut = job_loop.run(move || {
-            let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
-            let counter = Arc::clone(&counter);
-            async move {
-                let ran = body.run(&cx).await;
-                match ran.outcome {
-                    RunOutcome::Ok => counter.store(0, Ordering::Relaxed),
-                    RunOutcome::Error(_) => {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    RunOutcome::Skipped(_) => {}
-                }
-                changed.notify_one();
-                ran
-            }
+        let run = scheduler::boxed(move || {
+            let (body, cx) = (Arc::clone(&body), cx.clone());
+            async move { body.run(&cx).await }
         });
-        self.tracker.spawn(fut);
         JobHandle {
             job: Arc::clone(job),
             tokens: Arc::clone(tokens),
-            cancel,
-            manual: tx,
-            status,
-            failures,
+            key: self.scheduler.add(Arc::clone(job), run),
         }
     }
 
@@ -342,7 +307,10 @@ impl Shared {
             let failures = state
                 .jobs
                 .iter()
-                .map(|(n, j)| (n.clone(), j.failures.load(Ordering::Relaxed)))
+                .map(|(n, j)| {
+                    let failures = self.scheduler.state(j.key).map_or(0, |s| s.failures);
+                    (n.clone(), failures)
+                })
                 .collect();
             (Arc::clone(&state.config), failures)
         };
@@ -372,13 +340,13 @@ impl Shared {
                     continue;
                 }
                 tracing::info!(JOB = %name, "job restarted: the reload changed it or its account");
-                old.cancel.cancel();
+                self.scheduler.remove(old.key);
             }
             running.insert(name.clone(), self.spawn_job(job, tokens));
         }
         for (name, old) in keep {
             tracing::info!(JOB = %name, "job stopped (changed or removed by the reload)");
-            old.cancel.cancel();
+            self.scheduler.remove(old.key);
         }
         running
     }
@@ -526,10 +494,10 @@ impl Handler for ControlHandler {
 }
 
 async fn run_job(shared: &Shared, name: &str) -> Response {
-    let sender = {
+    let key = {
         let state = shared.read();
         match state.jobs.get(name) {
-            Some(j) => j.manual.clone(),
+            Some(j) => j.key,
             None => {
                 let known: Vec<&str> = state.jobs.keys().map(String::as_str).collect();
                 return Response::error(
@@ -540,7 +508,7 @@ async fn run_job(shared: &Shared, name: &str) -> Response {
         }
     };
     let (tx, rx) = oneshot::channel();
-    if sender.send(tx).await.is_err() {
+    if !shared.scheduler.run_now(key, tx) {
         return Response::error("the job was stopped (reload or shutdown)", 1);
     }
     match rx.await {
@@ -649,6 +617,13 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     let http = crate::http::api_client().map_err(|e| StartError::Http(e.to_string()))?;
     let token_http = crate::http::token_client().map_err(|e| StartError::Http(e.to_string()))?;
     let (reload_tx, mut reload_rx) = mpsc::channel(4);
+    let (tracker, root, changed) = (TaskTracker::new(), CancellationToken::new(), Arc::default());
+    let scheduler = Scheduler::start(
+        Arc::clone(&options.clock),
+        &tracker,
+        root.child_token(),
+        Arc::clone(&changed),
+    );
     let shared = Arc::new(Shared {
         state: RwLock::new(State {
             config: Arc::new(config.clone()),
@@ -662,10 +637,11 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         notifier: Notifier::new(Some(state_dir.clone())),
         state_dir,
         source: options.config.clone(),
-        tracker: TaskTracker::new(),
-        root: CancellationToken::new(),
+        tracker,
+        root,
+        scheduler,
         reloads: reload_tx,
-        changed: Arc::new(Notify::new()),
+        changed,
         cooldowns: Arc::default(),
     });
     shared.with_stored_client_secret(&mut config).await?;
@@ -753,7 +729,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         .read()
         .jobs
         .values()
-        .filter(|j| j.status.get().running)
+        .filter(|j| shared.scheduler.state(j.key).is_some_and(|s| s.running))
         .map(|j| j.job.name.clone())
         .collect();
     let note = if running.is_empty() {

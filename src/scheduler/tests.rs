@@ -1,5 +1,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use super::*;
 use crate::config::Config;
@@ -13,46 +14,82 @@ fn cron(pattern: &str, zone: &str) -> Trigger {
     config.jobs["j"].trigger.clone()
 }
 
+/// A job named `name` of account `a` with this schedule and timeout.
+fn job(name: &str, trigger: Trigger, timeout: Duration) -> Arc<Job> {
+    let text = "[accounts.a]\ntoken_url = \"http://127.0.0.1:1/t\"\nclient_id = \"x\"\n[jobs.j]\naccount = \"a\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\n";
+    let config = Config::parse(text, Path::new("t.toml"), true).unwrap();
+    let mut job = (*config.jobs["j"]).clone();
+    job.name = name.into();
+    job.trigger = trigger;
+    job.timeout = timeout;
+    Arc::new(job)
+}
+
+/// A scheduler on `clock`, and how to stop it and wait for its runs.
+struct Harness {
+    sched: Scheduler,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Harness {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+        let sched = Scheduler::start(clock, &tracker, stop.clone(), Arc::default());
+        Harness {
+            sched,
+            tracker,
+            stop,
+        }
+    }
+
+    /// Stops the timer and waits for runs in progress.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Asks for a run now and waits for its outcome.
+async fn run_now(sched: &Scheduler, key: JobKey) -> RunOutcome {
+    let (reply, outcome) = oneshot::channel();
+    assert!(sched.run_now(key, reply));
+    outcome.await.unwrap()
+}
+
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-/// Runs a job loop on the paused clock from `start` for `span`, with a body
+/// Runs a job on the paused clock from `start` for `span`, with a body
 /// that takes `took(n)` for run `n`; returns the wall times runs started at.
 async fn starts(
     trigger: Trigger,
     start: Timestamp,
     span: Duration,
-    took: impl Fn(u32) -> Duration + Send + 'static,
+    took: impl Fn(u32) -> Duration + Send + Sync + 'static,
 ) -> Vec<Timestamp> {
     let clock = Arc::new(TokioClock::new(start));
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "j".into(),
-        account: "a".into(),
-        trigger,
-        timeout: Duration::from_secs(3600),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let counter = Arc::new(AtomicU32::new(0));
     let body_runs = runs.clone();
-    let handle = tokio::spawn(job.run(move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        body_runs.lock().unwrap().push(clock.now());
-        let d = took(n);
-        async move {
-            tokio::time::sleep(d).await;
-            Ran::from(RunOutcome::Ok)
-        }
-    }));
+    let took = Arc::new(took);
+    harness.sched.add(
+        job("j", trigger, Duration::from_secs(3600)),
+        boxed(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            body_runs.lock().unwrap().push(clock.now());
+            let d = took(n);
+            async move {
+                tokio::time::sleep(d).await;
+                Ran::from(RunOutcome::Ok)
+            }
+        }),
+    );
     tokio::time::sleep(span).await;
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
     Arc::try_unwrap(runs).unwrap().into_inner().unwrap()
 }
 
@@ -162,23 +199,15 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     let start = ts("2026-01-01T00:00:00Z");
     let clock = Arc::new(TokioClock::new(start));
     let count = Arc::new(AtomicU32::new(0));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "hourly".into(),
-        account: "a".into(),
-        trigger: cron("0 * * * *", "UTC"),
-        timeout: Duration::from_secs(60),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let c = count.clone();
-    let handle = tokio::spawn(job.run(move || {
-        c.fetch_add(1, Ordering::SeqCst);
-        async { Ran::from(RunOutcome::Ok) }
-    }));
+    harness.sched.add(
+        job("hourly", cron("0 * * * *", "UTC"), Duration::from_secs(60)),
+        boxed(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Ran::from(RunOutcome::Ok) }
+        }),
+    );
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(count.load(Ordering::SeqCst), 0);
     // The machine sleeps for five hours: tokio's monotonic clock does not move.
@@ -191,68 +220,48 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     );
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     assert_eq!(count.load(Ordering::SeqCst), 1);
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn manual_run_reports_its_outcome_and_keeps_the_schedule() {
     let start = ts("2026-01-01T00:00:00Z");
-    let clock = Arc::new(TokioClock::new(start));
-    let (tx, manual) = mpsc::channel(1);
-    let status = Arc::new(JobStatus::default());
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "daily".into(),
-        account: "a".into(),
-        trigger: cron("0 6 * * *", "UTC"),
-        timeout: Duration::from_secs(60),
-        clock,
-        status: status.clone(),
-        cancel: cancel.clone(),
-        manual,
-    };
-    let handle = tokio::spawn(job.run(|| async { RunOutcome::Error("boom".into()).into() }));
-    let (reply, outcome) = oneshot::channel();
-    tx.send(reply).await.unwrap();
-    assert_eq!(outcome.await.unwrap(), RunOutcome::Error("boom".into()));
-    let state = status.get();
+    let harness = Harness::new(Arc::new(TokioClock::new(start)));
+    let key = harness.sched.add(
+        job("daily", cron("0 6 * * *", "UTC"), Duration::from_secs(60)),
+        boxed(|| async { RunOutcome::Error("boom".into()).into() }),
+    );
+    assert_eq!(
+        run_now(&harness.sched, key).await,
+        RunOutcome::Error("boom".into())
+    );
+    let state = harness.sched.state(key).unwrap();
     assert_eq!(state.next_run, Some(ts("2026-01-01T06:00:00Z")));
     assert_eq!(
         state.last_outcome.as_ref().map(RunOutcome::word),
         Some("error")
     );
-    cancel.cancel();
-    handle.await.unwrap();
+    assert_eq!(state.failures, 1);
+    harness.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn timeout_ends_a_run_as_an_error() {
     let start = ts("2026-01-01T00:00:00Z");
-    let (tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "slow".into(),
-        account: "a".into(),
-        trigger: cron("0 6 * * *", "UTC"),
-        timeout: Duration::from_secs(5),
-        clock: Arc::new(TokioClock::new(start)),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
-    let handle = tokio::spawn(job.run(|| async {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        Ran::from(RunOutcome::Ok)
-    }));
-    let (reply, outcome) = oneshot::channel();
-    tx.send(reply).await.unwrap();
+    let harness = Harness::new(Arc::new(TokioClock::new(start)));
+    let key = harness.sched.add(
+        job("slow", cron("0 6 * * *", "UTC"), Duration::from_secs(5)),
+        boxed(|| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ran::from(RunOutcome::Ok)
+        }),
+    );
     assert_eq!(
-        outcome.await.unwrap(),
+        run_now(&harness.sched, key).await,
         RunOutcome::Error("stopped after its timeout of 5s".into())
     );
-    cancel.cancel();
-    handle.await.unwrap();
+    assert_eq!(harness.sched.state(key).unwrap().failures, 1);
+    harness.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -260,38 +269,34 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
     let start = ts("2026-01-01T00:00:00Z");
     let clock = Arc::new(TokioClock::new(start));
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "np".into(),
-        account: "a".into(),
-        trigger: Trigger::Every(Duration::from_secs(30)),
-        timeout: Duration::from_secs(60),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let r = runs.clone();
     // Asks for 7 s, then 100 s (capped to 30 s), then nothing (the interval).
     let asks = [Some(7), Some(100), None, None];
-    let handle = tokio::spawn(job.run(move || {
-        let n = {
-            let mut r = r.lock().unwrap();
-            r.push(clock.now());
-            r.len() - 1
-        };
-        async move {
-            Ran {
-                quiet: false,
-                outcome: RunOutcome::Ok,
-                again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
+    let np = job(
+        "np",
+        Trigger::Every(Duration::from_secs(30)),
+        Duration::from_secs(60),
+    );
+    harness.sched.add(
+        np,
+        boxed(move || {
+            let n = {
+                let mut r = r.lock().unwrap();
+                r.push(clock.now());
+                r.len() - 1
+            };
+            async move {
+                Ran {
+                    quiet: false,
+                    outcome: RunOutcome::Ok,
+                    again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
+                }
             }
-        }
-    }));
+        }),
+    );
     tokio::time::sleep(Duration::from_secs(100)).await;
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
     let secs: Vec<i64> = runs
         .lock()
         .unwrap()
@@ -319,7 +324,7 @@ async fn an_idle_wait_wakes_only_for_the_guard_and_its_target() {
     assert_eq!(waiter.await.unwrap(), target);
 }
 
-/// Runs a job loop on the paused clock from `start` whose runs take 1 s,
+/// Runs a job on the paused clock from `start` whose runs take 1 s,
 /// steps the wall clock by `by` (as NTP or `date -s` does) after `at`, and
 /// stops after `span`; returns each run's start as (seconds on the
 /// monotonic clock since the loop began, wall time).
@@ -333,35 +338,26 @@ async fn runs_around_a_step(
     let clock = Arc::new(TokioClock::new(start));
     let begun = tokio::time::Instant::now();
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "j".into(),
-        account: "a".into(),
-        trigger,
-        timeout: Duration::from_secs(3600),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let body_runs = runs.clone();
     let body_clock = clock.clone();
-    let handle = tokio::spawn(job.run(move || {
-        body_runs
-            .lock()
-            .unwrap()
-            .push((begun.elapsed().as_secs(), body_clock.now()));
-        async {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Ran::from(RunOutcome::Ok)
-        }
-    }));
+    harness.sched.add(
+        job("j", trigger, Duration::from_secs(3600)),
+        boxed(move || {
+            body_runs
+                .lock()
+                .unwrap()
+                .push((begun.elapsed().as_secs(), body_clock.now()));
+            async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ran::from(RunOutcome::Ok)
+            }
+        }),
+    );
     tokio::time::sleep(at).await;
     clock.step_wall(by);
     tokio::time::sleep(span.saturating_sub(at)).await;
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
     Arc::try_unwrap(runs).unwrap().into_inner().unwrap()
 }
 
@@ -514,4 +510,249 @@ async fn the_system_clock_guard_starts_without_waking() {
         .unwrap();
     sleep_until_wall(&clock, t).await;
     assert!(clock.now() >= t);
+}
+
+/// A body that takes `took`, records when each run started (seconds on the
+/// monotonic clock since `begun`) and how many runs were in progress at once.
+fn recording(
+    begun: tokio::time::Instant,
+    took: Duration,
+    outcome: RunOutcome,
+) -> (Body, Arc<Mutex<Vec<u64>>>, Arc<AtomicU32>) {
+    let starts = Arc::new(Mutex::new(Vec::new()));
+    let (now, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let (s, m) = (starts.clone(), most.clone());
+    let body = boxed(move || {
+        s.lock().unwrap().push(begun.elapsed().as_secs());
+        let (now, most, outcome) = (now.clone(), m.clone(), outcome.clone());
+        async move {
+            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+            most.fetch_max(at_once, Ordering::SeqCst);
+            tokio::time::sleep(took).await;
+            now.fetch_sub(1, Ordering::SeqCst);
+            Ran::from(outcome)
+        }
+    });
+    (body, starts, most)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_jobs_due_at_once_each_run_once_and_idle_jobs_are_no_tasks() {
+    let clock = Arc::new(TokioClock::new(ts("2026-01-01T00:30:00Z")));
+    let harness = Harness::new(clock.clone());
+    let runs = Arc::new(Mutex::new(BTreeMap::<String, Vec<Timestamp>>::new()));
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let hourly = cron("0 * * * *", "UTC");
+    for n in 0..1000 {
+        let name = format!("j{n}");
+        let (r, c, me) = (runs.clone(), clock.clone(), name.clone());
+        harness.sched.add(
+            job(&name, hourly.clone(), Duration::from_secs(60)),
+            boxed(move || {
+                r.lock()
+                    .unwrap()
+                    .entry(me.clone())
+                    .or_default()
+                    .push(c.now());
+                async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ran::from(RunOutcome::Ok)
+                }
+            }),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let idle = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        idle <= tasks_before + 1,
+        "idle jobs hold tasks: {idle} alive, {tasks_before} before"
+    );
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    harness.stop().await;
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 1000);
+    for (name, starts) in runs.iter() {
+        assert_eq!(
+            starts,
+            &vec![ts("2026-01-01T01:00:00Z"), ts("2026-01-01T02:00:00Z")],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_now_while_idle_runs_at_once() {
+    let begun = tokio::time::Instant::now();
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:30Z"))));
+    let (body, starts, _) = recording(begun, Duration::from_secs(5), RunOutcome::Ok);
+    let key = harness.sched.add(
+        job("j", cron("* * * * *", "UTC"), Duration::from_secs(60)),
+        body,
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(run_now(&harness.sched, key).await, RunOutcome::Ok);
+    assert_eq!(begun.elapsed(), Duration::from_secs(15));
+    let state = harness.sched.state(key).unwrap();
+    assert!(!state.running);
+    assert_eq!(state.next_run, Some(ts("2026-01-01T00:01:00Z")));
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    harness.stop().await;
+    assert_eq!(*starts.lock().unwrap(), vec![10, 30]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_now_while_running_waits_for_the_run_then_runs_once_more() {
+    let begun = tokio::time::Instant::now();
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let (body, starts, most) = recording(begun, Duration::from_secs(10), RunOutcome::Ok);
+    let key = harness.sched.add(
+        job(
+            "j",
+            Trigger::Every(Duration::from_secs(60)),
+            Duration::from_secs(60),
+        ),
+        body,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(harness.sched.state(key).unwrap().running);
+    // Two requests while it runs: each gets a run of its own, one after
+    // the other, after the scheduled one.
+    let (a, b) = tokio::join!(run_now(&harness.sched, key), run_now(&harness.sched, key));
+    assert_eq!((a, b), (RunOutcome::Ok, RunOutcome::Ok));
+    assert_eq!(begun.elapsed(), Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    harness.stop().await;
+    assert_eq!(*starts.lock().unwrap(), vec![0, 10, 20, 60]);
+    assert_eq!(most.load(Ordering::SeqCst), 1, "the job overlapped itself");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_due_time_passed_during_a_requested_run_runs_once_after_it() {
+    let begun = tokio::time::Instant::now();
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:30Z"))));
+    let (body, starts, most) = recording(begun, Duration::from_secs(20), RunOutcome::Ok);
+    let key = harness.sched.add(
+        job("j", cron("* * * * *", "UTC"), Duration::from_secs(60)),
+        body,
+    );
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    // 00:00:50 to 00:01:10: the 00:01:00 run waits for it, then runs at once.
+    assert_eq!(run_now(&harness.sched, key).await, RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    harness.stop().await;
+    assert_eq!(*starts.lock().unwrap(), vec![20, 40, 90]);
+    assert_eq!(most.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_removed_while_running_finishes_its_run_and_never_runs_again() {
+    let begun = tokio::time::Instant::now();
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let (body, starts, _) = recording(begun, Duration::from_secs(5), RunOutcome::Ok);
+    let key = harness.sched.add(
+        job(
+            "j",
+            Trigger::Every(Duration::from_secs(10)),
+            Duration::from_secs(60),
+        ),
+        body,
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A request waiting for the run in progress is told the job stopped.
+    let (reply, waiting) = oneshot::channel();
+    assert!(harness.sched.run_now(key, reply));
+    harness.sched.remove(key);
+    assert!(waiting.await.is_err());
+    assert!(harness.sched.state(key).is_none());
+    let (reply, _outcome) = oneshot::channel();
+    assert!(!harness.sched.run_now(key, reply));
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    harness.stop().await;
+    assert_eq!(*starts.lock().unwrap(), vec![0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replaced_job_starts_afresh_and_its_old_run_leaves_the_new_state_alone() {
+    // A reload that changes a job: the old one is removed during a failing
+    // run, the new one (same name) is added and runs at once, as before.
+    let begun = tokio::time::Instant::now();
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let every = Trigger::Every(Duration::from_secs(60));
+    let (old_body, old_starts, _) = recording(
+        begun,
+        Duration::from_secs(10),
+        RunOutcome::Error("x".into()),
+    );
+    let old = harness
+        .sched
+        .add(job("j", every.clone(), Duration::from_secs(60)), old_body);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    harness.sched.remove(old);
+    let (new_body, new_starts, _) = recording(begun, Duration::from_secs(1), RunOutcome::Ok);
+    let new = harness
+        .sched
+        .add(job("j", every, Duration::from_secs(60)), new_body);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let state = harness.sched.state(new).unwrap();
+    assert_eq!(state.last_outcome, Some(RunOutcome::Ok));
+    assert_eq!(state.failures, 0);
+    assert_eq!(state.next_run, Some(ts("2026-01-01T00:01:05Z")));
+    harness.stop().await;
+    assert_eq!(*old_starts.lock().unwrap(), vec![0]);
+    assert_eq!(*new_starts.lock().unwrap(), vec![5]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_lets_a_run_finish_and_starts_nothing_more() {
+    let begun = tokio::time::Instant::now();
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let (body, starts, _) = recording(begun, Duration::from_secs(30), RunOutcome::Ok);
+    let key = harness.sched.add(
+        job(
+            "j",
+            Trigger::Every(Duration::from_secs(10)),
+            Duration::from_secs(60),
+        ),
+        body,
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (reply, waiting) = oneshot::channel();
+    assert!(harness.sched.run_now(key, reply));
+    let sched = harness.sched.clone();
+    harness.stop().await;
+    assert_eq!(begun.elapsed(), Duration::from_secs(30), "the run finished");
+    assert!(waiting.await.is_err(), "a waiting request is not run");
+    let (reply, _outcome) = oneshot::channel();
+    assert!(!sched.run_now(key, reply));
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert_eq!(*starts.lock().unwrap(), vec![0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_count_errors_in_a_row_and_reset_on_success() {
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let n = Arc::new(AtomicU32::new(0));
+    let c = n.clone();
+    let key = harness.sched.add(
+        job("j", cron("0 6 * * *", "UTC"), Duration::from_secs(60)),
+        boxed(move || {
+            let outcome = match c.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => RunOutcome::Error("boom".into()),
+                2 => RunOutcome::Skipped("cooldown".into()),
+                _ => RunOutcome::Ok,
+            };
+            async move { Ran::from(outcome) }
+        }),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        run_now(&harness.sched, key).await;
+        seen.push(harness.sched.state(key).unwrap().failures);
+    }
+    assert_eq!(seen, vec![1, 2, 2, 0]);
+    harness.stop().await;
 }
