@@ -512,29 +512,72 @@ async fn the_system_clock_guard_starts_without_waking() {
     assert!(clock.now() >= t);
 }
 
-/// A body that takes `took`, records when each run started (seconds on the
-/// monotonic clock since `begun`) and how many runs were in progress at once.
-fn recording(
+/// One job on a fresh scheduler from `start`, with a body that takes
+/// `took` and records when each run started (seconds on the monotonic clock
+/// since the start) and how many runs were in progress at once.
+struct Recorded {
+    harness: Harness,
+    key: JobKey,
+    starts: Arc<Mutex<Vec<u64>>>,
+    most: Arc<AtomicU32>,
     begun: tokio::time::Instant,
-    took: Duration,
-    outcome: RunOutcome,
-) -> (Body, Arc<Mutex<Vec<u64>>>, Arc<AtomicU32>) {
-    let starts = Arc::new(Mutex::new(Vec::new()));
-    let (now, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
-    let (s, m) = (starts.clone(), most.clone());
-    let body = boxed(move || {
-        s.lock().unwrap().push(begun.elapsed().as_secs());
-        let (now, most, outcome) = (now.clone(), m.clone(), outcome.clone());
-        async move {
-            let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
-            most.fetch_max(at_once, Ordering::SeqCst);
-            tokio::time::sleep(took).await;
-            now.fetch_sub(1, Ordering::SeqCst);
-            Ran::from(outcome)
-        }
-    });
-    (body, starts, most)
 }
+
+impl Recorded {
+    fn new(start: &str, trigger: Trigger, took: Duration, outcome: RunOutcome) -> Self {
+        let begun = tokio::time::Instant::now();
+        let harness = Harness::new(Arc::new(TokioClock::new(ts(start))));
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let (now, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (s, m) = (starts.clone(), most.clone());
+        let body = boxed(move || {
+            s.lock().unwrap().push(begun.elapsed().as_secs());
+            let (now, most, outcome) = (now.clone(), m.clone(), outcome.clone());
+            async move {
+                let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(at_once, Ordering::SeqCst);
+                tokio::time::sleep(took).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ran::from(outcome)
+            }
+        });
+        let key = harness
+            .sched
+            .add(job("j", trigger, Duration::from_secs(60)), body);
+        Recorded {
+            harness,
+            key,
+            starts,
+            most,
+            begun,
+        }
+    }
+
+    fn state(&self) -> Option<JobState> {
+        self.harness.sched.state(self.key)
+    }
+
+    /// Asks for a run without waiting for it; `None` when refused.
+    fn ask(&self) -> Option<oneshot::Receiver<RunOutcome>> {
+        let (reply, outcome) = oneshot::channel();
+        self.harness
+            .sched
+            .run_now(self.key, reply)
+            .then_some(outcome)
+    }
+
+    /// Stops the scheduler, waits for runs in progress, and returns the
+    /// runs' starts and whether any two overlapped.
+    async fn finish(self) -> (Vec<u64>, bool) {
+        self.harness.stop().await;
+        let starts = self.starts.lock().unwrap().clone();
+        (starts, self.most.load(Ordering::SeqCst) > 1)
+    }
+}
+
+const EVERY_MINUTE: &str = "* * * * *";
+const MIDNIGHT: &str = "2026-01-01T00:00:00Z";
+const SECS_5: Duration = Duration::from_secs(5);
 
 #[tokio::test(start_paused = true)]
 async fn a_thousand_jobs_due_at_once_each_run_once_and_idle_jobs_are_no_tasks() {
@@ -586,148 +629,104 @@ async fn a_thousand_jobs_due_at_once_each_run_once_and_idle_jobs_are_no_tasks() 
 
 #[tokio::test(start_paused = true)]
 async fn run_now_while_idle_runs_at_once() {
-    let begun = tokio::time::Instant::now();
-    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:30Z"))));
-    let (body, starts, _) = recording(begun, Duration::from_secs(5), RunOutcome::Ok);
-    let key = harness.sched.add(
-        job("j", cron("* * * * *", "UTC"), Duration::from_secs(60)),
-        body,
-    );
+    let cron_job = cron(EVERY_MINUTE, "UTC");
+    let job = Recorded::new("2026-01-01T00:00:30Z", cron_job, SECS_5, RunOutcome::Ok);
     tokio::time::sleep(Duration::from_secs(10)).await;
-    assert_eq!(run_now(&harness.sched, key).await, RunOutcome::Ok);
-    assert_eq!(begun.elapsed(), Duration::from_secs(15));
-    let state = harness.sched.state(key).unwrap();
+    assert_eq!(job.ask().unwrap().await.unwrap(), RunOutcome::Ok);
+    assert_eq!(job.begun.elapsed(), Duration::from_secs(15));
+    let state = job.state().unwrap();
     assert!(!state.running);
     assert_eq!(state.next_run, Some(ts("2026-01-01T00:01:00Z")));
     tokio::time::sleep(Duration::from_secs(40)).await;
-    harness.stop().await;
-    assert_eq!(*starts.lock().unwrap(), vec![10, 30]);
+    assert_eq!(job.finish().await, (vec![10, 30], false));
 }
 
 #[tokio::test(start_paused = true)]
 async fn run_now_while_running_waits_for_the_run_then_runs_once_more() {
-    let begun = tokio::time::Instant::now();
-    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
-    let (body, starts, most) = recording(begun, Duration::from_secs(10), RunOutcome::Ok);
-    let key = harness.sched.add(
-        job(
-            "j",
-            Trigger::Every(Duration::from_secs(60)),
-            Duration::from_secs(60),
-        ),
-        body,
-    );
+    let every = Trigger::Every(Duration::from_secs(60));
+    let job = Recorded::new(MIDNIGHT, every, Duration::from_secs(10), RunOutcome::Ok);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(harness.sched.state(key).unwrap().running);
+    assert!(job.state().unwrap().running);
     // Two requests while it runs: each gets a run of its own, one after
     // the other, after the scheduled one.
-    let (a, b) = tokio::join!(run_now(&harness.sched, key), run_now(&harness.sched, key));
-    assert_eq!((a, b), (RunOutcome::Ok, RunOutcome::Ok));
-    assert_eq!(begun.elapsed(), Duration::from_secs(30));
+    let (a, b) = tokio::join!(job.ask().unwrap(), job.ask().unwrap());
+    assert_eq!((a.unwrap(), b.unwrap()), (RunOutcome::Ok, RunOutcome::Ok));
+    assert_eq!(job.begun.elapsed(), Duration::from_secs(30));
     tokio::time::sleep(Duration::from_secs(35)).await;
-    harness.stop().await;
-    assert_eq!(*starts.lock().unwrap(), vec![0, 10, 20, 60]);
-    assert_eq!(most.load(Ordering::SeqCst), 1, "the job overlapped itself");
+    assert_eq!(job.finish().await, (vec![0, 10, 20, 60], false));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_due_time_passed_during_a_requested_run_runs_once_after_it() {
-    let begun = tokio::time::Instant::now();
-    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:30Z"))));
-    let (body, starts, most) = recording(begun, Duration::from_secs(20), RunOutcome::Ok);
-    let key = harness.sched.add(
-        job("j", cron("* * * * *", "UTC"), Duration::from_secs(60)),
-        body,
-    );
+    let cron_job = cron(EVERY_MINUTE, "UTC");
+    let took = Duration::from_secs(20);
+    let job = Recorded::new("2026-01-01T00:00:30Z", cron_job, took, RunOutcome::Ok);
     tokio::time::sleep(Duration::from_secs(20)).await;
     // 00:00:50 to 00:01:10: the 00:01:00 run waits for it, then runs at once.
-    assert_eq!(run_now(&harness.sched, key).await, RunOutcome::Ok);
+    assert_eq!(job.ask().unwrap().await.unwrap(), RunOutcome::Ok);
     tokio::time::sleep(Duration::from_secs(70)).await;
-    harness.stop().await;
-    assert_eq!(*starts.lock().unwrap(), vec![20, 40, 90]);
-    assert_eq!(most.load(Ordering::SeqCst), 1);
+    assert_eq!(job.finish().await, (vec![20, 40, 90], false));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_job_removed_while_running_finishes_its_run_and_never_runs_again() {
-    let begun = tokio::time::Instant::now();
-    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
-    let (body, starts, _) = recording(begun, Duration::from_secs(5), RunOutcome::Ok);
-    let key = harness.sched.add(
-        job(
-            "j",
-            Trigger::Every(Duration::from_secs(10)),
-            Duration::from_secs(60),
-        ),
-        body,
-    );
+    let every = Trigger::Every(Duration::from_secs(10));
+    let job = Recorded::new(MIDNIGHT, every, SECS_5, RunOutcome::Ok);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // A request waiting for the run in progress is told the job stopped.
-    let (reply, waiting) = oneshot::channel();
-    assert!(harness.sched.run_now(key, reply));
-    harness.sched.remove(key);
+    let waiting = job.ask().unwrap();
+    job.harness.sched.remove(job.key);
     assert!(waiting.await.is_err());
-    assert!(harness.sched.state(key).is_none());
-    let (reply, _outcome) = oneshot::channel();
-    assert!(!harness.sched.run_now(key, reply));
+    assert!(job.state().is_none());
+    assert!(job.ask().is_none());
     tokio::time::sleep(Duration::from_secs(100)).await;
-    harness.stop().await;
-    assert_eq!(*starts.lock().unwrap(), vec![0]);
+    assert_eq!(job.finish().await, (vec![0], false));
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_replaced_job_starts_afresh_and_its_old_run_leaves_the_new_state_alone() {
     // A reload that changes a job: the old one is removed during a failing
     // run, the new one (same name) is added and runs at once, as before.
-    let begun = tokio::time::Instant::now();
-    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
     let every = Trigger::Every(Duration::from_secs(60));
-    let (old_body, old_starts, _) = recording(
-        begun,
-        Duration::from_secs(10),
-        RunOutcome::Error("x".into()),
+    let failing = RunOutcome::Error("x".into());
+    let old = Recorded::new(MIDNIGHT, every.clone(), Duration::from_secs(10), failing);
+    tokio::time::sleep(SECS_5).await;
+    old.harness.sched.remove(old.key);
+    let begun = old.begun;
+    let new_runs = Arc::new(AtomicU32::new(0));
+    let n = new_runs.clone();
+    let new = old.harness.sched.add(
+        job("j", every, Duration::from_secs(60)),
+        boxed(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+            async { Ran::from(RunOutcome::Ok) }
+        }),
     );
-    let old = harness
-        .sched
-        .add(job("j", every.clone(), Duration::from_secs(60)), old_body);
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    harness.sched.remove(old);
-    let (new_body, new_starts, _) = recording(begun, Duration::from_secs(1), RunOutcome::Ok);
-    let new = harness
-        .sched
-        .add(job("j", every, Duration::from_secs(60)), new_body);
     tokio::time::sleep(Duration::from_secs(30)).await;
-    let state = harness.sched.state(new).unwrap();
+    let state = old.harness.sched.state(new).unwrap();
     assert_eq!(state.last_outcome, Some(RunOutcome::Ok));
     assert_eq!(state.failures, 0);
+    assert_eq!(state.last_run, Some(ts("2026-01-01T00:00:05Z")));
     assert_eq!(state.next_run, Some(ts("2026-01-01T00:01:05Z")));
-    harness.stop().await;
-    assert_eq!(*old_starts.lock().unwrap(), vec![0]);
-    assert_eq!(*new_starts.lock().unwrap(), vec![5]);
+    assert_eq!(old.finish().await, (vec![0], false));
+    assert_eq!(new_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(begun.elapsed(), Duration::from_secs(35));
 }
 
 #[tokio::test(start_paused = true)]
 async fn stopping_lets_a_run_finish_and_starts_nothing_more() {
-    let begun = tokio::time::Instant::now();
-    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
-    let (body, starts, _) = recording(begun, Duration::from_secs(30), RunOutcome::Ok);
-    let key = harness.sched.add(
-        job(
-            "j",
-            Trigger::Every(Duration::from_secs(10)),
-            Duration::from_secs(60),
-        ),
-        body,
-    );
+    let every = Trigger::Every(Duration::from_secs(10));
+    let job = Recorded::new(MIDNIGHT, every, Duration::from_secs(30), RunOutcome::Ok);
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (reply, waiting) = oneshot::channel();
-    assert!(harness.sched.run_now(key, reply));
-    let sched = harness.sched.clone();
-    harness.stop().await;
+    let waiting = job.ask().unwrap();
+    let (sched, key, begun) = (job.harness.sched.clone(), job.key, job.begun);
+    let starts = job.starts.clone();
+    assert!(!job.finish().await.1);
     assert_eq!(begun.elapsed(), Duration::from_secs(30), "the run finished");
     assert!(waiting.await.is_err(), "a waiting request is not run");
     let (reply, _outcome) = oneshot::channel();
     assert!(!sched.run_now(key, reply));
+    assert!(sched.state(key).is_some_and(|s| !s.running));
     tokio::time::sleep(Duration::from_secs(100)).await;
     assert_eq!(*starts.lock().unwrap(), vec![0]);
 }
