@@ -3,11 +3,11 @@
 //! Start-up order: config, state directory, secret store, each account's
 //! refresh token (a store that cannot be read is exit 78), the control
 //! socket, the first refresh of every account, then `READY=1`, and only then
-//! the job loops. SIGHUP validates the whole new config before anything
-//! changes; accounts whose settings did not change keep their token manager
-//! (and so their tokens), jobs that did not change keep their loop. SIGTERM
-//! stops the loops between runs, gives running jobs `shutdown_grace`, and
-//! exits 0.
+//! the first job runs. SIGHUP validates the whole new config before
+//! anything changes; accounts whose settings did not change keep their token
+//! manager (and so their tokens), jobs that did not change keep their
+//! schedule and status. SIGTERM stops the scheduler (no run starts), gives
+//! running jobs `shutdown_grace`, and exits 0.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -320,7 +320,8 @@ impl Shared {
         }
     }
 
-    /// Starts the loops for every job of `config`, keeping those in `keep`.
+    /// Schedules every job of `config`, keeping those in `keep` that did not
+    /// change.
     fn start_jobs(
         &self,
         config: &Config,
@@ -723,7 +724,7 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
         }
     }
 
-    // Shutdown: loops stop between runs; running jobs get the grace period.
+    // Shutdown: no run starts any more; running jobs get the grace period.
     let grace = shared.read().config.daemon.shutdown_grace;
     let running: Vec<String> = shared
         .read()
