@@ -1,323 +1,475 @@
-//! When jobs run: cron patterns and intervals turned into instants, and the
-//! per-job loop that waits for them.
+//! When jobs run: one timer over every job's next due time, and the runs it
+//! starts.
 //!
 //! Invariants:
-//! - One task per job, and the task runs the job's body itself, so a job can
-//!   never overlap itself.
+//! - Jobs are data. The [`Scheduler`] keeps each job's plan and [`JobState`]
+//!   in one table, with a queue ordered by due time, and one task waits for
+//!   the earliest: a job is a task only while it runs.
+//! - A job never overlaps itself: while it runs it is out of the queue. A due
+//!   time that passes meanwhile is run once after the run ends, and
+//!   `freshd run-job` requests wait their turn, one run each.
 //! - Waits are measured against the wall clock ([`Clock`]): tokio's timers
 //!   follow the monotonic clock, which stops during a suspend and does not
-//!   follow the time being set. So every waiter compares wall and monotonic
-//!   time whenever it wakes, and each clock has one guard that wakes every
-//!   waiter when the wall clock is set or the machine resumes (for the system
-//!   clock a timerfd with `TFD_TIMER_CANCEL_ON_SET`: nothing wakes between
-//!   such events).
+//!   follow the time being set. So the timer compares wall and monotonic
+//!   time whenever it wakes, and each clock has one guard that wakes it when
+//!   the wall clock is set or the machine resumes (for the system clock a
+//!   timerfd with `TFD_TIMER_CANCEL_ON_SET`: nothing wakes between such
+//!   events).
 //! - Runs that were due while the machine slept, while the clock jumped
 //!   forward or while the previous run overran collapse into one run, with a
 //!   warning saying how many. After a backward jump a job runs at its next
 //!   occurrence in the new wall time: a cron job at its next match, an
-//!   interval job on the same beat as before the jump.
+//!   interval job on the same beat as before the jump (a job running during
+//!   the jump is planned again when its run ends).
 
+mod plan;
+mod run;
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use jiff::{SignedDuration, Timestamp};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-use crate::config::Trigger;
+use crate::config::{Job, Trigger, format_duration};
 use crate::jobs::{Ran, RunOutcome};
 use crate::sync::MutexExt;
 use crate::time::{Clock, WallWatch, Woke, until, wait_wall};
+use plan::MAX_COUNTED;
 
-/// The most missed occurrences counted for a warning; past it the count says
-/// "at least".
-const MAX_COUNTED: u64 = 10_000;
-
-impl Trigger {
-    /// The first occurrence strictly after `after`. `anchor` is the instant
-    /// an interval counts from (its last planned run); cron ignores it.
-    /// `None` when a cron pattern never matches again.
-    pub fn next_after(&self, anchor: Timestamp, after: Timestamp) -> Option<Timestamp> {
-        match self {
-            Trigger::Every(every) => {
-                let every = SignedDuration::try_from(*every).ok()?;
-                if after < anchor {
-                    return anchor.checked_add(every).ok();
-                }
-                let since = after.duration_since(anchor).as_nanos();
-                let steps = since / every.as_nanos() + 1;
-                let offset =
-                    SignedDuration::from_nanos(i64::try_from(steps * every.as_nanos()).ok()?);
-                anchor.checked_add(offset).ok()
-            }
-            Trigger::Cron { cron, timezone, .. } => {
-                let zoned = after.to_zoned(timezone.clone());
-                cron.find_next_occurrence(&zoned, false)
-                    .ok()
-                    .map(|z| z.timestamp())
-            }
-        }
-    }
-
-    /// The next `n` run times after `from`, as `freshd check` shows them.
-    pub fn upcoming(&self, from: Timestamp, n: usize) -> Vec<Timestamp> {
-        let first = self.first_run(from);
-        std::iter::successors(first, |&t| self.next_after(first.unwrap_or(t), t))
-            .take(n)
-            .collect()
-    }
-
-    /// When a freshly started job first runs: an interval job at once (a
-    /// poller should not wait a whole interval to say something), a cron job
-    /// at its next match.
-    pub fn first_run(&self, now: Timestamp) -> Option<Timestamp> {
-        match self {
-            Trigger::Every(_) => Some(now),
-            Trigger::Cron { .. } => self.next_after(now, now),
-        }
-    }
-
-    /// The plan `(due, anchor)` once the wall clock went back by `by` to
-    /// `now`: a cron job's next match in the new wall time; an interval job
-    /// keeps its beat (its plan goes back with the clock), so it runs within
-    /// one interval of now, and counts on from there.
-    fn after_backward_jump(
-        &self,
-        now: Timestamp,
-        by: SignedDuration,
-        due: Timestamp,
-        anchor: Timestamp,
-    ) -> (Timestamp, Timestamp) {
-        match self {
-            Trigger::Every(every) => {
-                let every = SignedDuration::try_from(*every).unwrap_or(SignedDuration::MAX);
-                let latest = now.checked_add(every).unwrap_or(Timestamp::MAX);
-                let due = due.checked_add(by).unwrap_or(now).clamp(now, latest);
-                (due, due)
-            }
-            Trigger::Cron { .. } => (self.next_after(now, now).unwrap_or(due), anchor),
-        }
-    }
-
-    /// How many occurrences fall in `(from, to]`, counting at most
-    /// [`MAX_COUNTED`].
-    fn count_between(&self, anchor: Timestamp, from: Timestamp, to: Timestamp) -> u64 {
-        let mut n = 0;
-        let mut t = from;
-        while n < MAX_COUNTED {
-            match self.next_after(anchor, t) {
-                Some(next) if next <= to => {
-                    n += 1;
-                    t = next;
-                }
-                _ => break,
-            }
-        }
-        n
-    }
-}
-
-/// A run's duration for the journal: milliseconds under a second, else
-/// seconds with one decimal.
-fn format_took(d: Duration) -> String {
-    if d < Duration::from_secs(1) {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
-/// What `status` shows of a job, updated by its loop.
+/// What `status` and `notify` see of a job.
 #[derive(Debug, Default, Clone)]
 pub struct JobState {
     pub next_run: Option<Timestamp>,
     pub last_run: Option<Timestamp>,
     pub last_outcome: Option<RunOutcome>,
     pub running: bool,
-}
-
-/// Shared, lock-protected [`JobState`].
-#[derive(Debug, Default)]
-pub struct JobStatus(Mutex<JobState>);
-
-impl JobStatus {
-    pub fn get(&self) -> JobState {
-        self.0.locked().clone()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut JobState)) {
-        f(&mut self.0.locked());
-    }
+    /// Runs that ended in an error (a timeout included), in a row.
+    pub failures: u32,
 }
 
 /// A request to run a job now; the outcome is sent back when it is done.
 pub type RunNow = oneshot::Sender<RunOutcome>;
 
-/// One job's loop: its schedule, the body to run, and how to stop it.
-#[derive(Debug)]
-pub struct JobLoop {
-    pub name: String,
-    /// The job's account, for the `ACCOUNT=` field of its journal lines.
-    pub account: String,
-    pub trigger: Trigger,
-    pub timeout: Duration,
-    pub clock: Arc<dyn Clock>,
-    pub status: Arc<JobStatus>,
-    /// Stops the loop between runs; a run in progress is not interrupted.
-    pub cancel: CancellationToken,
-    /// `freshd run-job` requests.
-    pub manual: mpsc::Receiver<RunNow>,
+/// A job's body: each call makes one run.
+pub type Body = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Ran> + Send>> + Send + Sync>;
+
+/// A closure making one run's future, as a [`Body`].
+pub fn boxed<F, Fut>(f: F) -> Body
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Ran> + Send + 'static,
+{
+    Box::new(move || Box::pin(f()))
 }
 
-impl JobLoop {
-    /// Runs until cancelled. `body` is one run of the job.
-    pub async fn run<F, Fut>(mut self, mut body: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Ran>,
-    {
-        let clock = Arc::clone(&self.clock);
-        let Some(mut due) = self.trigger.first_run(clock.now()) else {
-            tracing::warn!(JOB = %self.name, "the schedule never matches again; the job will not run");
-            self.status.update(|s| s.next_run = None);
-            return Box::pin(self.serve_manual_only(body)).await;
+/// A job in the [`Scheduler`], from [`Scheduler::add`]. Never reused: a run
+/// that ends after its job was replaced cannot touch the new one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobKey(u64);
+
+/// When a job runs next, and the instant its interval counts from.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    due: Timestamp,
+    anchor: Timestamp,
+}
+
+/// Why a run started, with what planning after it needs.
+#[derive(Debug)]
+enum Started {
+    Schedule {
+        plan: Plan,
+        started: Timestamp,
+        /// Occurrences missed before this run, collapsed into it.
+        late: u64,
+    },
+    Request(RunNow),
+}
+
+/// One job, as data.
+struct Entry {
+    job: Arc<Job>,
+    body: Body,
+    /// `None` once the schedule never matches again: runs on request only.
+    plan: Option<Plan>,
+    state: JobState,
+    /// `freshd run-job` requests that came while it ran.
+    requests: VecDeque<RunNow>,
+    /// How far the wall clock went back while it ran.
+    back: Option<SignedDuration>,
+}
+
+#[derive(Default)]
+struct Table {
+    jobs: BTreeMap<JobKey, Entry>,
+    /// Every idle job with a plan, by due time; a running job is not in it.
+    queue: BTreeSet<(Timestamp, JobKey)>,
+    next_key: u64,
+}
+
+struct Inner {
+    clock: Arc<dyn Clock>,
+    table: Mutex<Table>,
+    /// The queue has a new earliest entry: the timer looks again.
+    wake: Notify,
+    /// Told after every run (for `STATUS=` and `notify`).
+    changed: Arc<Notify>,
+    /// The timer and every run; waiting on it waits for runs in progress.
+    tracker: TaskTracker,
+    /// Ends the timer: no run starts after it.
+    stop: CancellationToken,
+}
+
+/// Every job's schedule, in one table driven by one timer task.
+#[derive(Clone)]
+pub struct Scheduler(Arc<Inner>);
+
+impl fmt::Debug for Scheduler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Scheduler").finish_non_exhaustive()
+    }
+}
+
+impl Scheduler {
+    /// Starts the timer on `tracker`, where runs are spawned too. After
+    /// `stop` no run starts and requests are refused; runs in progress go on.
+    pub fn start(
+        clock: Arc<dyn Clock>,
+        tracker: &TaskTracker,
+        stop: CancellationToken,
+        changed: Arc<Notify>,
+    ) -> Self {
+        let inner = Arc::new(Inner {
+            clock,
+            table: Mutex::default(),
+            wake: Notify::new(),
+            changed,
+            tracker: tracker.clone(),
+            stop,
+        });
+        tracker.spawn(Arc::clone(&inner).drive());
+        Scheduler(inner)
+    }
+
+    /// Schedules `job`: an interval job runs at once, a cron job at its next
+    /// match.
+    pub fn add(&self, job: Arc<Job>, body: Body) -> JobKey {
+        let inner = &self.0;
+        let now = inner.clock.now();
+        let plan = job
+            .trigger
+            .first_run(now)
+            .map(|due| Plan { due, anchor: due });
+        if plan.is_none() {
+            never_again(&job);
+        }
+        let mut guard = inner.table.locked();
+        let table = &mut *guard;
+        let key = JobKey(table.next_key);
+        table.next_key += 1;
+        let state = JobState {
+            next_run: plan.map(|p| p.due),
+            ..JobState::default()
         };
-        let mut anchor = due;
-        // Jumps are measured from here on, across waits and runs alike: a
-        // plan made before a backward jump is made again in the new time.
-        let mut look = WallWatch::new(clock.as_ref());
+        table.jobs.insert(
+            key,
+            Entry {
+                job,
+                body,
+                plan,
+                state,
+                requests: VecDeque::new(),
+                back: None,
+            },
+        );
+        inner.enqueue(table, key);
+        key
+    }
+
+    /// Takes a job out: it is not started again, and requests waiting for it
+    /// are dropped (their clients hear it was stopped). A run in progress
+    /// finishes.
+    pub fn remove(&self, key: JobKey) {
+        let mut guard = self.0.table.locked();
+        let table = &mut *guard;
+        if let Some(Entry {
+            plan: Some(plan), ..
+        }) = table.jobs.remove(&key)
+        {
+            table.queue.remove(&(plan.due, key));
+        }
+    }
+
+    /// Runs the job now, or after its run in progress; `reply` gets the
+    /// outcome. False when the job is gone or the scheduler stopped.
+    pub fn run_now(&self, key: JobKey, reply: RunNow) -> bool {
+        let inner = &self.0;
+        if inner.stop.is_cancelled() {
+            return false;
+        }
+        let mut guard = inner.table.locked();
+        let table = &mut *guard;
+        let Some(entry) = table.jobs.get_mut(&key) else {
+            return false;
+        };
+        if entry.state.running {
+            entry.requests.push_back(reply);
+            return true;
+        }
+        // Out of the queue while it runs; its plan stays.
+        if let Some(plan) = entry.plan {
+            table.queue.remove(&(plan.due, key));
+        }
+        inner.launch(key, entry, Started::Request(reply));
+        true
+    }
+
+    /// The job's state, if it is scheduled.
+    pub fn state(&self, key: JobKey) -> Option<JobState> {
+        self.0
+            .table
+            .locked()
+            .jobs
+            .get(&key)
+            .map(|e| e.state.clone())
+    }
+}
+
+impl Inner {
+    /// The timer: sleeps until the earliest due time on the wall clock, then
+    /// starts what is due.
+    async fn drive(self: Arc<Self>) {
+        // Jumps are measured from here on, across waits and runs alike.
+        let mut look = WallWatch::new(self.clock.as_ref());
         loop {
-            self.status.update(|s| s.next_run = Some(due));
+            let earliest = self.table.locked().queue.first().map(|&(due, _)| due);
+            let wait = async {
+                match earliest {
+                    Some(due) => wait_wall(self.clock.as_ref(), due, &mut look).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
-                () = self.cancel.cancelled() => return,
-                woke = wait_wall(clock.as_ref(), due, &mut look) => {
-                    if let Woke::Back(by) = woke {
-                        (due, anchor) = self.trigger.after_backward_jump(clock.now(), by, due, anchor);
-                        tracing::debug!(
-                            JOB = %self.name,
-                            "the wall clock went back by {}; next run at {due}",
-                            crate::config::format_duration(by.unsigned_abs()),
-                        );
-                        continue;
-                    }
-                }
-                Some(reply) = self.manual.recv() => {
-                    // Its client hung up before the run started: not run.
-                    if reply.is_closed() {
-                        continue;
-                    }
-                    let ran = Box::pin(self.run_once(&mut body, "on request")).await;
-                    let _ = reply.send(ran.outcome);
-                    continue;
-                }
+                () = self.stop.cancelled() => return,
+                () = self.wake.notified() => {}
+                woke = wait => match woke {
+                    Woke::Due => self.start_due(),
+                    Woke::Back(by) => self.went_back(by),
+                },
             }
-            let started = clock.now();
-            let late = self.trigger.count_between(anchor, due, started);
+        }
+    }
+
+    /// Starts every idle job whose due time has come.
+    fn start_due(self: &Arc<Self>) {
+        let mut guard = self.table.locked();
+        let table = &mut *guard;
+        let now = self.clock.now();
+        while let Some(&(due, key)) = table.queue.first() {
+            if due > now {
+                break;
+            }
+            table.queue.pop_first();
+            let Some(entry) = table.jobs.get_mut(&key) else {
+                continue;
+            };
+            let Some(plan) = entry.plan else {
+                continue;
+            };
+            let started = self.clock.now();
+            let late = entry
+                .job
+                .trigger
+                .count_between(plan.anchor, plan.due, started);
             if late > 0 {
                 tracing::warn!(
-                    JOB = %self.name,
+                    JOB = %entry.job.name,
                     "{late}{} more run(s) were due while the machine was asleep or the clock jumped; running once for all of them",
                     if late >= MAX_COUNTED { "+" } else { "" },
                 );
             }
-            // Boxed: a run's state exists only while it runs, so the
-            // thousands of idle job loops stay small.
-            let ran = Box::pin(self.run_once(&mut body, "on schedule")).await;
-            let finished = clock.now();
-            if let (Some(within), Trigger::Every(every)) = (ran.again_within, &self.trigger) {
-                let wait =
-                    SignedDuration::try_from(within.min(*every)).unwrap_or(SignedDuration::ZERO);
-                due = finished.checked_add(wait).unwrap_or(finished);
-                anchor = due;
-                continue;
-            }
-            let overrun = self.trigger.count_between(anchor, started, finished);
-            if overrun > 0 {
-                tracing::warn!(
-                    JOB = %self.name,
-                    "the run took {}, past {overrun} planned start(s); running once more now instead",
-                    crate::config::format_duration(until(started, finished)),
-                );
-                due = finished;
-                anchor = finished;
-                continue;
-            }
-            let Some(next) = self.trigger.next_after(anchor, started.max(due)) else {
-                tracing::warn!(JOB = %self.name, "the schedule never matches again; the job will not run");
-                self.status.update(|s| s.next_run = None);
-                return Box::pin(self.serve_manual_only(body)).await;
+            let why = Started::Schedule {
+                plan,
+                started,
+                late,
             };
-            due = next;
-            if matches!(self.trigger, Trigger::Every(_)) && late > 0 {
-                anchor = started;
-                due = self.trigger.next_after(anchor, started).unwrap_or(next);
-            }
+            self.launch(key, entry, why);
         }
     }
 
-    async fn serve_manual_only<F, Fut>(mut self, mut body: F)
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Ran>,
-    {
-        loop {
-            tokio::select! {
-                () = self.cancel.cancelled() => return,
-                Some(reply) = self.manual.recv() => {
-                    // Its client hung up before the run started: not run.
-                    if reply.is_closed() {
-                        continue;
-                    }
-                    let ran = self.run_once(&mut body, "on request").await;
-                    let _ = reply.send(ran.outcome);
-                }
+    /// The wall clock went back by `by`: every idle job is planned again in
+    /// the new time; a running one when its run ends.
+    fn went_back(&self, by: SignedDuration) {
+        let now = self.clock.now();
+        let mut guard = self.table.locked();
+        let table = &mut *guard;
+        table.queue.clear();
+        for (&key, entry) in &mut table.jobs {
+            if entry.state.running {
+                entry.back = Some(entry.back.unwrap_or_default().saturating_add(by));
+                continue;
             }
+            let Some(plan) = entry.plan.as_mut() else {
+                continue;
+            };
+            plan_back(&entry.job, plan, now, by);
+            entry.state.next_run = Some(plan.due);
+            table.queue.insert((plan.due, key));
         }
     }
 
-    async fn run_once<F, Fut>(&mut self, body: &mut F, why: &str) -> Ran
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Ran>,
-    {
-        let started = self.clock.now();
-        let clock_started = tokio::time::Instant::now();
-        self.status.update(|s| {
-            s.running = true;
-            s.last_run = Some(started);
+    /// Marks the job running and spawns one run of it.
+    fn launch(self: &Arc<Self>, key: JobKey, entry: &mut Entry, why: Started) {
+        entry.state.running = true;
+        entry.state.last_run = Some(self.clock.now());
+        let job = Arc::clone(&entry.job);
+        let body = (entry.body)();
+        let inner = Arc::clone(self);
+        self.tracker.spawn(async move {
+            let word = match why {
+                Started::Schedule { .. } => "on schedule",
+                Started::Request(_) => "on request",
+            };
+            let ran = run::once(&job, body, word).await;
+            inner.finished(key, ran, why);
         });
-        tracing::debug!(JOB = %self.name, "run starts ({why})");
-        let ran = match tokio::time::timeout(self.timeout, body()).await {
-            Ok(ran) => ran,
-            Err(_) => Ran::from(RunOutcome::Error(format!(
-                "stopped after its timeout of {}",
-                crate::config::format_duration(self.timeout)
-            ))),
+    }
+
+    /// A run ended: its state is recorded, the job planned again, and the
+    /// request that asked for it answered.
+    fn finished(self: &Arc<Self>, key: JobKey, ran: Ran, why: Started) {
+        let mut guard = self.table.locked();
+        let table = &mut *guard;
+        if let Some(entry) = table.jobs.get_mut(&key) {
+            let state = &mut entry.state;
+            state.running = false;
+            match &ran.outcome {
+                RunOutcome::Ok => state.failures = 0,
+                RunOutcome::Error(_) => state.failures = state.failures.saturating_add(1),
+                RunOutcome::Skipped(_) => {}
+            }
+            state.last_outcome = Some(ran.outcome.clone());
+            let now = self.clock.now();
+            if let Started::Schedule {
+                plan,
+                started,
+                late,
+            } = &why
+            {
+                entry.plan = plan_after(&entry.job, *plan, *started, *late, now, &ran);
+            }
+            if let Some(by) = entry.back.take()
+                && let Some(plan) = entry.plan.as_mut()
+            {
+                plan_back(&entry.job, plan, now, by);
+            }
+            entry.state.next_run = entry.plan.map(|p| p.due);
+            self.go_on(table, key);
+        }
+        drop(guard);
+        if let Started::Request(reply) = why {
+            let _ = reply.send(ran.outcome);
+        }
+        self.changed.notify_one();
+    }
+
+    /// After a run: the next request waiting, else back in the queue.
+    fn go_on(self: &Arc<Self>, table: &mut Table, key: JobKey) {
+        let Some(entry) = table.jobs.get_mut(&key) else {
+            return;
         };
-        let outcome = ran.outcome.clone();
-        // One journal line per run (DESIGN §6), with its outcome and how
-        // long it took: `journalctl -u freshd JOB=NAME` is the job's history.
-        let took = format_took(clock_started.elapsed());
-        let (job, account) = (&self.name, &self.account);
-        match &outcome {
-            RunOutcome::Ok if ran.quiet => {
-                tracing::debug!(JOB = %job, ACCOUNT = %account, "run ok in {took}, nothing new");
-            }
-            RunOutcome::Ok => tracing::info!(JOB = %job, ACCOUNT = %account, "run ok in {took}"),
-            RunOutcome::Skipped(why) => {
-                tracing::info!(JOB = %job, ACCOUNT = %account, "run skipped after {took}: {why}");
-            }
-            RunOutcome::Error(e) => {
-                tracing::error!(JOB = %job, ACCOUNT = %account, "run failed after {took}: {e}");
+        if self.stop.is_cancelled() {
+            entry.requests.clear();
+            return;
+        }
+        while let Some(reply) = entry.requests.pop_front() {
+            // Its client hung up before the run started: not run.
+            if !reply.is_closed() {
+                self.launch(key, entry, Started::Request(reply));
+                return;
             }
         }
-        self.status.update(|s| {
-            s.running = false;
-            s.last_outcome = Some(outcome);
-        });
-        ran
+        self.enqueue(table, key);
     }
+
+    /// Puts an idle job in the queue, waking the timer if it is now first.
+    fn enqueue(&self, table: &mut Table, key: JobKey) {
+        let Some(plan) = table.jobs.get(&key).and_then(|e| e.plan) else {
+            return;
+        };
+        table.queue.insert((plan.due, key));
+        if table.queue.first() == Some(&(plan.due, key)) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+/// The plan after a scheduled run that started at `started` (for `plan`,
+/// collapsing `late` missed ones) and ended at `finished`.
+fn plan_after(
+    job: &Job,
+    plan: Plan,
+    started: Timestamp,
+    late: u64,
+    finished: Timestamp,
+    ran: &Ran,
+) -> Option<Plan> {
+    let trigger = &job.trigger;
+    if let (Some(within), Trigger::Every(every)) = (ran.again_within, trigger) {
+        let wait = SignedDuration::try_from(within.min(*every)).unwrap_or(SignedDuration::ZERO);
+        let due = finished.checked_add(wait).unwrap_or(finished);
+        return Some(Plan { due, anchor: due });
+    }
+    let overrun = trigger.count_between(plan.anchor, started, finished);
+    if overrun > 0 {
+        tracing::warn!(
+            JOB = %job.name,
+            "the run took {}, past {overrun} planned start(s); running once more now instead",
+            format_duration(until(started, finished)),
+        );
+        return Some(Plan {
+            due: finished,
+            anchor: finished,
+        });
+    }
+    let Some(next) = trigger.next_after(plan.anchor, started.max(plan.due)) else {
+        never_again(job);
+        return None;
+    };
+    if matches!(trigger, Trigger::Every(_)) && late > 0 {
+        let due = trigger.next_after(started, started).unwrap_or(next);
+        return Some(Plan {
+            due,
+            anchor: started,
+        });
+    }
+    Some(Plan {
+        due: next,
+        anchor: plan.anchor,
+    })
+}
+
+/// Makes `plan` again after the wall clock went back by `by` to `now`.
+fn plan_back(job: &Job, plan: &mut Plan, now: Timestamp, by: SignedDuration) {
+    let (due, anchor) = job
+        .trigger
+        .after_backward_jump(now, by, plan.due, plan.anchor);
+    *plan = Plan { due, anchor };
+    tracing::debug!(
+        JOB = %job.name,
+        "the wall clock went back by {}; next run at {due}",
+        format_duration(by.unsigned_abs()),
+    );
+}
+
+fn never_again(job: &Job) {
+    tracing::warn!(JOB = %job.name, "the schedule never matches again; the job will not run");
 }
 
 #[cfg(test)]

@@ -3,16 +3,15 @@
 //!
 //! Invariants: an account whose settings did not change keeps its token
 //! manager (and so its tokens); a job that did not change, on an account
-//! that kept its manager, keeps its loop. A replaced manager hands its chain
+//! that kept its manager, keeps its schedule and status. A replaced manager hands its chain
 //! to the new one before the swap, so `status` and `token` never see an
 //! empty daemon. Every change `status` shows reaches one route: `changed`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -23,7 +22,7 @@ use crate::control::{Refusal, Response};
 use crate::jobs::{self, JobContext, RunOutcome};
 use crate::notify::FailingJob;
 use crate::oauth::TokenManager;
-use crate::scheduler::{JobLoop, JobStatus, RunNow};
+use crate::scheduler::{self, JobKey, JobState, Scheduler};
 use crate::secrets::{SecretKind, SecretStore};
 use crate::status::{AccountStatus, DaemonInfo, JobReport, JobResult, StatusReport, Summary};
 use crate::sync::RwLockExt;
@@ -31,16 +30,12 @@ use crate::time::Clock;
 
 mod reload;
 
-/// A running job loop.
+/// A scheduled job.
 #[derive(Debug)]
 pub(super) struct JobHandle {
     job: Arc<Job>,
     tokens: Arc<TokenManager>,
-    cancel: CancellationToken,
-    manual: mpsc::Sender<RunNow>,
-    status: Arc<JobStatus>,
-    /// Runs that ended in an error, in a row (for `notify`).
-    failures: Arc<AtomicU32>,
+    key: JobKey,
 }
 
 /// A running account.
@@ -72,8 +67,10 @@ pub(super) struct Registry {
     pub(super) source: ConfigSource,
     /// Every account's and job's task, waited for at shutdown.
     pub(super) tracker: TaskTracker,
-    /// Cancelling it stops every account and job.
+    /// Cancelling it stops every account and the scheduler.
     pub(super) root: CancellationToken,
+    /// Every job's schedule and state; its timer and runs are on `tracker`.
+    scheduler: Scheduler,
     /// Something `status` shows changed: an account's keeper (its
     /// observer), a job's run, or a reload tells it; the heartbeat waits
     /// on it.
@@ -94,6 +91,14 @@ pub(super) struct Services {
 impl Registry {
     /// An empty registry for `config`: no account or job runs yet.
     pub(super) fn new(config: &Config, services: Services) -> Self {
+        let (tracker, root, changed) =
+            (TaskTracker::new(), CancellationToken::new(), Arc::default());
+        let scheduler = Scheduler::start(
+            Arc::clone(&services.clock),
+            &tracker,
+            root.child_token(),
+            Arc::clone(&changed),
+        );
         Registry {
             running: RwLock::new(Running {
                 config: Arc::new(config.clone()),
@@ -106,9 +111,10 @@ impl Registry {
             token_http: services.token_http,
             state_dir: services.state_dir,
             source: services.source,
-            tracker: TaskTracker::new(),
-            root: CancellationToken::new(),
-            changed: Arc::new(Notify::new()),
+            tracker,
+            root,
+            scheduler,
+            changed,
             cooldowns: Arc::default(),
         }
     }
@@ -125,7 +131,11 @@ impl Registry {
     pub(super) fn report(&self) -> StatusReport {
         let running = self.read();
         let accounts = self.account_statuses_of(&running);
-        let mut jobs: Vec<JobReport> = running.jobs.values().map(job_report).collect();
+        let mut jobs: Vec<JobReport> = running
+            .jobs
+            .values()
+            .map(|j| job_report(j, &self.job_state(j)))
+            .collect();
         jobs.sort_by(|a, b| a.name.cmp(&b.name));
         let daemon = Some(DaemonInfo::this_process(
             self.source.origin(),
@@ -148,7 +158,8 @@ impl Registry {
             summary.count_account(name, account.tokens.status().state);
         }
         for job in running.jobs.values() {
-            summary.count_job(job.status.get().last_outcome.as_ref().map(job_result));
+            let state = self.job_state(job);
+            summary.count_job(state.last_outcome.as_ref().map(job_result));
         }
         summary
     }
@@ -172,12 +183,12 @@ impl Registry {
             .jobs
             .values()
             .filter_map(|j| {
-                let failures = j.failures.load(Ordering::Relaxed);
-                (failures > 0).then(|| FailingJob {
+                let state = self.job_state(j);
+                (state.failures > 0).then(|| FailingJob {
                     name: j.job.name.clone(),
                     account: j.job.account.clone(),
-                    failures,
-                    last_error: job_report(j).last_error,
+                    failures: state.failures,
+                    last_error: job_report(j, &state).last_error,
                 })
             })
             .collect()
@@ -188,9 +199,14 @@ impl Registry {
         self.read()
             .jobs
             .values()
-            .filter(|j| j.status.get().running)
+            .filter(|j| self.job_state(j).running)
             .map(|j| j.job.name.clone())
             .collect()
+    }
+
+    /// What the scheduler holds of a job (nothing yet for one just removed).
+    fn job_state(&self, job: &JobHandle) -> JobState {
+        self.scheduler.state(job.key).unwrap_or_default()
     }
 
     /// Every account's token manager.
@@ -302,19 +318,6 @@ impl Registry {
 
     fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> JobHandle {
         let body = jobs::body_for(job);
-        let cancel = self.root.child_token();
-        let (tx, rx) = mpsc::channel(4);
-        let status = Arc::new(JobStatus::default());
-        let job_loop = JobLoop {
-            name: job.name.clone(),
-            account: job.account.clone(),
-            trigger: job.trigger.clone(),
-            timeout: job.timeout,
-            clock: Arc::clone(&self.clock),
-            status: Arc::clone(&status),
-            cancel: cancel.clone(),
-            manual: rx,
-        };
         let cx = JobContext {
             job: Arc::clone(job),
             tokens: Arc::clone(tokens),
@@ -323,37 +326,19 @@ impl Registry {
             cooldowns: Arc::clone(&self.cooldowns),
             clock: Arc::clone(&self.clock),
         };
-        let changed = Arc::clone(&self.changed);
-        let failures = Arc::new(AtomicU32::new(0));
-        let counter = Arc::clone(&failures);
-        let fut = job_loop.run(move || {
-            let (body, cx, changed) = (Arc::clone(&body), cx.clone(), Arc::clone(&changed));
-            let counter = Arc::clone(&counter);
-            async move {
-                let ran = body.run(&cx).await;
-                match ran.outcome {
-                    RunOutcome::Ok => counter.store(0, Ordering::Relaxed),
-                    RunOutcome::Error(_) => {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    RunOutcome::Skipped(_) => {}
-                }
-                changed.notify_one();
-                ran
-            }
+        let run = scheduler::boxed(move || {
+            let (body, cx) = (Arc::clone(&body), cx.clone());
+            async move { body.run(&cx).await }
         });
-        self.tracker.spawn(fut);
         JobHandle {
             job: Arc::clone(job),
             tokens: Arc::clone(tokens),
-            cancel,
-            manual: tx,
-            status,
-            failures,
+            key: self.scheduler.add(Arc::clone(job), run),
         }
     }
 
-    /// Starts the loops for every job of `config`, keeping those in `keep`.
+    /// Schedules every job of `config`, keeping those in `keep` that did not
+    /// change.
     fn start_jobs(
         &self,
         config: &Config,
@@ -373,21 +358,20 @@ impl Registry {
                     continue;
                 }
                 tracing::info!(JOB = %name, "job restarted: the reload changed it or its account");
-                old.cancel.cancel();
+                self.scheduler.remove(old.key);
             }
             running.insert(name.clone(), self.spawn_job(job, tokens));
         }
         for (name, old) in keep {
             tracing::info!(JOB = %name, "job stopped (changed or removed by the reload)");
-            old.cancel.cancel();
+            self.scheduler.remove(old.key);
         }
         running
     }
 }
 
 /// `status`'s line for one job.
-fn job_report(j: &JobHandle) -> JobReport {
-    let s = j.status.get();
+fn job_report(j: &JobHandle, s: &JobState) -> JobReport {
     let last_error = match &s.last_outcome {
         Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
         _ => None,
@@ -412,13 +396,13 @@ fn job_result(outcome: &RunOutcome) -> JobResult {
     }
 }
 
-/// `freshd run-job`: runs the job now, in its own loop, and answers how
-/// the run ended.
+/// `freshd run-job`: runs the job now (after its run in progress, if any)
+/// and answers how the run ended.
 pub(super) async fn run_job(registry: &Registry, name: &str) -> Response {
-    let sender = {
+    let key = {
         let running = registry.read();
         match running.jobs.get(name) {
-            Some(j) => j.manual.clone(),
+            Some(j) => j.key,
             None => {
                 let known: Vec<&str> = running.jobs.keys().map(String::as_str).collect();
                 return Response::refused(
@@ -429,7 +413,7 @@ pub(super) async fn run_job(registry: &Registry, name: &str) -> Response {
         }
     };
     let (tx, rx) = oneshot::channel();
-    if sender.send(tx).await.is_err() {
+    if !registry.scheduler.run_now(key, tx) {
         return Response::refused(Refusal::Failed, "the job was stopped (reload or shutdown)");
     }
     match rx.await {

@@ -1,5 +1,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use super::*;
 use crate::config::Config;
@@ -13,46 +14,82 @@ fn cron(pattern: &str, zone: &str) -> Trigger {
     config.jobs["j"].trigger.clone()
 }
 
+/// A job named `name` of account `a` with this schedule and timeout.
+fn job(name: &str, trigger: Trigger, timeout: Duration) -> Arc<Job> {
+    let text = "[accounts.a]\ntoken_url = \"http://127.0.0.1:1/t\"\nclient_id = \"x\"\n[jobs.j]\naccount = \"a\"\ntype = \"command\"\ncommand = [\"true\"]\nevery = \"1h\"\n";
+    let config = Config::parse(text, Path::new("t.toml"), true, crate::jobs::TYPES).unwrap();
+    let mut job = (*config.jobs["j"]).clone();
+    job.name = name.into();
+    job.trigger = trigger;
+    job.timeout = timeout;
+    Arc::new(job)
+}
+
+/// A scheduler on `clock`, and how to stop it and wait for its runs.
+struct Harness {
+    sched: Scheduler,
+    tracker: TaskTracker,
+    stop: CancellationToken,
+}
+
+impl Harness {
+    fn new(clock: Arc<dyn Clock>) -> Self {
+        let (tracker, stop) = (TaskTracker::new(), CancellationToken::new());
+        let sched = Scheduler::start(clock, &tracker, stop.clone(), Arc::default());
+        Harness {
+            sched,
+            tracker,
+            stop,
+        }
+    }
+
+    /// Stops the timer and waits for runs in progress.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Asks for a run now and waits for its outcome.
+async fn run_now(sched: &Scheduler, key: JobKey) -> RunOutcome {
+    let (reply, outcome) = oneshot::channel();
+    assert!(sched.run_now(key, reply));
+    outcome.await.unwrap()
+}
+
 fn ts(s: &str) -> Timestamp {
     s.parse().unwrap()
 }
 
-/// Runs a job loop on the paused clock from `start` for `span`, with a body
+/// Runs a job on the paused clock from `start` for `span`, with a body
 /// that takes `took(n)` for run `n`; returns the wall times runs started at.
 async fn starts(
     trigger: Trigger,
     start: Timestamp,
     span: Duration,
-    took: impl Fn(u32) -> Duration + Send + 'static,
+    took: impl Fn(u32) -> Duration + Send + Sync + 'static,
 ) -> Vec<Timestamp> {
     let clock = Arc::new(TokioClock::new(start));
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "j".into(),
-        account: "a".into(),
-        trigger,
-        timeout: Duration::from_secs(3600),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let counter = Arc::new(AtomicU32::new(0));
     let body_runs = runs.clone();
-    let handle = tokio::spawn(job.run(move || {
-        let n = counter.fetch_add(1, Ordering::SeqCst);
-        body_runs.lock().unwrap().push(clock.now());
-        let d = took(n);
-        async move {
-            tokio::time::sleep(d).await;
-            Ran::from(RunOutcome::Ok)
-        }
-    }));
+    let took = Arc::new(took);
+    harness.sched.add(
+        job("j", trigger, Duration::from_secs(3600)),
+        boxed(move || {
+            let n = counter.fetch_add(1, Ordering::SeqCst);
+            body_runs.lock().unwrap().push(clock.now());
+            let d = took(n);
+            async move {
+                tokio::time::sleep(d).await;
+                Ran::from(RunOutcome::Ok)
+            }
+        }),
+    );
     tokio::time::sleep(span).await;
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
     Arc::try_unwrap(runs).unwrap().into_inner().unwrap()
 }
 
@@ -162,23 +199,15 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     let start = ts("2026-01-01T00:00:00Z");
     let clock = Arc::new(TokioClock::new(start));
     let count = Arc::new(AtomicU32::new(0));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "hourly".into(),
-        account: "a".into(),
-        trigger: cron("0 * * * *", "UTC"),
-        timeout: Duration::from_secs(60),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let c = count.clone();
-    let handle = tokio::spawn(job.run(move || {
-        c.fetch_add(1, Ordering::SeqCst);
-        async { Ran::from(RunOutcome::Ok) }
-    }));
+    harness.sched.add(
+        job("hourly", cron("0 * * * *", "UTC"), Duration::from_secs(60)),
+        boxed(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+            async { Ran::from(RunOutcome::Ok) }
+        }),
+    );
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(count.load(Ordering::SeqCst), 0);
     // The machine sleeps for five hours: tokio's monotonic clock does not move.
@@ -191,68 +220,48 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
     );
     tokio::time::sleep(Duration::from_secs(30 * 60)).await;
     assert_eq!(count.load(Ordering::SeqCst), 1);
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn manual_run_reports_its_outcome_and_keeps_the_schedule() {
     let start = ts("2026-01-01T00:00:00Z");
-    let clock = Arc::new(TokioClock::new(start));
-    let (tx, manual) = mpsc::channel(1);
-    let status = Arc::new(JobStatus::default());
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "daily".into(),
-        account: "a".into(),
-        trigger: cron("0 6 * * *", "UTC"),
-        timeout: Duration::from_secs(60),
-        clock,
-        status: status.clone(),
-        cancel: cancel.clone(),
-        manual,
-    };
-    let handle = tokio::spawn(job.run(|| async { RunOutcome::Error("boom".into()).into() }));
-    let (reply, outcome) = oneshot::channel();
-    tx.send(reply).await.unwrap();
-    assert_eq!(outcome.await.unwrap(), RunOutcome::Error("boom".into()));
-    let state = status.get();
+    let harness = Harness::new(Arc::new(TokioClock::new(start)));
+    let key = harness.sched.add(
+        job("daily", cron("0 6 * * *", "UTC"), Duration::from_secs(60)),
+        boxed(|| async { RunOutcome::Error("boom".into()).into() }),
+    );
+    assert_eq!(
+        run_now(&harness.sched, key).await,
+        RunOutcome::Error("boom".into())
+    );
+    let state = harness.sched.state(key).unwrap();
     assert_eq!(state.next_run, Some(ts("2026-01-01T06:00:00Z")));
     assert_eq!(
         state.last_outcome.as_ref().map(RunOutcome::as_str),
         Some("error")
     );
-    cancel.cancel();
-    handle.await.unwrap();
+    assert_eq!(state.failures, 1);
+    harness.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
 async fn timeout_ends_a_run_as_an_error() {
     let start = ts("2026-01-01T00:00:00Z");
-    let (tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "slow".into(),
-        account: "a".into(),
-        trigger: cron("0 6 * * *", "UTC"),
-        timeout: Duration::from_secs(5),
-        clock: Arc::new(TokioClock::new(start)),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
-    let handle = tokio::spawn(job.run(|| async {
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        Ran::from(RunOutcome::Ok)
-    }));
-    let (reply, outcome) = oneshot::channel();
-    tx.send(reply).await.unwrap();
+    let harness = Harness::new(Arc::new(TokioClock::new(start)));
+    let key = harness.sched.add(
+        job("slow", cron("0 6 * * *", "UTC"), Duration::from_secs(5)),
+        boxed(|| async {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            Ran::from(RunOutcome::Ok)
+        }),
+    );
     assert_eq!(
-        outcome.await.unwrap(),
+        run_now(&harness.sched, key).await,
         RunOutcome::Error("stopped after its timeout of 5s".into())
     );
-    cancel.cancel();
-    handle.await.unwrap();
+    assert_eq!(harness.sched.state(key).unwrap().failures, 1);
+    harness.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -260,38 +269,34 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
     let start = ts("2026-01-01T00:00:00Z");
     let clock = Arc::new(TokioClock::new(start));
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "np".into(),
-        account: "a".into(),
-        trigger: Trigger::Every(Duration::from_secs(30)),
-        timeout: Duration::from_secs(60),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let r = runs.clone();
     // Asks for 7 s, then 100 s (capped to 30 s), then nothing (the interval).
     let asks = [Some(7), Some(100), None, None];
-    let handle = tokio::spawn(job.run(move || {
-        let n = {
-            let mut r = r.lock().unwrap();
-            r.push(clock.now());
-            r.len() - 1
-        };
-        async move {
-            Ran {
-                quiet: false,
-                outcome: RunOutcome::Ok,
-                again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
+    let np = job(
+        "np",
+        Trigger::Every(Duration::from_secs(30)),
+        Duration::from_secs(60),
+    );
+    harness.sched.add(
+        np,
+        boxed(move || {
+            let n = {
+                let mut r = r.lock().unwrap();
+                r.push(clock.now());
+                r.len() - 1
+            };
+            async move {
+                Ran {
+                    quiet: false,
+                    outcome: RunOutcome::Ok,
+                    again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
+                }
             }
-        }
-    }));
+        }),
+    );
     tokio::time::sleep(Duration::from_secs(100)).await;
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
     let secs: Vec<i64> = runs
         .lock()
         .unwrap()
@@ -319,7 +324,7 @@ async fn an_idle_wait_wakes_only_for_the_guard_and_its_target() {
     assert_eq!(waiter.await.unwrap(), target);
 }
 
-/// Runs a job loop on the paused clock from `start` whose runs take 1 s,
+/// Runs a job on the paused clock from `start` whose runs take 1 s,
 /// steps the wall clock by `by` (as NTP or `date -s` does) after `at`, and
 /// stops after `span`; returns each run's start as (seconds on the
 /// monotonic clock since the loop began, wall time).
@@ -333,35 +338,26 @@ async fn runs_around_a_step(
     let clock = Arc::new(TokioClock::new(start));
     let begun = tokio::time::Instant::now();
     let runs = Arc::new(Mutex::new(Vec::new()));
-    let (_tx, manual) = mpsc::channel(1);
-    let cancel = CancellationToken::new();
-    let job = JobLoop {
-        name: "j".into(),
-        account: "a".into(),
-        trigger,
-        timeout: Duration::from_secs(3600),
-        clock: clock.clone(),
-        status: Arc::default(),
-        cancel: cancel.clone(),
-        manual,
-    };
+    let harness = Harness::new(clock.clone());
     let body_runs = runs.clone();
     let body_clock = clock.clone();
-    let handle = tokio::spawn(job.run(move || {
-        body_runs
-            .lock()
-            .unwrap()
-            .push((begun.elapsed().as_secs(), body_clock.now()));
-        async {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            Ran::from(RunOutcome::Ok)
-        }
-    }));
+    harness.sched.add(
+        job("j", trigger, Duration::from_secs(3600)),
+        boxed(move || {
+            body_runs
+                .lock()
+                .unwrap()
+                .push((begun.elapsed().as_secs(), body_clock.now()));
+            async {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                Ran::from(RunOutcome::Ok)
+            }
+        }),
+    );
     tokio::time::sleep(at).await;
     clock.step_wall(by);
     tokio::time::sleep(span.saturating_sub(at)).await;
-    cancel.cancel();
-    handle.await.unwrap();
+    harness.stop().await;
     Arc::try_unwrap(runs).unwrap().into_inner().unwrap()
 }
 
@@ -514,4 +510,248 @@ async fn the_system_clock_guard_starts_without_waking() {
         .unwrap();
     sleep_until_wall(&clock, t).await;
     assert!(clock.now() >= t);
+}
+
+/// One job on a fresh scheduler from `start`, with a body that takes
+/// `took` and records when each run started (seconds on the monotonic clock
+/// since the start) and how many runs were in progress at once.
+struct Recorded {
+    harness: Harness,
+    key: JobKey,
+    starts: Arc<Mutex<Vec<u64>>>,
+    most: Arc<AtomicU32>,
+    begun: tokio::time::Instant,
+}
+
+impl Recorded {
+    fn new(start: &str, trigger: Trigger, took: Duration, outcome: RunOutcome) -> Self {
+        let begun = tokio::time::Instant::now();
+        let harness = Harness::new(Arc::new(TokioClock::new(ts(start))));
+        let starts = Arc::new(Mutex::new(Vec::new()));
+        let (now, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let (s, m) = (starts.clone(), most.clone());
+        let body = boxed(move || {
+            s.lock().unwrap().push(begun.elapsed().as_secs());
+            let (now, most, outcome) = (now.clone(), m.clone(), outcome.clone());
+            async move {
+                let at_once = now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(at_once, Ordering::SeqCst);
+                tokio::time::sleep(took).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                Ran::from(outcome)
+            }
+        });
+        let key = harness
+            .sched
+            .add(job("j", trigger, Duration::from_secs(60)), body);
+        Recorded {
+            harness,
+            key,
+            starts,
+            most,
+            begun,
+        }
+    }
+
+    fn state(&self) -> Option<JobState> {
+        self.harness.sched.state(self.key)
+    }
+
+    /// Asks for a run without waiting for it; `None` when refused.
+    fn ask(&self) -> Option<oneshot::Receiver<RunOutcome>> {
+        let (reply, outcome) = oneshot::channel();
+        self.harness
+            .sched
+            .run_now(self.key, reply)
+            .then_some(outcome)
+    }
+
+    /// Stops the scheduler, waits for runs in progress, and returns the
+    /// runs' starts and whether any two overlapped.
+    async fn finish(self) -> (Vec<u64>, bool) {
+        self.harness.stop().await;
+        let starts = self.starts.lock().unwrap().clone();
+        (starts, self.most.load(Ordering::SeqCst) > 1)
+    }
+}
+
+const EVERY_MINUTE: &str = "* * * * *";
+const MIDNIGHT: &str = "2026-01-01T00:00:00Z";
+const SECS_5: Duration = Duration::from_secs(5);
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_jobs_due_at_once_each_run_once_and_idle_jobs_are_no_tasks() {
+    let clock = Arc::new(TokioClock::new(ts("2026-01-01T00:30:00Z")));
+    let harness = Harness::new(clock.clone());
+    let runs = Arc::new(Mutex::new(BTreeMap::<String, Vec<Timestamp>>::new()));
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let hourly = cron("0 * * * *", "UTC");
+    for n in 0..1000 {
+        let name = format!("j{n}");
+        let (r, c, me) = (runs.clone(), clock.clone(), name.clone());
+        harness.sched.add(
+            job(&name, hourly.clone(), Duration::from_secs(60)),
+            boxed(move || {
+                r.lock()
+                    .unwrap()
+                    .entry(me.clone())
+                    .or_default()
+                    .push(c.now());
+                async {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Ran::from(RunOutcome::Ok)
+                }
+            }),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let idle = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        idle <= tasks_before + 1,
+        "idle jobs hold tasks: {idle} alive, {tasks_before} before"
+    );
+    tokio::time::sleep(Duration::from_secs(2 * 3600)).await;
+    harness.stop().await;
+    let runs = runs.lock().unwrap();
+    assert_eq!(runs.len(), 1000);
+    for (name, starts) in runs.iter() {
+        assert_eq!(
+            starts,
+            &vec![ts("2026-01-01T01:00:00Z"), ts("2026-01-01T02:00:00Z")],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_now_while_idle_runs_at_once() {
+    let cron_job = cron(EVERY_MINUTE, "UTC");
+    let job = Recorded::new("2026-01-01T00:00:30Z", cron_job, SECS_5, RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(job.ask().unwrap().await.unwrap(), RunOutcome::Ok);
+    assert_eq!(job.begun.elapsed(), Duration::from_secs(15));
+    let state = job.state().unwrap();
+    assert!(!state.running);
+    assert_eq!(state.next_run, Some(ts("2026-01-01T00:01:00Z")));
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    assert_eq!(job.finish().await, (vec![10, 30], false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_now_while_running_waits_for_the_run_then_runs_once_more() {
+    let every = Trigger::Every(Duration::from_secs(60));
+    let job = Recorded::new(MIDNIGHT, every, Duration::from_secs(10), RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(job.state().unwrap().running);
+    // Two requests while it runs: each gets a run of its own, one after
+    // the other, after the scheduled one.
+    let (a, b) = tokio::join!(job.ask().unwrap(), job.ask().unwrap());
+    assert_eq!((a.unwrap(), b.unwrap()), (RunOutcome::Ok, RunOutcome::Ok));
+    assert_eq!(job.begun.elapsed(), Duration::from_secs(30));
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    assert_eq!(job.finish().await, (vec![0, 10, 20, 60], false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_due_time_passed_during_a_requested_run_runs_once_after_it() {
+    let cron_job = cron(EVERY_MINUTE, "UTC");
+    let took = Duration::from_secs(20);
+    let job = Recorded::new("2026-01-01T00:00:30Z", cron_job, took, RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    // 00:00:50 to 00:01:10: the 00:01:00 run waits for it, then runs at once.
+    assert_eq!(job.ask().unwrap().await.unwrap(), RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    assert_eq!(job.finish().await, (vec![20, 40, 90], false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_job_removed_while_running_finishes_its_run_and_never_runs_again() {
+    let every = Trigger::Every(Duration::from_secs(10));
+    let job = Recorded::new(MIDNIGHT, every, SECS_5, RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // A request waiting for the run in progress is told the job stopped.
+    let waiting = job.ask().unwrap();
+    job.harness.sched.remove(job.key);
+    assert!(waiting.await.is_err());
+    assert!(job.state().is_none());
+    assert!(job.ask().is_none());
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert_eq!(job.finish().await, (vec![0], false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_replaced_job_starts_afresh_and_its_old_run_leaves_the_new_state_alone() {
+    // A reload that changes a job: the old one is removed during a failing
+    // run, the new one (same name) is added and runs at once, as before.
+    let every = Trigger::Every(Duration::from_secs(60));
+    let failing = RunOutcome::Error("x".into());
+    let old = Recorded::new(MIDNIGHT, every.clone(), Duration::from_secs(10), failing);
+    tokio::time::sleep(SECS_5).await;
+    old.harness.sched.remove(old.key);
+    let begun = old.begun;
+    let new_runs = Arc::new(AtomicU32::new(0));
+    let n = new_runs.clone();
+    let new = old.harness.sched.add(
+        job("j", every, Duration::from_secs(60)),
+        boxed(move || {
+            n.fetch_add(1, Ordering::SeqCst);
+            async { Ran::from(RunOutcome::Ok) }
+        }),
+    );
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let state = old.harness.sched.state(new).unwrap();
+    assert_eq!(state.last_outcome, Some(RunOutcome::Ok));
+    assert_eq!(state.failures, 0);
+    assert_eq!(state.last_run, Some(ts("2026-01-01T00:00:05Z")));
+    assert_eq!(state.next_run, Some(ts("2026-01-01T00:01:05Z")));
+    assert_eq!(old.finish().await, (vec![0], false));
+    assert_eq!(new_runs.load(Ordering::SeqCst), 1);
+    assert_eq!(begun.elapsed(), Duration::from_secs(35));
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_lets_a_run_finish_and_starts_nothing_more() {
+    let every = Trigger::Every(Duration::from_secs(10));
+    let job = Recorded::new(MIDNIGHT, every, Duration::from_secs(30), RunOutcome::Ok);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let waiting = job.ask().unwrap();
+    let (sched, key, begun) = (job.harness.sched.clone(), job.key, job.begun);
+    let starts = job.starts.clone();
+    assert!(!job.finish().await.1);
+    assert_eq!(begun.elapsed(), Duration::from_secs(30), "the run finished");
+    assert!(waiting.await.is_err(), "a waiting request is not run");
+    let (reply, _outcome) = oneshot::channel();
+    assert!(!sched.run_now(key, reply));
+    assert!(sched.state(key).is_some_and(|s| !s.running));
+    tokio::time::sleep(Duration::from_secs(100)).await;
+    assert_eq!(*starts.lock().unwrap(), vec![0]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn failures_count_errors_in_a_row_and_reset_on_success() {
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let n = Arc::new(AtomicU32::new(0));
+    let c = n.clone();
+    let key = harness.sched.add(
+        job("j", cron("0 6 * * *", "UTC"), Duration::from_secs(60)),
+        boxed(move || {
+            let outcome = match c.fetch_add(1, Ordering::SeqCst) {
+                0 | 1 => RunOutcome::Error("boom".into()),
+                2 => RunOutcome::Skipped("cooldown".into()),
+                _ => RunOutcome::Ok,
+            };
+            async move { Ran::from(outcome) }
+        }),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        run_now(&harness.sched, key).await;
+        seen.push(harness.sched.state(key).unwrap().failures);
+    }
+    assert_eq!(seen, vec![1, 2, 2, 0]);
+    harness.stop().await;
 }
