@@ -37,7 +37,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Job, Trigger, format_duration};
-use crate::jobs::{Ran, RunOutcome};
+use crate::jobs::{RunOutcome, RunReport};
 use crate::sync::MutexExt;
 use crate::time::{Clock, WallWatch, Woke, until, wait_wall};
 use plan::MAX_COUNTED;
@@ -53,17 +53,18 @@ pub struct JobState {
     pub failures: u32,
 }
 
-/// A request to run a job now; the outcome is sent back when it is done.
-pub type RunNow = oneshot::Sender<RunOutcome>;
+/// Where the outcome of a `freshd run-job` request is sent when its run is
+/// done: the reply, carried by the request.
+pub type RunNowReply = oneshot::Sender<RunOutcome>;
 
 /// A job's body: each call makes one run.
-pub type Body = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Ran> + Send>> + Send + Sync>;
+pub type Body = Box<dyn Fn() -> Pin<Box<dyn Future<Output = RunReport> + Send>> + Send + Sync>;
 
 /// A closure making one run's future, as a [`Body`].
 pub fn boxed<F, Fut>(f: F) -> Body
 where
     F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Ran> + Send + 'static,
+    Fut: Future<Output = RunReport> + Send + 'static,
 {
     Box::new(move || Box::pin(f()))
 }
@@ -89,7 +90,7 @@ enum Started {
         /// Occurrences missed before this run, collapsed into it.
         late: u64,
     },
-    Request(RunNow),
+    Request(RunNowReply),
 }
 
 /// One job, as data.
@@ -100,7 +101,7 @@ struct Entry {
     plan: Option<Plan>,
     state: JobState,
     /// `freshd run-job` requests that came while it ran.
-    requests: VecDeque<RunNow>,
+    requests: VecDeque<RunNowReply>,
     /// How far the wall clock went back while it ran.
     back: Option<SignedDuration>,
 }
@@ -208,7 +209,7 @@ impl Scheduler {
 
     /// Runs the job now, or after its run in progress; `reply` gets the
     /// outcome. False when the job is gone or the scheduler stopped.
-    pub fn run_now(&self, key: JobKey, reply: RunNow) -> bool {
+    pub fn run_now(&self, key: JobKey, reply: RunNowReply) -> bool {
         let inner = &self.0;
         if inner.stop.is_cancelled() {
             return false;
@@ -343,7 +344,7 @@ impl Inner {
 
     /// A run ended: its state is recorded, the job planned again, and the
     /// request that asked for it answered.
-    fn finished(self: &Arc<Self>, key: JobKey, ran: Ran, why: Started) {
+    fn finished(self: &Arc<Self>, key: JobKey, ran: RunReport, why: Started) {
         let mut guard = self.table.locked();
         let table = &mut *guard;
         if let Some(entry) = table.jobs.get_mut(&key) {
@@ -418,7 +419,7 @@ fn plan_after(
     started: Timestamp,
     late: u64,
     finished: Timestamp,
-    ran: &Ran,
+    ran: &RunReport,
 ) -> Option<Plan> {
     let trigger = &job.trigger;
     if let (Some(within), Trigger::Every(every)) = (ran.again_within, trigger) {

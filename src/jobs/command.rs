@@ -12,7 +12,7 @@ use secrecy::SecretString;
 
 use super::child::{self, Program, Stdout};
 use super::{JobBody, JobContext, JobType};
-use super::{Ran, RunOutcome};
+use super::{RunOutcome, RunReport};
 use crate::config::{JobCheck, Keys, Shape};
 
 /// The `command` job type.
@@ -48,7 +48,10 @@ pub struct CommandJob {
 pub struct Command(pub CommandJob);
 
 impl JobBody for Command {
-    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+    fn run<'a>(
+        &'a self,
+        cx: &'a JobContext,
+    ) -> Pin<Box<dyn Future<Output = RunReport> + Send + 'a>> {
         Box::pin(async move {
             let token = match cx.token().await {
                 Ok(t) => t,

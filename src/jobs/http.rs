@@ -20,7 +20,7 @@ use tokio::io::AsyncWriteExt;
 use secrecy::SecretString;
 
 use super::{JobBody, JobContext, JobType};
-use super::{Ran, RunOutcome};
+use super::{RunOutcome, RunReport};
 use crate::api::{self, SendError, redact};
 use crate::config::{JobCheck, Keys, Shape, choices};
 use crate::oauth::endpoint::{describe_reqwest, retry_after};
@@ -157,7 +157,10 @@ pub enum HttpTarget {
 pub struct Http(pub HttpJob);
 
 impl JobBody for Http {
-    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+    fn run<'a>(
+        &'a self,
+        cx: &'a JobContext,
+    ) -> Pin<Box<dyn Future<Output = RunReport> + Send + 'a>> {
         Box::pin(async move { self.run_once(cx).await.into() })
     }
 }

@@ -117,7 +117,10 @@ pub async fn blocking<T: Send + 'static>(
 
 /// One run of one job type.
 pub trait JobBody: Send + Sync + std::fmt::Debug {
-    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>>;
+    fn run<'a>(
+        &'a self,
+        cx: &'a JobContext,
+    ) -> Pin<Box<dyn Future<Output = RunReport> + Send + 'a>>;
 }
 
 /// The body for a job of a config read with [`TYPES`]: its type's line
@@ -162,9 +165,10 @@ impl RunOutcome {
     }
 }
 
-/// A run's outcome, and how soon the job wants to run again.
+/// What a body reports of its run: the outcome, how soon the job wants to
+/// run again, and whether the run is worth an info line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ran {
+pub struct RunReport {
     pub outcome: RunOutcome,
     /// For `every` jobs: run again after this long if that is sooner than
     /// the interval (a poller that knows when the track ends).
@@ -174,9 +178,9 @@ pub struct Ran {
     pub quiet: bool,
 }
 
-impl From<RunOutcome> for Ran {
+impl From<RunOutcome> for RunReport {
     fn from(outcome: RunOutcome) -> Self {
-        Ran {
+        RunReport {
             outcome,
             again_within: None,
             quiet: false,

@@ -22,7 +22,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
 use super::{JobBody, JobContext, JobType, api_outcome};
-use super::{Ran, RunOutcome};
+use super::{RunOutcome, RunReport};
 use crate::config::{JobCheck, Keys, Shape, Trigger};
 use crate::spotify::types::Item;
 use crate::sync::MutexExt;
@@ -158,7 +158,7 @@ impl NowPlaying {
         *self.last.locked() = LastReported::Known(Some(uri.to_owned()));
     }
 
-    async fn poll(&self, cx: &JobContext) -> Ran {
+    async fn poll(&self, cx: &JobContext) -> RunReport {
         let api = match cx.spotify() {
             Ok(a) => a,
             Err(outcome) => return outcome.into(),
@@ -169,14 +169,14 @@ impl NowPlaying {
         };
         let Some(playing) = playing else {
             tracing::debug!(JOB = %cx.job.name, "nothing plays");
-            return Ran {
+            return RunReport {
                 quiet: true,
                 ..RunOutcome::Ok.into()
             };
         };
         let Some(item) = playing.item.filter(|i| !i.uri.is_empty()) else {
             tracing::debug!(JOB = %cx.job.name, "playing: {} without an item", playing.currently_playing_type);
-            return Ran {
+            return RunReport {
                 quiet: true,
                 ..RunOutcome::Ok.into()
             };
@@ -193,7 +193,7 @@ impl NowPlaying {
             }
         }
         let again_within = again_within(playing.is_playing, progress, item.duration_ms);
-        Ran {
+        RunReport {
             outcome: RunOutcome::Ok,
             again_within,
             // The change itself has its own journal line (the item played).
@@ -276,7 +276,10 @@ fn last_line(path: &Path) -> std::io::Result<Option<String>> {
 }
 
 impl JobBody for NowPlaying {
-    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+    fn run<'a>(
+        &'a self,
+        cx: &'a JobContext,
+    ) -> Pin<Box<dyn Future<Output = RunReport> + Send + 'a>> {
         Box::pin(self.poll(cx))
     }
 }

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use super::sources::{self, Source, SourceError};
 use super::{JobBody, JobContext, JobType, api_outcome};
-use super::{Ran, RunOutcome};
+use super::{RunOutcome, RunReport};
 use crate::config::{JobCheck, Keys, Shape, choices};
 use crate::spotify::{ApiError, Spotify, WRITE_BATCH};
 
@@ -168,7 +168,10 @@ choices! {
 pub struct PlaylistBody(pub PlaylistJob);
 
 impl JobBody for PlaylistBody {
-    fn run<'a>(&'a self, cx: &'a JobContext) -> Pin<Box<dyn Future<Output = Ran> + Send + 'a>> {
+    fn run<'a>(
+        &'a self,
+        cx: &'a JobContext,
+    ) -> Pin<Box<dyn Future<Output = RunReport> + Send + 'a>> {
         Box::pin(async move { self.run_once(cx).await.into() })
     }
 }

@@ -5,7 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::config::Job;
-use crate::jobs::{Ran, RunOutcome};
+use crate::jobs::{RunOutcome, RunReport};
 
 /// A run's duration for the journal: milliseconds under a second, else
 /// seconds with one decimal.
@@ -19,12 +19,12 @@ fn format_took(d: Duration) -> String {
 
 /// Runs `body` (one run of `job`, started `why`) within the job's timeout
 /// and logs how it went.
-pub(super) async fn once(job: &Job, body: impl Future<Output = Ran>, why: &str) -> Ran {
+pub(super) async fn once(job: &Job, body: impl Future<Output = RunReport>, why: &str) -> RunReport {
     let clock_started = tokio::time::Instant::now();
     tracing::debug!(JOB = %job.name, "run starts ({why})");
     let ran = match tokio::time::timeout(job.timeout, body).await {
         Ok(ran) => ran,
-        Err(_) => Ran::from(RunOutcome::Error(format!(
+        Err(_) => RunReport::from(RunOutcome::Error(format!(
             "stopped after its timeout of {}",
             crate::config::format_duration(job.timeout)
         ))),

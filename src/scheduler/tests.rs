@@ -84,7 +84,7 @@ async fn starts(
             let d = took(n);
             async move {
                 tokio::time::sleep(d).await;
-                Ran::from(RunOutcome::Ok)
+                RunReport::from(RunOutcome::Ok)
             }
         }),
     );
@@ -205,7 +205,7 @@ async fn suspend_runs_a_missed_job_once_on_waking() {
         job("hourly", cron("0 * * * *", "UTC"), Duration::from_secs(60)),
         boxed(move || {
             c.fetch_add(1, Ordering::SeqCst);
-            async { Ran::from(RunOutcome::Ok) }
+            async { RunReport::from(RunOutcome::Ok) }
         }),
     );
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -253,7 +253,7 @@ async fn timeout_ends_a_run_as_an_error() {
         job("slow", cron("0 6 * * *", "UTC"), Duration::from_secs(5)),
         boxed(|| async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
-            Ran::from(RunOutcome::Ok)
+            RunReport::from(RunOutcome::Ok)
         }),
     );
     assert_eq!(
@@ -287,7 +287,7 @@ async fn a_poller_runs_again_sooner_when_it_asks_capped_by_its_interval() {
                 r.len() - 1
             };
             async move {
-                Ran {
+                RunReport {
                     quiet: false,
                     outcome: RunOutcome::Ok,
                     again_within: asks.get(n).copied().flatten().map(Duration::from_secs),
@@ -350,7 +350,7 @@ async fn runs_around_a_step(
                 .push((begun.elapsed().as_secs(), body_clock.now()));
             async {
                 tokio::time::sleep(Duration::from_secs(1)).await;
-                Ran::from(RunOutcome::Ok)
+                RunReport::from(RunOutcome::Ok)
             }
         }),
     );
@@ -538,7 +538,7 @@ impl Recorded {
                 most.fetch_max(at_once, Ordering::SeqCst);
                 tokio::time::sleep(took).await;
                 now.fetch_sub(1, Ordering::SeqCst);
-                Ran::from(outcome)
+                RunReport::from(outcome)
             }
         });
         let key = harness
@@ -601,7 +601,7 @@ async fn a_thousand_jobs_due_at_once_each_run_once_and_idle_jobs_are_no_tasks() 
                     .push(c.now());
                 async {
                     tokio::time::sleep(Duration::from_secs(1)).await;
-                    Ran::from(RunOutcome::Ok)
+                    RunReport::from(RunOutcome::Ok)
                 }
             }),
         );
@@ -699,7 +699,7 @@ async fn a_replaced_job_starts_afresh_and_its_old_run_leaves_the_new_state_alone
         job("j", every, Duration::from_secs(60)),
         boxed(move || {
             n.fetch_add(1, Ordering::SeqCst);
-            async { Ran::from(RunOutcome::Ok) }
+            async { RunReport::from(RunOutcome::Ok) }
         }),
     );
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -744,7 +744,7 @@ async fn failures_count_errors_in_a_row_and_reset_on_success() {
                 2 => RunOutcome::Skipped("cooldown".into()),
                 _ => RunOutcome::Ok,
             };
-            async move { Ran::from(outcome) }
+            async move { RunReport::from(outcome) }
         }),
     );
     let mut seen = Vec::new();
