@@ -12,12 +12,17 @@
 //!   authentication, revocation), issuer discovery, `login` and `logout`.
 //! - [`time`]: the wall and boot clocks, and waits that survive suspends and
 //!   clock changes.
-//! - [`scheduler`]: cron and intervals on the wall clock; one loop per job.
+//! - [`scheduler`]: cron and intervals on the wall clock; every job as data
+//!   in one timer table, a task only while it runs.
 //! - [`api`]: calling an API with an access token (redaction of secrets).
-//! - [`jobs`]: what a job does, one file per type behind [`jobs::JobBody`],
-//!   and how a run ended ([`jobs::RunOutcome`]).
-//! - [`daemon`]: wiring: start-up, reload, shutdown, the control handler.
-//! - [`control`]: the control socket's protocol, server and client.
+//! - [`jobs`]: what a job does: one file per job type (a [`jobs::JobType`]:
+//!   its keys, checks and body), listed in [`jobs::TYPES`], and how a run
+//!   ended ([`jobs::RunOutcome`]).
+//! - [`daemon`]: wiring: start, serve and shutdown; the registry of running
+//!   accounts and jobs with the reload's diffing; the control handler; the
+//!   heartbeat.
+//! - [`control`]: the control socket: its typed protocol
+//!   (`control/protocol.rs`), server and client.
 //! - [`commands`]: `check`, `login`, `import-token` and `logout`.
 //! - [`client`]: `freshd token`, `status`, `run-job` and `reload`: what they
 //!   print and how they exit.
