@@ -31,6 +31,9 @@ type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 /// Token requests a second the provider answers in the scale runs.
 const SCALE_RATE: u32 = 300;
 
+/// How long the harness waits for one `status` answer.
+const STATUS_GIVE_UP: Duration = Duration::from_secs(10);
+
 /// How each run is set up; `--quick` and the flags change it, and only a
 /// run with the defaults is written to BENCHMARKS.md.
 #[derive(Debug, Clone)]
@@ -114,8 +117,14 @@ fn release_dir() -> PathBuf {
         .expect("target dir")
 }
 
+/// `--freshd PATH`, to measure another build.
+static FRESHD: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
 fn freshd_bin() -> PathBuf {
-    release_dir().join("freshd")
+    FRESHD
+        .get()
+        .cloned()
+        .unwrap_or_else(|| release_dir().join("freshd"))
 }
 
 fn provider_bin() -> PathBuf {
@@ -295,8 +304,21 @@ impl Provider {
     }
 
     async fn token_requests(&self) -> Result<u64> {
-        Ok(self.admin("/admin/token-requests").await?.trim().parse()?)
+        token_requests(&self.http, self.port).await
     }
+}
+
+/// The token requests the provider on `port` has answered or holds.
+async fn token_requests(http: &reqwest::Client, port: u16) -> Result<u64> {
+    Ok(http
+        .get(format!("http://127.0.0.1:{port}/admin/token-requests"))
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?
+        .trim()
+        .parse()?)
 }
 
 /// A config with `accounts` accounts (`a0` …) of `jobs_each`
@@ -380,6 +402,7 @@ impl Freshd {
     /// Waits for READY=1; returns the time from exec.
     async fn ready(&mut self) -> Result<Duration> {
         let mut buf = vec![0; 4096];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
         loop {
             let n = tokio::select! {
                 n = self.notify.recv(&mut buf) => n?,
@@ -387,7 +410,7 @@ impl Freshd {
                     let text = std::fs::read_to_string(&self.log).unwrap_or_default();
                     return Err(format!("freshd exited ({status:?}) before READY=1: {}", text.lines().last().unwrap_or_default()).into());
                 }
-                () = tokio::time::sleep(Duration::from_secs(180)) => return Err("no READY=1 within 180 s".into()),
+                () = tokio::time::sleep_until(deadline) => return Err("no READY=1 within 180 s".into()),
             };
             if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
                 return Ok(self.started.elapsed());
@@ -403,19 +426,24 @@ impl Freshd {
         let _ = tokio::time::timeout(Duration::from_secs(15), self.child.wait()).await;
     }
 
-    /// `status` asked `n` times one after another: the sorted waits.
-    async fn status_waits(&self, n: usize) -> Result<Vec<Duration>> {
+    /// `status` asked `n` times one after another: the waits, and whether
+    /// one went unanswered for `STATUS_GIVE_UP` (the asking stops there;
+    /// that wait counts as `STATUS_GIVE_UP`).
+    async fn status_waits(&self, n: usize) -> Result<(Vec<Duration>, bool)> {
         let mut waits = Vec::new();
         for _ in 0..n {
             let t = Instant::now();
-            let answer = control::ask(&self.socket, &Request::Status).await?;
+            let ask = control::ask(&self.socket, &Request::Status);
+            let Ok(answer) = tokio::time::timeout(STATUS_GIVE_UP, ask).await else {
+                waits.push(STATUS_GIVE_UP);
+                return Ok((waits, true));
+            };
             waits.push(t.elapsed());
-            if !answer.ok {
+            if !answer?.ok {
                 return Err("status failed".into());
             }
         }
-        waits.sort();
-        Ok(waits)
+        Ok((waits, false))
     }
 }
 
@@ -584,8 +612,7 @@ async fn idle(rows: &mut Vec<Row>, peer: Option<&Peer>, s: &Settings) -> Result<
     let minutes = s.window.as_secs_f64() / 60.0;
     let (m, a) = (mems[0], acts[0]);
     let theirs = mems.get(1).copied().zip(acts.get(1).copied());
-    let with = |r: Row, mine: f64, shown: &dyn Fn(&Mem, &Activity) -> (String, f64)| match &theirs
-    {
+    let with = |r: Row, mine: f64, shown: &dyn Fn(&Mem, &Activity) -> (String, f64)| match &theirs {
         Some((tm, ta)) => {
             let (text, value) = shown(tm, ta);
             r.versus(text, mine, value)
@@ -690,21 +717,32 @@ async fn scale(rows: &mut Vec<Row>, sc: &Scale, s: &Settings) -> Result<()> {
     .await?;
     let config = write_setup(dir.path(), &provider, sc.accounts, sc.jobs_each).await?;
     let jobs = sc.accounts * sc.jobs_each;
+    // The first wave ends when every account has made its token request.
+    let (port, wanted, began) = (provider.port, sc.accounts as u64, Instant::now());
+    let wave = tokio::spawn(async move {
+        let http = reqwest::Client::new();
+        loop {
+            if token_requests(&http, port).await.unwrap_or(0) >= wanted {
+                return began.elapsed();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
     let (f, ready) = start(dir.path(), &config).await?;
     let at_ready = mem(f.pid);
-    let ready_at = Instant::now();
-    let mut waits = f.status_waits(10).await?;
-    // The first wave ends when every account has made its token request.
-    let mut wave_done = None;
-    let settle_end = ready_at + s.settle;
-    while Instant::now() < settle_end {
-        if wave_done.is_none() && provider.token_requests().await? >= sc.accounts as u64 {
-            wave_done = Some(f.started.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(250).min(settle_end - Instant::now())).await;
-    }
+    let settle_end = Instant::now() + s.settle;
+    let (mut waits, mut gave_up) = f.status_waits(10).await?;
+    tokio::time::sleep_until(settle_end.into()).await;
     let m = mem(f.pid);
-    waits.extend(f.status_waits(10).await?);
+    let wave_done = if wave.is_finished() {
+        Some(wave.await?)
+    } else {
+        wave.abort();
+        None
+    };
+    let (later, gave_up_later) = f.status_waits(10).await?;
+    waits.extend(later);
+    gave_up |= gave_up_later;
     waits.sort();
     let log = f.log.clone();
     f.stop().await;
@@ -732,7 +770,7 @@ async fn scale(rows: &mut Vec<Row>, sc: &Scale, s: &Settings) -> Result<()> {
         ready <= sc.ready_target,
     ));
     rows.push(info(
-        &format!("{what}: first refresh of every account done (exec to the last token request)"),
+        &format!("{what}: every account's first token request sent (from exec)"),
         wave_done.map_or_else(
             || format!("not within {} s of READY=1", s.settle.as_secs()),
             |d| format!("{:.1} s", d.as_secs_f64()),
@@ -760,7 +798,15 @@ async fn scale(rows: &mut Vec<Row>, sc: &Scale, s: &Settings) -> Result<()> {
             s.settle.as_secs()
         ),
         &format!("< {} ms", sc.status_target.as_millis()),
-        format!("{} (max {})", ms(median), ms(max)),
+        if gave_up {
+            format!(
+                "{} of 20 asks answered; one had no answer after {} s",
+                waits.iter().filter(|w| **w < STATUS_GIVE_UP).count(),
+                STATUS_GIVE_UP.as_secs()
+            )
+        } else {
+            format!("{} (max {})", ms(median), ms(max))
+        },
         "",
         max < sc.status_target,
     ));
@@ -1071,9 +1117,14 @@ fn machine() -> String {
 const PARTS: [&str; 6] = ["startup", "idle", "scale", "scale10k", "storm", "polling"];
 
 const USAGE: &str = "\
-usage: cargo build --release --bin freshd --example fake_provider --example bench
+usage: cargo build --release --bin freshd
+       cargo build --release --example fake_provider --example bench
        target/release/examples/bench [--only PART[,PART…]] [--quick]
-                                     [--window SECS] [--settle SECS] [--no-peer]
+              [--window SECS] [--settle SECS] [--no-peer] [--freshd PATH]
+
+Build freshd by itself: built in one go with the examples it would carry
+the features of the dev-dependencies (tokio's multi-thread runtime among
+them) and not be the binary that ships.
 
 Runs target/release/freshd against target/release/examples/fake_provider
 (each its own process) and measures, beside a Python loop around spotipy
@@ -1093,6 +1144,7 @@ Runs target/release/freshd against target/release/examples/fake_provider
 --settle  how long after READY=1 the scale runs measure memory (default 90 s)
 --quick   --window 20 --settle 20, 5 start-up rounds
 --no-peer leaves the peer out
+--freshd  measures another freshd binary
 Only a run of every part with the defaults rewrites BENCHMARKS.md (about
 seven minutes); any other prints the table only.
 ";
@@ -1129,8 +1181,14 @@ fn main() -> Result<()> {
         return Err(format!("no part {bad}; the parts: {}", PARTS.join(", ")).into());
     }
     let with_peer = !args.iter().any(|a| a == "--no-peer");
+    let other_build = flag_value(&args, "--freshd").map(PathBuf::from);
+    let publish_build = other_build.is_none();
+    if let Some(path) = other_build {
+        let _ = FRESHD.set(path);
+    }
     let publish = only.is_none()
         && with_peer
+        && publish_build
         && settings.window == Settings::default().window
         && settings.settle == Settings::default().settle
         && settings.rounds == Settings::default().rounds;
@@ -1138,7 +1196,7 @@ fn main() -> Result<()> {
     for bin in [freshd_bin(), provider_bin()] {
         if !bin.exists() {
             return Err(format!(
-                "{} is missing; build first: cargo build --release --bin freshd --example fake_provider --example bench",
+                "{} is missing; build first: cargo build --release --bin freshd && cargo build --release --example fake_provider --example bench",
                 bin.display()
             )
             .into());
@@ -1219,8 +1277,9 @@ fn main() -> Result<()> {
     });
     let doc = format!(
         "# Benchmarks\n\n\
-         Produced by `cargo build --release --bin freshd --example fake_provider --example bench &&\n\
-         target/release/examples/bench` on {date} in {mins:.1} minutes; machine: {machine}.\n\n\
+         Produced by `cargo build --release --bin freshd && cargo build --release --example\n\
+         fake_provider --example bench && target/release/examples/bench` on {date} in {mins:.1}\n\
+         minutes; machine: {machine}.\n\n\
          The harness runs the release `freshd` binary; every request goes to the fake provider on\n\
          127.0.0.1 in a process of its own (`examples/fake_provider.rs`), which for the scale runs\n\
          answers at most {SCALE_RATE} token requests a second and for the storm holds each token answer\n\

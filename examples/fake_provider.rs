@@ -101,7 +101,12 @@ fn main() -> Result<()> {
         let port = if front {
             let listener = TcpListener::bind(("127.0.0.1", args.port)).await?;
             let port = listener.local_addr()?.port();
-            tokio::spawn(serve_front(listener, fake.addr.port(), args.rate, args.delay));
+            tokio::spawn(serve_front(
+                listener,
+                fake.addr.port(),
+                args.rate,
+                args.delay,
+            ));
             port
         } else {
             fake.addr.port()
@@ -115,9 +120,7 @@ fn main() -> Result<()> {
 /// Relays each connection to the fake on `inner`, holding token requests
 /// to `rate` a second and back by `delay`.
 async fn serve_front(listener: TcpListener, inner: u16, rate: Option<u32>, delay: Duration) {
-    let spacing = rate.map_or(Duration::ZERO, |r| {
-        Duration::from_secs(1) / r.max(1)
-    });
+    let spacing = rate.map_or(Duration::ZERO, |r| Duration::from_secs(1) / r.max(1));
     let next_slot = Arc::new(Mutex::new(Instant::now()));
     loop {
         let Ok((stream, _)) = listener.accept().await else {

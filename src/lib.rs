@@ -24,6 +24,7 @@
 //! - [`status`]: the `status` report.
 //! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
+//! - [`memory`]: the C allocator's thresholds, set once at start.
 //! - [`fake`]: a fake OAuth provider on 127.0.0.1 for the demo and tests.
 //! - [`demo`]: `freshd demo`.
 //! - [`paths`]: where the config, the state directory and the socket are.
@@ -46,6 +47,7 @@ pub mod fake;
 pub mod fsutil;
 pub mod http;
 pub mod jobs;
+pub mod memory;
 pub mod notify;
 pub mod oauth;
 pub mod paths;
