@@ -641,12 +641,12 @@ async fn idle(rows: &mut Vec<Row>, peer: Option<&Peer>, s: &Settings) -> Result<
         row(
             "idle: private anonymous memory",
             "≤ 0.6 MiB (614 KiB)",
-            format!("{} KiB", m.anon),
+            format!("{} KiB", thousands(m.anon as usize)),
             "",
             m.anon * 10 <= 6 * 1024,
         ),
         m.anon as f64,
-        &|tm, _| (format!("{} KiB", tm.anon), tm.anon as f64),
+        &|tm, _| (format!("{} KiB", thousands(tm.anon as usize)), tm.anon as f64),
     ));
     rows.push(with(
         row(
@@ -831,7 +831,7 @@ fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
