@@ -29,6 +29,7 @@
 //! - [`status`]: the `status` report.
 //! - [`notify`]: the `notify` command, when a person must act.
 //! - [`systemd`]: sd_notify messages and journald-or-stderr logging.
+//! - [`memory`]: the C allocator's thresholds, set once at start.
 //! - [`demo`]: `freshd demo`, the daemon against the fake provider of the
 //!   `freshd-fake` crate (`crates/freshd-fake`; its `testing` feature, for
 //!   the tests only, adds fault injection and test hooks).
@@ -51,6 +52,7 @@ pub mod demo;
 pub mod fsutil;
 pub mod http;
 pub mod jobs;
+pub mod memory;
 pub mod notify;
 pub mod oauth;
 pub mod paths;

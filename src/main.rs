@@ -10,6 +10,7 @@ use freshd::daemon::{self, ConfigSource, Options};
 use freshd::oauth::login::{LOGIN_TIMEOUT, LoginOptions};
 
 fn main() -> ExitCode {
+    freshd::memory::tune_allocator();
     freshd::status::mark_started();
     let cli = Cli::parse();
     let daemonish = matches!(cli.command, Command::Run | Command::Demo { .. });
