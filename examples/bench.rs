@@ -646,7 +646,12 @@ async fn idle(rows: &mut Vec<Row>, peer: Option<&Peer>, s: &Settings) -> Result<
             m.anon * 10 <= 6 * 1024,
         ),
         m.anon as f64,
-        &|tm, _| (format!("{} KiB", thousands(tm.anon as usize)), tm.anon as f64),
+        &|tm, _| {
+            (
+                format!("{} KiB", thousands(tm.anon as usize)),
+                tm.anon as f64,
+            )
+        },
     ));
     rows.push(with(
         row(

@@ -9,9 +9,9 @@ use secrecy::SecretString;
 
 use crate::config::{Account, SecretsMode};
 use crate::oauth::endpoint::HttpEndpoint;
-use crate::secrets::SecretStore;
 use crate::secrets::credentials::CredentialsStore;
 use crate::secrets::keyring::KeyringStore;
+use crate::secrets::{SecretError, SecretKind, SecretStore};
 
 /// The secret store the config names: the Secret Service, or systemd
 /// credentials (which keep rotated tokens in `state_dir`).
@@ -20,6 +20,18 @@ pub fn open_store(mode: SecretsMode, state_dir: &Path) -> Arc<dyn SecretStore> {
         SecretsMode::Keyring => Arc::new(KeyringStore::new()),
         SecretsMode::Credentials => Arc::new(CredentialsStore::from_env(state_dir.to_owned())),
     }
+}
+
+/// The account's client secret: the file's, else the store's (`None` when
+/// neither has one). The daemon and the commands both read it here.
+pub async fn client_secret(
+    store: &Arc<dyn SecretStore>,
+    account: &Account,
+) -> Result<Option<SecretString>, SecretError> {
+    if account.client_secret.is_some() {
+        return Ok(account.client_secret());
+    }
+    crate::secrets::get(store, &account.name, SecretKind::ClientSecret).await
 }
 
 /// The account's token endpoint, authenticating with `client_secret` (the

@@ -86,15 +86,10 @@ async fn client_secret(
     store: &Arc<dyn SecretStore>,
     acc: &config::Account,
 ) -> Result<Option<SecretString>, u8> {
-    if acc.client_secret.is_some() {
-        return Ok(acc.client_secret());
-    }
-    store::get(store, &acc.name, SecretKind::ClientSecret)
-        .await
-        .map_err(|e| {
-            eprintln!("freshd: {e}");
-            if e.needs_person() { EXIT_CONFIG } else { 1 }
-        })
+    crate::setup::client_secret(store, acc).await.map_err(|e| {
+        eprintln!("freshd: {e}");
+        if e.needs_person() { EXIT_CONFIG } else { 1 }
+    })
 }
 
 /// Stores a refresh token a person just obtained, remembers when, and asks
