@@ -256,7 +256,10 @@ impl Inner {
                     None => std::future::pending().await,
                 }
             };
+            // Stop first: a due time ready in the same poll as a stop must
+            // not start a run the shutdown grace would then cut off.
             tokio::select! {
+                biased;
                 () = self.stop.cancelled() => return,
                 () = self.wake.notified() => {}
                 woke = wait => match woke {
@@ -269,6 +272,9 @@ impl Inner {
 
     /// Starts every idle job whose due time has come.
     fn start_due(self: &Arc<Self>) {
+        if self.stop.is_cancelled() {
+            return;
+        }
         let mut guard = self.table.locked();
         let table = &mut *guard;
         let now = self.clock.now();

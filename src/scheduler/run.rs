@@ -2,6 +2,9 @@
 //! the run's one journal line.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::config::Job;
@@ -22,7 +25,7 @@ fn format_took(d: Duration) -> String {
 pub(super) async fn once(job: &Job, body: impl Future<Output = RunReport>, why: &str) -> RunReport {
     let clock_started = tokio::time::Instant::now();
     tracing::debug!(JOB = %job.name, "run starts ({why})");
-    let ran = match tokio::time::timeout(job.timeout, body).await {
+    let ran = match tokio::time::timeout(job.timeout, CatchPanic(Box::pin(body))).await {
         Ok(ran) => ran,
         Err(_) => RunReport::from(RunOutcome::Error(format!(
             "stopped after its timeout of {}",
@@ -46,4 +49,24 @@ pub(super) async fn once(job: &Job, body: impl Future<Output = RunReport>, why: 
         }
     }
     ran
+}
+
+/// A body that panics ends its run with an error instead of killing the run
+/// task: the job is then planned again and a `run-job` waiting behind it is
+/// answered. (The panic itself is printed by the panic hook, as any.)
+struct CatchPanic<F>(Pin<Box<F>>);
+
+impl<F: Future<Output = RunReport>> Future for CatchPanic<F> {
+    type Output = RunReport;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RunReport> {
+        let body = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+            Ok(poll) => poll,
+            Err(_) => Poll::Ready(RunReport::from(RunOutcome::Error(
+                "the run panicked (a bug in freshd: please report it); the job runs again on schedule"
+                    .into(),
+            ))),
+        }
+    }
 }

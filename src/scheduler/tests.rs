@@ -755,3 +755,65 @@ async fn failures_count_errors_in_a_row_and_reset_on_success() {
     assert_eq!(seen, vec![1, 2, 2, 0]);
     harness.stop().await;
 }
+
+/// A body that panics ends its run with an error: the job is planned again
+/// and a `run-job` queued behind the run is answered (found by review: the
+/// request used to wait for ever and the job stayed "running").
+#[tokio::test(start_paused = true)]
+async fn a_panicking_run_is_an_error_and_answers_the_request_behind_it() {
+    let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+    let key = harness.sched.add(
+        job(
+            "j",
+            Trigger::Every(Duration::from_secs(60)),
+            Duration::from_secs(600),
+        ),
+        boxed(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            panic!("a bug in a job body");
+        }),
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (reply, outcome) = oneshot::channel();
+    assert!(harness.sched.run_now(key, reply), "queued behind the run");
+    let answered = tokio::time::timeout(Duration::from_secs(3600), outcome)
+        .await
+        .expect("the request is answered")
+        .unwrap();
+    assert!(matches!(answered, RunOutcome::Error(ref e) if e.contains("panicked")));
+    let state = harness.sched.state(key).unwrap();
+    assert!(!state.running);
+    assert!(
+        state
+            .next_run
+            .is_some_and(|t| t > ts("2026-01-01T00:00:00Z"))
+    );
+    harness.stop().await;
+}
+
+/// A stop that comes with a due time never starts a run (found by review:
+/// the timer picked one of the two at random).
+#[tokio::test(start_paused = true)]
+async fn no_run_starts_after_stop() {
+    let mut started_after_stop = 0;
+    for _ in 0..40 {
+        let harness = Harness::new(Arc::new(TokioClock::new(ts("2026-01-01T00:00:00Z"))));
+        let ran = Arc::new(AtomicU32::new(0));
+        let r = ran.clone();
+        harness.sched.add(
+            job(
+                "j",
+                Trigger::Every(Duration::from_secs(60)),
+                Duration::from_secs(60),
+            ),
+            boxed(move || {
+                r.fetch_add(1, Ordering::SeqCst);
+                async { RunReport::from(RunOutcome::Ok) }
+            }),
+        );
+        harness.stop.cancel();
+        harness.stop().await;
+        started_after_stop += ran.load(Ordering::SeqCst);
+    }
+    assert_eq!(started_after_stop, 0, "runs started after stop, out of 40");
+}
