@@ -359,7 +359,7 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
             path: path.to_owned(),
         });
     }
-    serde_json::from_str(answer.trim()).map_err(|e| ClientError::BadAnswer {
+    Response::read(answer.trim(), request).map_err(|e| ClientError::BadAnswer {
         path: path.to_owned(),
         detail: e.to_string(),
     })

@@ -3,8 +3,9 @@
 //!
 //! Every answer is one kind of [`Response`], tagged by `"answer"`; the
 //! daemon never picks an exit code: the client maps each kind to one, in
-//! `client::exit_code`. The client and the daemon ship together, so a new
-//! kind needs no compatibility shim; requests keep their shape.
+//! `client::exit_code`. Requests keep their shape. A daemon started before
+//! an upgrade (the package does not restart it) answers in the first
+//! version's shape, `{"ok": …}`: [`Response::read`] understands both.
 
 use std::fmt;
 
@@ -74,6 +75,83 @@ impl Response {
     }
 }
 
+impl Response {
+    /// Reads the daemon's answer to `request`: this version's shape, or the
+    /// first version's (`ok`, `error`, `exit_code`, `status`, `token`,
+    /// `result`) from a daemon started before an upgrade.
+    pub fn read(line: &str, request: &Request) -> Result<Response, serde_json::Error> {
+        match serde_json::from_str::<Response>(line) {
+            Ok(answer) => Ok(answer),
+            Err(e) => match serde_json::from_str::<FirstVersion>(line) {
+                Ok(old) => Ok(old.into_response(request)),
+                Err(_) => Err(e),
+            },
+        }
+    }
+}
+
+/// An answer as daemons before the typed protocol wrote it.
+#[derive(Deserialize)]
+struct FirstVersion {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    exit_code: Option<u8>,
+    #[serde(default)]
+    status: Option<Box<StatusReport>>,
+    #[serde(default)]
+    token: Option<TokenText>,
+    #[serde(default)]
+    result: Option<String>,
+}
+
+impl FirstVersion {
+    fn into_response(self, request: &Request) -> Response {
+        let error = self.error.unwrap_or_default();
+        let job_result = match self.result.as_deref() {
+            Some("ok") => Some(JobResult::Ok),
+            Some("error") => Some(JobResult::Error),
+            Some("skipped") => Some(JobResult::Skipped),
+            _ => None,
+        };
+        match (request, self.ok) {
+            (Request::RunJob { .. }, _) if job_result.is_some() => Response::JobFinished {
+                result: job_result.unwrap_or(JobResult::Error),
+                detail: (!self.ok).then(|| {
+                    let detail = error.split_once(": ").map_or(error.as_str(), |(_, d)| d);
+                    detail.to_owned()
+                }),
+            },
+            (_, false) => Response::refused(
+                match self.exit_code {
+                    Some(2) => Refusal::Usage,
+                    Some(78) => Refusal::NeedsPerson,
+                    _ => Refusal::Failed,
+                },
+                error,
+            ),
+            (Request::Status, true) => match self.status {
+                Some(report) => Response::Status { report },
+                None => Response::refused(Refusal::Failed, "the daemon sent no status"),
+            },
+            (Request::Token { .. }, true) => match self.token {
+                Some(token) => Response::Token { token },
+                None => Response::refused(Refusal::Failed, "the daemon sent no token"),
+            },
+            (Request::Adopt { .. }, true) => Response::Adopted {
+                adoption: match self.result.as_deref() {
+                    Some("unchanged") => Adoption::Unchanged,
+                    Some("removed") => Adoption::Removed,
+                    Some("raced") => Adoption::Raced,
+                    _ => Adoption::Working,
+                },
+            },
+            (Request::Reload | Request::RunJob { .. }, true) => Response::Reloaded,
+        }
+    }
+}
+
 /// What `adopt` did with the token in the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -115,6 +193,66 @@ impl fmt::Debug for TokenText {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by review: after `apt upgrade` the daemon started before it
+    /// still answers in the first version's shape.
+    #[test]
+    fn answers_of_a_daemon_started_before_the_upgrade_are_understood() {
+        let run = Request::RunJob { job: "j".into() };
+        let adopt = Request::Adopt {
+            account: "a".into(),
+            fingerprint: None,
+        };
+        let token = Request::Token {
+            account: "a".into(),
+        };
+        let cases = [
+            (r#"{"ok":true}"#, &Request::Reload, Response::Reloaded),
+            (
+                r#"{"ok":true,"token":"at-1"}"#,
+                &token,
+                Response::Token {
+                    token: TokenText("at-1".into()),
+                },
+            ),
+            (
+                r#"{"ok":true,"result":"raced"}"#,
+                &adopt,
+                Response::Adopted {
+                    adoption: Adoption::Raced,
+                },
+            ),
+            (
+                r#"{"ok":false,"error":"no account named \"x\"; accounts: a","exit_code":2}"#,
+                &token,
+                Response::refused(Refusal::Usage, "no account named \"x\"; accounts: a"),
+            ),
+            (
+                r#"{"ok":false,"error":"account a needs a login","exit_code":78}"#,
+                &token,
+                Response::refused(Refusal::NeedsPerson, "account a needs a login"),
+            ),
+            (
+                r#"{"ok":false,"error":"error: HTTP 500","exit_code":1,"result":"error"}"#,
+                &run,
+                Response::JobFinished {
+                    result: JobResult::Error,
+                    detail: Some("HTTP 500".into()),
+                },
+            ),
+            (
+                r#"{"ok":true,"result":"ok"}"#,
+                &run,
+                Response::JobFinished {
+                    result: JobResult::Ok,
+                    detail: None,
+                },
+            ),
+        ];
+        for (line, request, expected) in cases {
+            assert_eq!(Response::read(line, request).unwrap(), expected, "{line}");
+        }
+    }
 
     #[test]
     fn answers_are_tagged_by_kind() {
