@@ -798,7 +798,10 @@ async fn run_job_whose_client_hung_up_does_not_run() {
         .await
         .unwrap()
         .unwrap();
-    assert!(answer.contains("\"ok\":true"), "{answer}");
+    assert!(
+        answer.contains("\"answer\":\"job_finished\"") && answer.contains("\"result\":\"ok\""),
+        "{answer}"
+    );
     assert_eq!(runs(), dropped + 2);
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);

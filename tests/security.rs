@@ -71,11 +71,11 @@ async fn the_control_socket_is_private_and_survives_garbage() {
 
     let answer = raw_request(&socket, b"\x00\xff garbage {{{\n").await;
     assert!(
-        answer.contains("\"ok\":false") && answer.contains("request"),
+        answer.contains("\"answer\":\"refused\"") && answer.contains("request"),
         "{answer}"
     );
     let answer = raw_request(&socket, b"{\"command\":\"token\",\"account\":5}\n").await;
-    assert!(answer.contains("\"ok\":false"), "{answer}");
+    assert!(answer.contains("\"answer\":\"refused\""), "{answer}");
     let big = vec![b'x'; 200 * 1024];
     let answer = raw_request(&socket, &big).await;
     assert!(answer.contains("request too long"), "{answer}");
