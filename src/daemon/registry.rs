@@ -131,12 +131,14 @@ impl Registry {
     pub(super) fn report(&self) -> StatusReport {
         let running = self.read();
         let accounts = self.account_statuses_of(&running);
-        let mut jobs: Vec<JobReport> = running
-            .jobs
-            .values()
-            .map(|j| job_report(j, &self.job_state(j)))
-            .collect();
-        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        // In name order already (a map by name); one lock for every state.
+        let jobs: Vec<JobReport> = self.scheduler.states(|states| {
+            running
+                .jobs
+                .values()
+                .map(|j| job_report(j, states.get(j.key).unwrap_or(&JobState::default())))
+                .collect()
+        });
         let daemon = Some(DaemonInfo::this_process(
             self.source.origin(),
             super::socket_text(&running.config),
@@ -157,10 +159,7 @@ impl Registry {
         for (name, account) in &running.accounts {
             summary.count_account(name, account.tokens.status().state);
         }
-        for job in running.jobs.values() {
-            let state = self.job_state(job);
-            summary.count_job(state.last_outcome.as_ref().map(job_result));
-        }
+        summary.count_jobs(running.jobs.len(), self.scheduler.last_failed());
         summary
     }
 
@@ -179,17 +178,14 @@ impl Registry {
 
     /// The jobs whose last runs failed, with how many in a row.
     pub(super) fn failing_jobs(&self) -> Vec<FailingJob> {
-        self.read()
-            .jobs
-            .values()
-            .filter_map(|j| {
-                let state = self.job_state(j);
-                (state.failures > 0).then(|| FailingJob {
-                    name: j.job.name.clone(),
-                    account: j.job.account.clone(),
-                    failures: state.failures,
-                    last_error: job_report(j, &state).last_error,
-                })
+        self.scheduler
+            .failing()
+            .into_iter()
+            .map(|(job, state)| FailingJob {
+                name: job.name.clone(),
+                account: job.account.clone(),
+                failures: state.failures,
+                last_error: last_error(&state),
             })
             .collect()
     }
@@ -372,18 +368,22 @@ impl Registry {
 
 /// `status`'s line for one job.
 fn job_report(j: &JobHandle, s: &JobState) -> JobReport {
-    let last_error = match &s.last_outcome {
-        Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
-        _ => None,
-    };
     JobReport {
         name: j.job.name.clone(),
         account: j.job.account.clone(),
         next_run: s.next_run,
         last_run: s.last_run,
         last_result: s.last_outcome.as_ref().map(job_result),
-        last_error,
+        last_error: last_error(s),
         running_since: s.last_run.filter(|_| s.running),
+    }
+}
+
+/// What the job's last run said when it was not ok.
+fn last_error(s: &JobState) -> Option<String> {
+    match &s.last_outcome {
+        Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
+        _ => None,
     }
 }
 

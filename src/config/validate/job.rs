@@ -238,7 +238,9 @@ fn account(
         );
         return None;
     };
-    if accounts.keys().any(|k| k.get_ref() == a.get_ref()) {
+    // By key, not by a walk over every account: ten thousand accounts by a
+    // hundred thousand jobs must not take a billion comparisons.
+    if accounts.contains_key(a.get_ref().as_str()) {
         return Some(a.get_ref().clone());
     }
     let known: Vec<&str> = accounts.keys().map(|k| k.get_ref().as_str()).collect();
