@@ -87,9 +87,10 @@ pub enum Trigger {
         /// Shared: croner keeps a byte per possible year in each parsed
         /// pattern (kilobytes), and jobs often share a pattern.
         cron: Arc<croner::Cron>,
-        pattern: String,
+        /// Shared by the jobs that repeat it, as `cron` is.
+        pattern: Arc<str>,
         timezone: TimeZone,
-        timezone_name: String,
+        timezone_name: Arc<str>,
     },
     /// A fixed interval between the starts of two runs.
     Every(Duration),

@@ -48,6 +48,7 @@ pub(super) struct AccountHandle {
 /// The config in force, and the accounts and jobs running it.
 #[derive(Debug)]
 pub(super) struct Running {
+    /// The config in force, but for its jobs: they are in `jobs`.
     pub(super) config: Arc<Config>,
     pub(super) accounts: BTreeMap<String, AccountHandle>,
     jobs: BTreeMap<String, JobHandle>,
@@ -59,8 +60,6 @@ pub(super) struct Registry {
     running: RwLock<Running>,
     store: Arc<dyn SecretStore>,
     pub(super) clock: Arc<dyn Clock>,
-    /// For the APIs jobs call: same-origin redirects only.
-    http: reqwest::Client,
     /// For token endpoints: no redirects.
     token_http: reqwest::Client,
     state_dir: PathBuf,
@@ -71,11 +70,36 @@ pub(super) struct Registry {
     pub(super) root: CancellationToken,
     /// Every job's schedule and state; its timer and runs are on `tracker`.
     scheduler: Scheduler,
+    /// What every job's runs share.
+    job_services: Arc<JobServices>,
     /// Something `status` shows changed: an account's keeper (its
     /// observer), a job's run, or a reload tells it; the heartbeat waits
     /// on it.
     pub(super) changed: Arc<Notify>,
+}
+
+/// What every run of every job is given besides its job and account.
+#[derive(Debug)]
+struct JobServices {
+    /// For the APIs jobs call: same-origin redirects only.
+    http: reqwest::Client,
+    state_dir: PathBuf,
     cooldowns: Arc<Cooldowns>,
+    clock: Arc<dyn Clock>,
+}
+
+impl JobServices {
+    /// One run's context.
+    fn context(&self, job: Arc<Job>, tokens: Arc<TokenManager>) -> JobContext {
+        JobContext {
+            job,
+            tokens,
+            http: self.http.clone(),
+            state_dir: self.state_dir.clone(),
+            cooldowns: Arc::clone(&self.cooldowns),
+            clock: Arc::clone(&self.clock),
+        }
+    }
 }
 
 /// What [`Registry::new`] needs besides the config.
@@ -99,23 +123,33 @@ impl Registry {
             root.child_token(),
             Arc::clone(&changed),
         );
+        let job_services = Arc::new(JobServices {
+            http: services.http,
+            state_dir: services.state_dir.clone(),
+            cooldowns: Arc::default(),
+            clock: Arc::clone(&services.clock),
+        });
         Registry {
             running: RwLock::new(Running {
-                config: Arc::new(config.clone()),
+                config: Arc::new(Config {
+                    path: config.path.clone(),
+                    daemon: config.daemon.clone(),
+                    accounts: config.accounts.clone(),
+                    jobs: BTreeMap::new(),
+                }),
                 accounts: BTreeMap::new(),
                 jobs: BTreeMap::new(),
             }),
             store: services.store,
             clock: services.clock,
-            http: services.http,
             token_http: services.token_http,
             state_dir: services.state_dir,
             source: services.source,
             tracker,
             root,
             scheduler,
+            job_services,
             changed,
-            cooldowns: Arc::default(),
         }
     }
 
@@ -296,7 +330,7 @@ impl Registry {
     pub(super) fn start_first_jobs(&self, config: Config) {
         let mut running = self.write();
         let jobs = self.start_jobs(&config, &running.accounts, BTreeMap::new());
-        running.config = Arc::new(config);
+        running.config = Arc::new(without_jobs(config));
         running.jobs = jobs;
     }
 
@@ -314,16 +348,14 @@ impl Registry {
 
     fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> JobHandle {
         let body = jobs::body_for(job);
-        let cx = JobContext {
-            job: Arc::clone(job),
-            tokens: Arc::clone(tokens),
-            http: self.http.clone(),
-            state_dir: self.state_dir.clone(),
-            cooldowns: Arc::clone(&self.cooldowns),
-            clock: Arc::clone(&self.clock),
-        };
+        // What every job shares is held once; a run's context is made when
+        // it starts, not kept per job (a hundred thousand jobs, one state
+        // directory).
+        let shared = Arc::clone(&self.job_services);
+        let (for_run, tokens_for_run) = (Arc::clone(job), Arc::clone(tokens));
         let run = scheduler::boxed(move || {
-            let (body, cx) = (Arc::clone(&body), cx.clone());
+            let body = Arc::clone(&body);
+            let cx = shared.context(Arc::clone(&for_run), Arc::clone(&tokens_for_run));
             async move { body.run(&cx).await }
         });
         JobHandle {
@@ -363,6 +395,15 @@ impl Registry {
             self.scheduler.remove(old.key);
         }
         running
+    }
+}
+
+/// `config` as [`Running`] keeps it: its jobs are in `Running::jobs`, not
+/// held twice (a hundred thousand names and map entries).
+pub(super) fn without_jobs(config: Config) -> Config {
+    Config {
+        jobs: BTreeMap::new(),
+        ..config
     }
 }
 

@@ -323,9 +323,9 @@ fn cron(
     };
     Some(Trigger::Cron {
         cron,
-        pattern: schedule.get_ref().clone(),
+        pattern: cx.shared(schedule.get_ref()),
         timezone,
-        timezone_name,
+        timezone_name: cx.shared(&timezone_name),
     })
 }
 
