@@ -72,7 +72,8 @@ choices! {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub name: String,
-    pub account: String,
+    /// Shared by every job of the account.
+    pub account: Arc<str>,
     pub trigger: Trigger,
     /// The longest one run may take before it is stopped and counted failed.
     pub timeout: Duration,

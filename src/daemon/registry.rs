@@ -217,7 +217,7 @@ impl Registry {
             .into_iter()
             .map(|(job, state)| FailingJob {
                 name: job.name.clone(),
-                account: job.account.clone(),
+                account: job.account.to_string(),
                 failures: state.failures,
                 last_error: last_error(&state),
             })
@@ -376,7 +376,7 @@ impl Registry {
         let mut running = BTreeMap::new();
         for (name, job) in &config.jobs {
             // A validated config names only accounts it defines.
-            let Some(tokens) = accounts.get(&job.account).map(|a| &a.tokens) else {
+            let Some(tokens) = accounts.get(&*job.account).map(|a| &a.tokens) else {
                 tracing::error!(JOB = %name, "no account {} for the job; it is not started", job.account);
                 continue;
             };
@@ -411,7 +411,7 @@ pub(super) fn without_jobs(config: Config) -> Config {
 fn job_report(j: &JobHandle, s: &JobState) -> JobReport {
     JobReport {
         name: j.job.name.clone(),
-        account: j.job.account.clone(),
+        account: j.job.account.to_string(),
         next_run: s.next_run,
         last_run: s.last_run,
         last_result: s.last_outcome.as_ref().map(job_result),

@@ -228,7 +228,7 @@ fn account(
     r: &RawTable,
     span: Range<usize>,
     accounts: &BTreeMap<Spanned<String>, Spanned<RawAccount>>,
-) -> Option<String> {
+) -> Option<Arc<str>> {
     let key = format!("jobs.{n}.account");
     let Some(a) = r.text("account") else {
         cx.problem(
@@ -241,7 +241,7 @@ fn account(
     // By key, not by a walk over every account: ten thousand accounts by a
     // hundred thousand jobs must not take a billion comparisons.
     if accounts.contains_key(a.get_ref().as_str()) {
-        return Some(a.get_ref().clone());
+        return Some(cx.shared(a.get_ref()));
     }
     let known: Vec<&str> = accounts.keys().map(|k| k.get_ref().as_str()).collect();
     let hint = if known.is_empty() {
