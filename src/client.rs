@@ -129,8 +129,10 @@ pub fn refused(answer: &Response) -> u8 {
 /// older, good one, nor `freshd reload` from hearing why it was refused: its
 /// `socket =` is still read when the file is valid TOML.
 async fn ask(config: &Path, request: &Request) -> Result<Response, u8> {
-    let configured = match Config::load(config, crate::jobs::TYPES) {
-        Ok(c) => c.daemon.socket,
+    // Only `[daemon]` is read and checked: a hundred thousand jobs would
+    // take seconds to validate, and the client needs none of them.
+    let configured = match Config::load_daemon(config) {
+        Ok(d) => d.socket,
         Err(ConfigError::Read { .. }) => None,
         Err(e) => {
             if *request != Request::Reload {

@@ -111,6 +111,11 @@ struct Table {
     jobs: BTreeMap<JobKey, Entry>,
     /// Every idle job with a plan, by due time; a running job is not in it.
     queue: BTreeSet<(Timestamp, JobKey)>,
+    /// The jobs whose last runs failed (`failures > 0`), so that what
+    /// `notify` and `STATUS=` need is not a walk over every job.
+    failing: BTreeSet<JobKey>,
+    /// How many jobs' last outcome was an error.
+    last_failed: usize,
     next_key: u64,
 }
 
@@ -199,11 +204,15 @@ impl Scheduler {
     pub fn remove(&self, key: JobKey) {
         let mut guard = self.0.table.locked();
         let table = &mut *guard;
-        if let Some(Entry {
-            plan: Some(plan), ..
-        }) = table.jobs.remove(&key)
-        {
+        let Some(entry) = table.jobs.remove(&key) else {
+            return;
+        };
+        if let Some(plan) = entry.plan {
             table.queue.remove(&(plan.due, key));
+        }
+        table.failing.remove(&key);
+        if matches!(entry.state.last_outcome, Some(RunOutcome::Error(_))) {
+            table.last_failed -= 1;
         }
     }
 
@@ -233,12 +242,45 @@ impl Scheduler {
 
     /// The job's state, if it is scheduled.
     pub fn state(&self, key: JobKey) -> Option<JobState> {
-        self.0
-            .table
-            .locked()
-            .jobs
-            .get(&key)
-            .map(|e| e.state.clone())
+        self.states(|states| states.get(key).cloned())
+    }
+
+    /// Calls `f` with every job's state, under one lock: for `status`,
+    /// which reads them all.
+    pub fn states<R>(&self, f: impl FnOnce(&States<'_>) -> R) -> R {
+        f(&States(&self.0.table.locked()))
+    }
+
+    /// How many jobs' last run ended in an error.
+    pub fn last_failed(&self) -> usize {
+        self.0.table.locked().last_failed
+    }
+
+    /// The jobs whose last runs failed, with their states.
+    pub fn failing(&self) -> Vec<(Arc<Job>, JobState)> {
+        let table = self.0.table.locked();
+        table
+            .failing
+            .iter()
+            .filter_map(|key| table.jobs.get(key))
+            .map(|e| (Arc::clone(&e.job), e.state.clone()))
+            .collect()
+    }
+}
+
+/// Every job's state, as [`Scheduler::states`] lends it.
+pub struct States<'t>(&'t Table);
+
+impl fmt::Debug for States<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("States").finish_non_exhaustive()
+    }
+}
+
+impl States<'_> {
+    /// The job's state, if it is scheduled.
+    pub fn get(&self, key: JobKey) -> Option<&JobState> {
+        self.0.jobs.get(&key).map(|e| &e.state)
     }
 }
 
@@ -360,6 +402,14 @@ impl Inner {
                 RunOutcome::Ok => state.failures = 0,
                 RunOutcome::Error(_) => state.failures = state.failures.saturating_add(1),
                 RunOutcome::Skipped(_) => {}
+            }
+            let was_error = matches!(state.last_outcome, Some(RunOutcome::Error(_)));
+            let is_error = matches!(ran.outcome, RunOutcome::Error(_));
+            table.last_failed = table.last_failed + usize::from(is_error) - usize::from(was_error);
+            if state.failures > 0 {
+                table.failing.insert(key);
+            } else {
+                table.failing.remove(&key);
             }
             state.last_outcome = Some(ran.outcome.clone());
             let now = self.clock.now();

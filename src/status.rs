@@ -33,10 +33,19 @@ pub struct DaemonInfo {
 }
 
 static STARTED: std::sync::OnceLock<Timestamp> = std::sync::OnceLock::new();
+/// The same moment on the monotonic clock, set only by [`mark_started`].
+static STARTED_AT: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 /// Notes when this process started; `main` calls it first thing.
 pub fn mark_started() {
+    STARTED_AT.get_or_init(std::time::Instant::now);
     STARTED.get_or_init(Timestamp::now);
+}
+
+/// When `main` noted this process started (its exec, near enough); `None`
+/// when the daemon runs inside another program (the tests).
+pub fn started_at() -> Option<std::time::Instant> {
+    STARTED_AT.get().copied()
 }
 
 impl DaemonInfo {
@@ -271,10 +280,13 @@ impl Summary {
     }
 
     pub fn count_job(&mut self, last_result: Option<JobResult>) {
-        self.jobs += 1;
-        if last_result == Some(JobResult::Error) {
-            self.failed_jobs += 1;
-        }
+        self.count_jobs(1, usize::from(last_result == Some(JobResult::Error)));
+    }
+
+    /// `jobs` more jobs, of which `failed` ended their last run in an error.
+    pub fn count_jobs(&mut self, jobs: usize, failed: usize) {
+        self.jobs += jobs;
+        self.failed_jobs += failed;
     }
 }
 

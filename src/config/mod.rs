@@ -72,7 +72,8 @@ choices! {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
     pub name: String,
-    pub account: String,
+    /// Shared by every job of the account.
+    pub account: Arc<str>,
     pub trigger: Trigger,
     /// The longest one run may take before it is stopped and counted failed.
     pub timeout: Duration,
@@ -87,9 +88,10 @@ pub enum Trigger {
         /// Shared: croner keeps a byte per possible year in each parsed
         /// pattern (kilobytes), and jobs often share a pattern.
         cron: Arc<croner::Cron>,
-        pattern: String,
+        /// Shared by the jobs that repeat it, as `cron` is.
+        pattern: Arc<str>,
         timezone: TimeZone,
-        timezone_name: String,
+        timezone_name: Arc<str>,
     },
     /// A fixed interval between the starts of two runs.
     Every(Duration),
@@ -168,45 +170,18 @@ impl Config {
     /// Reads and validates the file at `path`, with the job types of
     /// `types` (`jobs::TYPES`).
     pub fn load<B>(path: &Path, types: &[Registered<B>]) -> Result<Config, ConfigError> {
-        let read_err = |source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        };
-        let (bytes, meta) = match crate::fsutil::read_regular_within(
-            path,
-            MAX_CONFIG_BYTES,
-            CONFIG_READ_TIME,
-        ) {
-            Ok(read) => read,
-            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                return Err(ConfigError::Invalid {
-                    path: path.to_owned(),
-                    problems: vec![Problem {
-                        line: 1,
-                        column: 1,
-                        key: "(file)".into(),
-                        message: format!(
-                            "the file is larger than a config can be: a config is at most {MAX_CONFIG_BYTES} bytes"
-                        ),
-                    }],
-                });
-            }
-            Err(e) => return Err(read_err(e)),
-        };
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let (line, column) = line_col_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
-            ConfigError::Invalid {
-                path: path.to_owned(),
-                problems: vec![Problem {
-                    line,
-                    column,
-                    key: "(file)".into(),
-                    message: "the file is not UTF-8 text; a config is a TOML file".into(),
-                }],
-            }
-        })?;
-        let private = file_is_private(&meta);
+        let (text, private) = read_config(path)?;
         Self::parse(&text, path, private, types)
+    }
+
+    /// Reads the file at `path` and checks its `[daemon]` table only: what
+    /// the client commands need to find the daemon.
+    pub fn load_daemon(path: &Path) -> Result<Daemon, ConfigError> {
+        let (text, _) = read_config(path)?;
+        validate::validate_daemon(&text).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
     }
 
     /// Validates `text` as if read from `path`. `private` says whether the
@@ -223,6 +198,49 @@ impl Config {
             problems,
         })
     }
+}
+
+/// The text of the config file at `path`, and whether only its owner may
+/// read it.
+fn read_config(path: &Path) -> Result<(String, bool), ConfigError> {
+    let read_err = |source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let (bytes, meta) = match crate::fsutil::read_regular_within(
+        path,
+        MAX_CONFIG_BYTES,
+        CONFIG_READ_TIME,
+    ) {
+        Ok(read) => read,
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems: vec![Problem {
+                    line: 1,
+                    column: 1,
+                    key: "(file)".into(),
+                    message: format!(
+                        "the file is larger than a config can be: a config is at most {MAX_CONFIG_BYTES} bytes"
+                    ),
+                }],
+            });
+        }
+        Err(e) => return Err(read_err(e)),
+    };
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let (line, column) = line_col_bytes(e.as_bytes(), e.utf8_error().valid_up_to());
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            problems: vec![Problem {
+                line,
+                column,
+                key: "(file)".into(),
+                message: "the file is not UTF-8 text; a config is a TOML file".into(),
+            }],
+        }
+    })?;
+    Ok((text, file_is_private(&meta)))
 }
 
 /// Client ids of `config/freshd.toml`, which only look like real ones.

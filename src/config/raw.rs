@@ -33,6 +33,14 @@ pub struct RawConfig {
     pub jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
 }
 
+/// Only `[daemon]`, for the client commands, which need no more: the rest of
+/// the file is skipped, not checked (a hundred thousand jobs take seconds).
+#[derive(Debug, Deserialize)]
+pub struct RawDaemonOnly {
+    #[serde(default)]
+    pub daemon: RawDaemon,
+}
+
 /// `[daemon]`
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

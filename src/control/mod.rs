@@ -240,19 +240,43 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
         )
         .await;
     }
-    write.write_all(&out).await?;
+    drop(response);
+    let written = write.write_all(&out).await;
+    if out.len() >= LARGE_ANSWER {
+        drop(out);
+        crate::systemd::release_free_memory();
+    }
+    written?;
     write.shutdown().await
 }
 
 /// `answer` as one JSON line.
 fn answer_line(answer: &Response) -> Vec<u8> {
-    let mut line = serde_json::to_vec(answer).unwrap_or_else(|_| {
-        br#"{"answer":"refused","refusal":"failed","error":"the answer could not be written"}"#
-            .to_vec()
-    });
+    // Written once into room for all of it: a status of a hundred thousand
+    // jobs (16 MB) must not be copied over and over as the buffer grows.
+    let mut line = Vec::with_capacity(answer_size(answer));
+    if serde_json::to_writer(&mut line, answer).is_err() {
+        line.clear();
+        line.extend_from_slice(
+            br#"{"answer":"refused","refusal":"failed","error":"the answer could not be written"}"#,
+        );
+    }
     line.push(b'\n');
     line
 }
+
+/// About how long `answer` is as JSON (a little more, for a status).
+fn answer_size(answer: &Response) -> usize {
+    match answer {
+        Response::Status { report } => 1024 + 192 * report.jobs.len() + 512 * report.accounts.len(),
+        _ => 256,
+    }
+}
+
+/// Answers at least this long are followed by handing the memory they took
+/// back to the system: a `status` of a hundred thousand jobs takes tens of
+/// megabytes for a moment.
+const LARGE_ANSWER: usize = 1024 * 1024;
 
 /// Returns when the client closed its end of the connection (all of it:
 /// a client that only shut down writing still waits for its answer).

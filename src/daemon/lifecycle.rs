@@ -31,10 +31,15 @@ use crate::{control, jobs, systemd};
 /// while a few dozen keep a slow provider's round trips overlapped.
 const FIRST_WAVE: usize = 32;
 
-/// `READY=1` waits at most this long for first refreshes (DESIGN §6): one
-/// account is ready within its round trip; ten thousand do not hold up
-/// systemd's start job.
+/// `READY=1` comes at most this long after exec when first refreshes are
+/// slow (DESIGN §6): one account is ready within its round trip; ten
+/// thousand do not hold up systemd's start job. Counted from exec, not from
+/// after loading the config and the tokens, which take seconds at that
+/// scale.
 const READY_WAIT: Duration = Duration::from_secs(10);
+/// Of [`READY_WAIT`], what is kept for scheduling the jobs after the wait
+/// (a hundred thousand take a few hundred milliseconds).
+const JOB_START_ALLOWANCE: Duration = Duration::from_secs(1);
 
 /// The signals the daemon answers.
 struct Signals {
@@ -62,6 +67,8 @@ struct Started {
     /// The device and inode of the socket this daemon made.
     ours: Option<(u64, u64)>,
     control_cancel: CancellationToken,
+    /// The accounts whose first refresh was still going at `READY=1`.
+    first_wave: Vec<Arc<TokenManager>>,
     /// Held until the daemon exits: one daemon per state directory.
     _lock: StateLock,
 }
@@ -73,7 +80,12 @@ pub async fn run(options: Options) -> Result<u8, StartError> {
     // not kill us with the default action.
     let mut signals = Signals::install()?;
     let mut started = start(&options).await?;
-    let heartbeat = heartbeat::spawn(&started.daemon, started.daemon.registry.summary());
+    let first_wave = std::mem::take(&mut started.first_wave);
+    let heartbeat = heartbeat::spawn(
+        &started.daemon,
+        started.daemon.registry.summary(),
+        first_wave,
+    );
     serve(&mut started, &mut signals, &options.stop).await;
     shutdown(&started, &mut signals.int).await;
     heartbeat.abort();
@@ -115,7 +127,7 @@ async fn start(options: &Options) -> Result<Started, StartError> {
         control_cancel.clone(),
         TaskTracker::new(),
     ));
-    wait_first_refreshes(registry, &managers).await;
+    let first_wave = wait_first_refreshes(registry, &managers).await;
     registry.start_first_jobs(config);
     let summary = registry.summary();
     tracing::info!("ready: {summary}; control socket {}", socket.display());
@@ -127,6 +139,7 @@ async fn start(options: &Options) -> Result<Started, StartError> {
         socket,
         ours,
         control_cancel,
+        first_wave,
         _lock: lock,
     })
 }
@@ -162,20 +175,37 @@ fn new_daemon(
     Ok((Arc::new(daemon), requests))
 }
 
-/// `READY=1` waits for the first refreshes at most [`READY_WAIT`]
-/// (DESIGN §6).
-async fn wait_first_refreshes(registry: &Registry, managers: &BTreeMap<String, Arc<TokenManager>>) {
+/// `READY=1` waits for the first refreshes until [`READY_WAIT`] after exec
+/// (DESIGN §6), less the [`JOB_START_ALLOWANCE`]; returns the accounts
+/// still waiting then.
+async fn wait_first_refreshes(
+    registry: &Registry,
+    managers: &BTreeMap<String, Arc<TokenManager>>,
+) -> Vec<Arc<TokenManager>> {
+    let now = tokio::time::Instant::now();
+    let since_exec = crate::status::started_at().map_or(Duration::ZERO, |t| t.elapsed());
+    let deadline = now + READY_WAIT.saturating_sub(since_exec + JOB_START_ALLOWANCE);
+    // A first refresh, once over, stays over: each change looks on from
+    // the first account still waiting, not at all ten thousand again.
+    let mut waiting = managers.values().peekable();
     let settled = async {
-        while !managers.values().all(|m| m.settled()) {
+        loop {
+            while waiting.next_if(|m| m.settled()).is_some() {}
+            if waiting.peek().is_none() {
+                break;
+            }
             registry.changed.notified().await;
         }
     };
-    if tokio::time::timeout(READY_WAIT, settled).await.is_err() {
-        let waiting = managers.values().filter(|m| !m.settled()).count();
-        tracing::info!(
-            "{waiting} accounts still wait for their first refresh; READY=1 now, they go on"
-        );
+    if tokio::time::timeout_at(deadline, settled).await.is_ok() {
+        return Vec::new();
     }
+    let left: Vec<Arc<TokenManager>> = waiting.filter(|m| !m.settled()).cloned().collect();
+    tracing::info!(
+        "{} accounts still wait for their first refresh; READY=1 now, they go on",
+        left.len()
+    );
+    left
 }
 
 /// Reloads on SIGHUP or `freshd reload`, until a signal or `stop` says to

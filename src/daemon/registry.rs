@@ -48,6 +48,7 @@ pub(super) struct AccountHandle {
 /// The config in force, and the accounts and jobs running it.
 #[derive(Debug)]
 pub(super) struct Running {
+    /// The config in force, but for its jobs: they are in `jobs`.
     pub(super) config: Arc<Config>,
     pub(super) accounts: BTreeMap<String, AccountHandle>,
     jobs: BTreeMap<String, JobHandle>,
@@ -59,8 +60,6 @@ pub(super) struct Registry {
     running: RwLock<Running>,
     store: Arc<dyn SecretStore>,
     pub(super) clock: Arc<dyn Clock>,
-    /// For the APIs jobs call: same-origin redirects only.
-    http: reqwest::Client,
     /// For token endpoints: no redirects.
     token_http: reqwest::Client,
     state_dir: PathBuf,
@@ -71,11 +70,36 @@ pub(super) struct Registry {
     pub(super) root: CancellationToken,
     /// Every job's schedule and state; its timer and runs are on `tracker`.
     scheduler: Scheduler,
+    /// What every job's runs share.
+    job_services: Arc<JobServices>,
     /// Something `status` shows changed: an account's keeper (its
     /// observer), a job's run, or a reload tells it; the heartbeat waits
     /// on it.
     pub(super) changed: Arc<Notify>,
+}
+
+/// What every run of every job is given besides its job and account.
+#[derive(Debug)]
+struct JobServices {
+    /// For the APIs jobs call: same-origin redirects only.
+    http: reqwest::Client,
+    state_dir: PathBuf,
     cooldowns: Arc<Cooldowns>,
+    clock: Arc<dyn Clock>,
+}
+
+impl JobServices {
+    /// One run's context.
+    fn context(&self, job: Arc<Job>, tokens: Arc<TokenManager>) -> JobContext {
+        JobContext {
+            job,
+            tokens,
+            http: self.http.clone(),
+            state_dir: self.state_dir.clone(),
+            cooldowns: Arc::clone(&self.cooldowns),
+            clock: Arc::clone(&self.clock),
+        }
+    }
 }
 
 /// What [`Registry::new`] needs besides the config.
@@ -99,23 +123,33 @@ impl Registry {
             root.child_token(),
             Arc::clone(&changed),
         );
+        let job_services = Arc::new(JobServices {
+            http: services.http,
+            state_dir: services.state_dir.clone(),
+            cooldowns: Arc::default(),
+            clock: Arc::clone(&services.clock),
+        });
         Registry {
             running: RwLock::new(Running {
-                config: Arc::new(config.clone()),
+                config: Arc::new(Config {
+                    path: config.path.clone(),
+                    daemon: config.daemon.clone(),
+                    accounts: config.accounts.clone(),
+                    jobs: BTreeMap::new(),
+                }),
                 accounts: BTreeMap::new(),
                 jobs: BTreeMap::new(),
             }),
             store: services.store,
             clock: services.clock,
-            http: services.http,
             token_http: services.token_http,
             state_dir: services.state_dir,
             source: services.source,
             tracker,
             root,
             scheduler,
+            job_services,
             changed,
-            cooldowns: Arc::default(),
         }
     }
 
@@ -131,12 +165,14 @@ impl Registry {
     pub(super) fn report(&self) -> StatusReport {
         let running = self.read();
         let accounts = self.account_statuses_of(&running);
-        let mut jobs: Vec<JobReport> = running
-            .jobs
-            .values()
-            .map(|j| job_report(j, &self.job_state(j)))
-            .collect();
-        jobs.sort_by(|a, b| a.name.cmp(&b.name));
+        // In name order already (a map by name); one lock for every state.
+        let jobs: Vec<JobReport> = self.scheduler.states(|states| {
+            running
+                .jobs
+                .values()
+                .map(|j| job_report(j, states.get(j.key).unwrap_or(&JobState::default())))
+                .collect()
+        });
         let daemon = Some(DaemonInfo::this_process(
             self.source.origin(),
             super::socket_text(&running.config),
@@ -157,10 +193,7 @@ impl Registry {
         for (name, account) in &running.accounts {
             summary.count_account(name, account.tokens.status().state);
         }
-        for job in running.jobs.values() {
-            let state = self.job_state(job);
-            summary.count_job(state.last_outcome.as_ref().map(job_result));
-        }
+        summary.count_jobs(running.jobs.len(), self.scheduler.last_failed());
         summary
     }
 
@@ -179,17 +212,14 @@ impl Registry {
 
     /// The jobs whose last runs failed, with how many in a row.
     pub(super) fn failing_jobs(&self) -> Vec<FailingJob> {
-        self.read()
-            .jobs
-            .values()
-            .filter_map(|j| {
-                let state = self.job_state(j);
-                (state.failures > 0).then(|| FailingJob {
-                    name: j.job.name.clone(),
-                    account: j.job.account.clone(),
-                    failures: state.failures,
-                    last_error: job_report(j, &state).last_error,
-                })
+        self.scheduler
+            .failing()
+            .into_iter()
+            .map(|(job, state)| FailingJob {
+                name: job.name.clone(),
+                account: job.account.to_string(),
+                failures: state.failures,
+                last_error: last_error(&state),
             })
             .collect()
     }
@@ -300,7 +330,7 @@ impl Registry {
     pub(super) fn start_first_jobs(&self, config: Config) {
         let mut running = self.write();
         let jobs = self.start_jobs(&config, &running.accounts, BTreeMap::new());
-        running.config = Arc::new(config);
+        running.config = Arc::new(without_jobs(config));
         running.jobs = jobs;
     }
 
@@ -318,16 +348,14 @@ impl Registry {
 
     fn spawn_job(&self, job: &Arc<Job>, tokens: &Arc<TokenManager>) -> JobHandle {
         let body = jobs::body_for(job);
-        let cx = JobContext {
-            job: Arc::clone(job),
-            tokens: Arc::clone(tokens),
-            http: self.http.clone(),
-            state_dir: self.state_dir.clone(),
-            cooldowns: Arc::clone(&self.cooldowns),
-            clock: Arc::clone(&self.clock),
-        };
+        // What every job shares is held once; a run's context is made when
+        // it starts, not kept per job (a hundred thousand jobs, one state
+        // directory).
+        let shared = Arc::clone(&self.job_services);
+        let (for_run, tokens_for_run) = (Arc::clone(job), Arc::clone(tokens));
         let run = scheduler::boxed(move || {
-            let (body, cx) = (Arc::clone(&body), cx.clone());
+            let body = Arc::clone(&body);
+            let cx = shared.context(Arc::clone(&for_run), Arc::clone(&tokens_for_run));
             async move { body.run(&cx).await }
         });
         JobHandle {
@@ -348,7 +376,7 @@ impl Registry {
         let mut running = BTreeMap::new();
         for (name, job) in &config.jobs {
             // A validated config names only accounts it defines.
-            let Some(tokens) = accounts.get(&job.account).map(|a| &a.tokens) else {
+            let Some(tokens) = accounts.get(&*job.account).map(|a| &a.tokens) else {
                 tracing::error!(JOB = %name, "no account {} for the job; it is not started", job.account);
                 continue;
             };
@@ -370,20 +398,33 @@ impl Registry {
     }
 }
 
+/// `config` as [`Running`] keeps it: its jobs are in `Running::jobs`, not
+/// held twice (a hundred thousand names and map entries).
+pub(super) fn without_jobs(config: Config) -> Config {
+    Config {
+        jobs: BTreeMap::new(),
+        ..config
+    }
+}
+
 /// `status`'s line for one job.
 fn job_report(j: &JobHandle, s: &JobState) -> JobReport {
-    let last_error = match &s.last_outcome {
-        Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
-        _ => None,
-    };
     JobReport {
         name: j.job.name.clone(),
-        account: j.job.account.clone(),
+        account: j.job.account.to_string(),
         next_run: s.next_run,
         last_run: s.last_run,
         last_result: s.last_outcome.as_ref().map(job_result),
-        last_error,
+        last_error: last_error(s),
         running_since: s.last_run.filter(|_| s.running),
+    }
+}
+
+/// What the job's last run said when it was not ok.
+fn last_error(s: &JobState) -> Option<String> {
+    match &s.last_outcome {
+        Some(RunOutcome::Error(e) | RunOutcome::Skipped(e)) => Some(e.clone()),
+        _ => None,
     }
 }
 

@@ -164,7 +164,7 @@ fn command<'a>(p: &Program<'a>) -> Result<(tokio::process::Command, &'a str), St
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args)
         .current_dir(&cx.state_dir)
-        .env("FRESHD_ACCOUNT", &cx.job.account)
+        .env("FRESHD_ACCOUNT", &*cx.job.account)
         .env("FRESHD_JOB", &cx.job.name)
         .envs(p.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())

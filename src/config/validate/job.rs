@@ -228,7 +228,7 @@ fn account(
     r: &RawTable,
     span: Range<usize>,
     accounts: &BTreeMap<Spanned<String>, Spanned<RawAccount>>,
-) -> Option<String> {
+) -> Option<Arc<str>> {
     let key = format!("jobs.{n}.account");
     let Some(a) = r.text("account") else {
         cx.problem(
@@ -238,8 +238,10 @@ fn account(
         );
         return None;
     };
-    if accounts.keys().any(|k| k.get_ref() == a.get_ref()) {
-        return Some(a.get_ref().clone());
+    // By key, not by a walk over every account: ten thousand accounts by a
+    // hundred thousand jobs must not take a billion comparisons.
+    if accounts.contains_key(a.get_ref().as_str()) {
+        return Some(cx.shared(a.get_ref()));
     }
     let known: Vec<&str> = accounts.keys().map(|k| k.get_ref().as_str()).collect();
     let hint = if known.is_empty() {
@@ -321,9 +323,9 @@ fn cron(
     };
     Some(Trigger::Cron {
         cron,
-        pattern: schedule.get_ref().clone(),
+        pattern: cx.shared(schedule.get_ref()),
         timezone,
-        timezone_name,
+        timezone_name: cx.shared(&timezone_name),
     })
 }
 

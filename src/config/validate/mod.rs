@@ -23,8 +23,19 @@ pub(super) use job::job_keys;
 pub(super) use values::parse_size;
 pub use values::{Ctx, parse_duration, quoted_list};
 
-use super::raw::{RawConfig, with_job_keys};
-use super::{Config, Problem, Registered};
+use super::raw::{RawConfig, RawDaemonOnly, with_job_keys};
+use super::{Config, Daemon, Problem, Registered};
+
+/// Only the `[daemon]` table of `text`, checked; the rest is skipped.
+pub(super) fn validate_daemon(text: &str) -> Result<Daemon, Vec<Problem>> {
+    let raw: RawDaemonOnly =
+        toml::from_str(text).map_err(|e| vec![super::messages::toml_problem(text, &e)])?;
+    let mut cx = Ctx::new(text);
+    match daemon::daemon(&mut cx, &raw.daemon) {
+        Some(daemon) if cx.problems.is_empty() => Ok(daemon),
+        _ => Err(cx.problems),
+    }
+}
 
 pub(super) fn validate<B>(
     text: &str,

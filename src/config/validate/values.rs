@@ -21,6 +21,8 @@ pub struct Ctx<'a> {
     pub(super) problems: Vec<Problem>,
     /// Parsed cron patterns, shared by every job that uses the same one.
     pub(super) crons: HashMap<String, Arc<croner::Cron>>,
+    /// Texts many jobs repeat (a pattern, a zone's name), held once.
+    shared: std::collections::HashSet<Arc<str>>,
 }
 
 impl<'a> Ctx<'a> {
@@ -29,7 +31,18 @@ impl<'a> Ctx<'a> {
             text,
             problems: Vec::new(),
             crons: HashMap::new(),
+            shared: std::collections::HashSet::new(),
         }
+    }
+
+    /// `text`, shared with every other job that repeats it.
+    pub(super) fn shared(&mut self, text: &str) -> Arc<str> {
+        if let Some(s) = self.shared.get(text) {
+            return Arc::clone(s);
+        }
+        let s: Arc<str> = Arc::from(text);
+        self.shared.insert(Arc::clone(&s));
+        s
     }
 
     /// Adds a problem with the value at `span`, under the dotted `key`.

@@ -128,7 +128,7 @@ impl Registry {
         self.retire(old_accounts);
         let jobs = self.start_jobs(&config, &accounts, old_jobs);
         let mut running = self.write();
-        running.config = Arc::new(config);
+        running.config = Arc::new(super::without_jobs(config));
         running.accounts = accounts;
         running.jobs = jobs;
         kept
