@@ -23,7 +23,7 @@ use crate::jobs::{self, JobContext, RunOutcome};
 use crate::notify::FailingJob;
 use crate::oauth::TokenManager;
 use crate::scheduler::{self, JobKey, JobState, Scheduler};
-use crate::secrets::{SecretKind, SecretStore};
+use crate::secrets::SecretStore;
 use crate::status::{AccountStatus, DaemonInfo, JobReport, JobResult, StatusReport, Summary};
 use crate::sync::RwLockExt;
 use crate::time::Clock;
@@ -283,7 +283,7 @@ impl Registry {
         Ok(managers)
     }
 
-    /// Reads a client secret from the store for accounts that have none in
+    /// Reads a client secret from the store (`setup::client_secret`) for accounts that have none in
     /// the file, so the token endpoint gets it.
     pub(super) async fn with_stored_client_secret(
         &self,
@@ -293,7 +293,7 @@ impl Registry {
             if account.client_secret.is_some() {
                 continue;
             }
-            let secret = crate::secrets::get(&self.store, name, SecretKind::ClientSecret)
+            let secret = crate::setup::client_secret(&self.store, account)
                 .await
                 .map_err(|source| StartError::Secrets {
                     account: name.clone(),
