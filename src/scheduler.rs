@@ -36,11 +36,11 @@ use tokio::sync::{Notify, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Job, Trigger, format_duration};
+use crate::config::Job;
 use crate::jobs::{RunOutcome, RunReport};
 use crate::sync::MutexExt;
-use crate::time::{Clock, WallWatch, Woke, until, wait_wall};
-use plan::MAX_COUNTED;
+use crate::time::{Clock, WallWatch, Woke, wait_wall};
+use plan::{MAX_COUNTED, never_again, plan_after, plan_back};
 
 /// What `status` and `notify` see of a job.
 #[derive(Debug, Default, Clone)]
@@ -465,68 +465,6 @@ impl Inner {
             self.wake.notify_one();
         }
     }
-}
-
-/// The plan after a scheduled run that started at `started` (for `plan`,
-/// collapsing `late` missed ones) and ended at `finished`.
-fn plan_after(
-    job: &Job,
-    plan: Plan,
-    started: Timestamp,
-    late: u64,
-    finished: Timestamp,
-    ran: &RunReport,
-) -> Option<Plan> {
-    let trigger = &job.trigger;
-    if let (Some(within), Trigger::Every(every)) = (ran.again_within, trigger) {
-        let wait = SignedDuration::try_from(within.min(*every)).unwrap_or(SignedDuration::ZERO);
-        let due = finished.checked_add(wait).unwrap_or(finished);
-        return Some(Plan { due, anchor: due });
-    }
-    let overrun = trigger.count_between(plan.anchor, started, finished);
-    if overrun > 0 {
-        tracing::warn!(
-            JOB = %job.name,
-            "the run took {}, past {overrun} planned start(s); running once more now instead",
-            format_duration(until(started, finished)),
-        );
-        return Some(Plan {
-            due: finished,
-            anchor: finished,
-        });
-    }
-    let Some(next) = trigger.next_after(plan.anchor, started.max(plan.due)) else {
-        never_again(job);
-        return None;
-    };
-    if matches!(trigger, Trigger::Every(_)) && late > 0 {
-        let due = trigger.next_after(started, started).unwrap_or(next);
-        return Some(Plan {
-            due,
-            anchor: started,
-        });
-    }
-    Some(Plan {
-        due: next,
-        anchor: plan.anchor,
-    })
-}
-
-/// Makes `plan` again after the wall clock went back by `by` to `now`.
-fn plan_back(job: &Job, plan: &mut Plan, now: Timestamp, by: SignedDuration) {
-    let (due, anchor) = job
-        .trigger
-        .after_backward_jump(now, by, plan.due, plan.anchor);
-    *plan = Plan { due, anchor };
-    tracing::debug!(
-        JOB = %job.name,
-        "the wall clock went back by {}; next run at {due}",
-        format_duration(by.unsigned_abs()),
-    );
-}
-
-fn never_again(job: &Job) {
-    tracing::warn!(JOB = %job.name, "the schedule never matches again; the job will not run");
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::*;
-use crate::config::Config;
+use crate::config::{Config, Trigger};
 use crate::time::*;
 
 fn cron(pattern: &str, zone: &str) -> Trigger {
