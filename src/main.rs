@@ -25,6 +25,9 @@ fn main() -> ExitCode {
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        // The epoll buffer: 1,024 events by default, 12 KiB kept for good;
+        // more than 128 at once only queue for the next turn.
+        .max_io_events_per_tick(128)
         .build()
     {
         Ok(r) => r,

@@ -11,7 +11,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use sd_notify::NotifyState;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -111,9 +111,7 @@ fn stderr_is_journal() -> bool {
 /// other crates log warnings and errors only, so that no library's trace
 /// output (which may show request details) reaches the journal.
 pub fn init_logging(level: &str) {
-    let filter = EnvFilter::try_new(format!("warn,freshd={level}"))
-        .unwrap_or_else(|_| EnvFilter::new("warn,freshd=info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry().with(log_filter(level));
     if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(layer) => {
@@ -136,12 +134,27 @@ pub fn init_logging(level: &str) {
     registry.with(fmt).init();
 }
 
-/// Log times on stderr: local time to the second, as people read them.
+/// freshd's events at `level`, other crates' at `warn`: a prefix match on
+/// the target, as `RUST_LOG`-style filters do, without their regex engine
+/// (issue 15: about 130 KiB of code and its start-up work).
+fn log_filter(level: &str) -> Targets {
+    let level = level.parse().unwrap_or(LevelFilter::INFO);
+    Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("freshd", level)
+}
+
+/// Log times on stderr: local time to the second, as people read them, in
+/// the system's zone as it was at the first line (found without jiff's
+/// database of all zones: see [`crate::time::zone`]).
 struct LocalSeconds;
 
 impl tracing_subscriber::fmt::time::FormatTime for LocalSeconds {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        write!(w, "{}", jiff::Zoned::now().strftime("%Y-%m-%d %H:%M:%S"))
+        static ZONE: std::sync::OnceLock<jiff::tz::TimeZone> = std::sync::OnceLock::new();
+        let zone = ZONE.get_or_init(crate::time::zone::system);
+        let now = jiff::Timestamp::now().to_zoned(zone.clone());
+        write!(w, "{}", now.strftime("%Y-%m-%d %H:%M:%S"))
     }
 }
 
@@ -162,3 +175,31 @@ pub fn release_free_memory() {
 /// Other C libraries return memory on their own.
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 pub fn release_free_memory() {}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn freshd_logs_at_its_level_and_libraries_only_warnings() {
+        let debug = log_filter("debug");
+        assert!(debug.would_enable("freshd::oauth::refresh", &Level::DEBUG));
+        assert!(!debug.would_enable("freshd::oauth::refresh", &Level::TRACE));
+        assert!(debug.would_enable("hyper_util::client", &Level::WARN));
+        assert!(!debug.would_enable("hyper_util::client", &Level::INFO));
+        assert!(!debug.would_enable("reqwest::connect", &Level::DEBUG));
+
+        let error = log_filter("error");
+        assert!(!error.would_enable("freshd::daemon", &Level::WARN));
+        assert!(error.would_enable("freshd::daemon", &Level::ERROR));
+    }
+
+    #[test]
+    fn an_unknown_level_means_info() {
+        let filter = log_filter("loud");
+        assert!(filter.would_enable("freshd", &Level::INFO));
+        assert!(!filter.would_enable("freshd", &Level::DEBUG));
+    }
+}

@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 #[cfg(test)]
 mod tokio_clock;
+pub mod zone;
 #[cfg(test)]
 pub use tokio_clock::TokioClock;
 

@@ -21,7 +21,7 @@ pub(super) fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
             None => (TimeZone::UTC, String::new()),
         },
         None => {
-            let tz = system_zone();
+            let tz = crate::time::zone::system();
             let name = tz.iana_name().unwrap_or("system local time").to_owned();
             (tz, name)
         }
@@ -65,52 +65,12 @@ pub(super) fn daemon(cx: &mut Ctx<'_>, raw: &RawDaemon) -> Option<Daemon> {
     })
 }
 
-/// A time zone by name without building jiff's database of all zones,
-/// which walks the whole of /usr/share/zoneinfo (about 110 KiB of heap and
-/// 5 ms) to look one up (issue 15): UTC is built in, and a zone's TZif file
-/// is read by its name. Anything else (a name in another case, zone files
-/// elsewhere) is left to the database.
-fn zone(name: &str) -> Result<TimeZone, jiff::Error> {
-    if name.eq_ignore_ascii_case("UTC") {
-        return Ok(TimeZone::UTC);
-    }
-    let plain = !name.starts_with('/')
-        && name
-            .split('/')
-            .all(|part| !part.is_empty() && part != "." && part != "..");
-    if plain {
-        let dir = std::env::var_os("TZDIR")
-            .map_or_else(|| PathBuf::from("/usr/share/zoneinfo"), PathBuf::from);
-        if let Some(tz) = std::fs::read(dir.join(name))
-            .ok()
-            .and_then(|data| TimeZone::tzif(name, &data).ok())
-        {
-            return Ok(tz);
-        }
-    }
-    TimeZone::get(name)
-}
-
-/// The system's zone: like `TimeZone::system()`, but when /etc/localtime
-/// links to a zone file, that one zone is looked up by [`zone`] (jiff's
-/// own lookup of the link's name builds the whole database).
-pub(super) fn system_zone() -> TimeZone {
-    if std::env::var_os("TZ").is_none()
-        && let Ok(target) = std::fs::read_link("/etc/localtime")
-        && let Some((_, name)) = target.to_str().and_then(|t| t.rsplit_once("zoneinfo/"))
-        && let Ok(tz) = zone(name)
-    {
-        return tz;
-    }
-    TimeZone::system()
-}
-
 pub(super) fn timezone(
     cx: &mut Ctx<'_>,
     value: &Spanned<String>,
     key: &str,
 ) -> Option<(TimeZone, String)> {
-    match zone(value.get_ref()) {
+    match crate::time::zone::named(value.get_ref()) {
         Ok(tz) => Some((tz, value.get_ref().clone())),
         Err(_) => {
             cx.problem(
