@@ -1079,6 +1079,35 @@ fn session(seed: u64, total: u64, every: u64) -> (u64, Vec<u64>, Vec<u64>) {
     (polls, natural, skips)
 }
 
+/// How many of `link/freshd.order`'s names the measured binary has: the
+/// code the daemon runs is placed together only as far as they match
+/// (ARCHITECTURE.md, "Memory").
+fn link_order_note() -> String {
+    let listed = std::fs::read_to_string("link/freshd.order").unwrap_or_default();
+    let listed: Vec<&str> = listed.lines().filter(|l| !l.is_empty()).collect();
+    let names = std::process::Command::new("nm")
+        .arg("--defined-only")
+        .arg(freshd_bin())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned());
+    let Some(names) = names else {
+        return "The binary's link order (`link/freshd.order`) could not be checked (no `nm`)."
+            .into();
+    };
+    let have: std::collections::HashSet<&str> = names
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    let found = listed.iter().filter(|n| have.contains(*n)).count();
+    format!(
+        "The binary is linked with the daemon's code together (`link/freshd.order`): {found} of its\n\
+         {} names are in the binary measured.",
+        listed.len()
+    )
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1291,7 +1320,8 @@ fn main() -> Result<()> {
          answers at most {SCALE_RATE} token requests a second and for the storm holds each token answer\n\
          back 200 ms. Memory comes from `/proc/PID/smaps_rollup`; wakeups are the context switches\n\
          (voluntary and not) of every thread, and CPU time the nanoseconds of every thread's\n\
-         `schedstat`, both sampled every 50 ms so that threads that exit during a window count.\n\n\
+         `schedstat`, both sampled every 50 ms so that threads that exit during a window count.\n\
+         {order}\n\n\
          {peer_line}\n{table}\n\
          The refresh storm has no latency target: freshd runs on one thread by choice (for its idle\n\
          cost) and serves 64 control connections at once, so its figure is reported as measured; the\n\
@@ -1299,8 +1329,9 @@ fn main() -> Result<()> {
         date = jiff::Timestamp::now().strftime("%Y-%m-%d"),
         mins = began.elapsed().as_secs_f64() / 60.0,
         machine = machine(),
+        order = link_order_note(),
     );
-    println!("{table}");
+    println!("{}\n{table}", link_order_note());
     if publish {
         std::fs::write("BENCHMARKS.md", &doc)?;
         println!("written to BENCHMARKS.md");
