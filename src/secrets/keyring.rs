@@ -10,7 +10,8 @@
 //! # Sessions survive a keyring restart
 //!
 //! The zbus store opens one Secret Service session when it is built and
-//! keeps it. A keyring daemon that restarts (`gnome-keyring-daemon
+//! keeps it; freshd keeps one only while calls use it (each open session
+//! holds two bus connections, each with a zbus thread). A keyring daemon that restarts (`gnome-keyring-daemon
 //! --replace`) forgets that session, and every later call would fail with
 //! `org.freedesktop.Secret.Error.NoSession`, or, worse, a session path the
 //! new daemon reuses would carry secrets encrypted for a key it never
@@ -33,10 +34,42 @@ use super::{SERVICE, SecretError, SecretKind, SecretStore};
 /// The Secret Service's well-known bus name.
 const BUS_NAME: &str = "org.freedesktop.secrets";
 
-/// The Secret Service, connected on first use and again after it restarts.
+/// The Secret Service, connected while calls use it and again after it
+/// restarts.
 #[derive(Debug, Default)]
 pub struct KeyringStore {
-    session: Mutex<Option<Arc<Session>>>,
+    open: Mutex<Open>,
+}
+
+/// The session calls share, and how many calls are using it. The last call
+/// to finish closes it: an open session keeps two bus connections, each with
+/// a thread of zbus's, for a store that is used at start-up and when a
+/// token rotates, then not for hours.
+#[derive(Debug, Default)]
+struct Open {
+    session: Option<Arc<Session>>,
+    users: usize,
+}
+
+/// One call's use of the shared session; dropping it may close the session.
+struct InUse<'a> {
+    store: &'a KeyringStore,
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        let closing = {
+            let mut open = self.store.open.locked();
+            open.users = open.users.saturating_sub(1);
+            if open.users == 0 {
+                open.session.take()
+            } else {
+                None
+            }
+        };
+        // The connections close outside the lock.
+        drop(closing);
+    }
 }
 
 /// One Secret Service session, and who served it.
@@ -79,10 +112,17 @@ impl KeyringStore {
         Self::default()
     }
 
+    /// Marks a call as using the session until the guard drops.
+    fn use_session(&self) -> InUse<'_> {
+        self.open.locked().users += 1;
+        InUse { store: self }
+    }
+
     /// The open session, or a new one when there is none or its service
     /// has gone (the bus name changed owner).
     fn session(&self) -> Result<Arc<Session>, SecretError> {
-        let mut slot = self.session.locked();
+        let mut open = self.open.locked();
+        let slot = &mut open.session;
         if let Some(s) = slot.as_ref() {
             if s.current() {
                 return Ok(Arc::clone(s));
@@ -99,9 +139,9 @@ impl KeyringStore {
 
     /// Forgets `stale` (unless another call already replaced it).
     fn forget(&self, stale: &Arc<Session>) {
-        let mut slot = self.session.locked();
-        if slot.as_ref().is_some_and(|s| Arc::ptr_eq(s, stale)) {
-            *slot = None;
+        let mut open = self.open.locked();
+        if open.session.as_ref().is_some_and(|s| Arc::ptr_eq(s, stale)) {
+            open.session = None;
         }
     }
 
@@ -114,6 +154,7 @@ impl KeyringStore {
         kind: SecretKind,
         call: impl Fn(&keyring_core::Entry) -> Result<T, KeyringError>,
     ) -> Result<Result<T, KeyringError>, SecretError> {
+        let _in_use = self.use_session();
         let session = self.session()?;
         let first = call(&entry(&session.store, account, kind)?);
         match &first {
