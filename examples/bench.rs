@@ -698,6 +698,135 @@ async fn idle(rows: &mut Vec<Row>, peer: Option<&Peer>, s: &Settings) -> Result<
     Ok(())
 }
 
+/// Inside the harness's own D-Bus session: gnome-keyring unlocked, the
+/// refresh token stored as a user would (`secret-tool store`), then freshd
+/// exec'd in the shell's place (so `$$` is its PID).
+const KEYRING_SESSION: &str = r#"printf 'bench' | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1
+i=0
+until dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+    org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets 2>/dev/null | grep -q true; do
+  i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.1
+done
+secret-tool store --label='freshd a0 refresh token' service freshd username a0/refresh_token <"$2" || exit 1
+rm -f "$2"
+echo "PID $$"
+exec "$0" run --config "$1""#;
+
+/// The idle setup with `secrets = "keyring"` (the user unit's default):
+/// gnome-keyring in a D-Bus session of the harness's own. The Secret
+/// Service is reached through zbus, whose reactor thread stays.
+async fn idle_keyring(rows: &mut Vec<Row>, s: &Settings) -> Result<()> {
+    let tools = [
+        "dbus-run-session",
+        "gnome-keyring-daemon",
+        "secret-tool",
+        "dbus-send",
+    ];
+    let have = |t: &&str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|st| st.success())
+    };
+    if !tools.iter().all(|t| have(t)) {
+        rows.push(info(
+            "idle with the keyring store",
+            "not measured: no gnome-keyring (packages dbus, gnome-keyring, libsecret-tools)".into(),
+        ));
+        return Ok(());
+    }
+    let provider = Provider::start(&[]).await?;
+    let dir = tempfile::tempdir()?;
+    let config = write_setup(dir.path(), &provider, 1, 3).await?;
+    let text = std::fs::read_to_string(&config)?
+        .replace("secrets = \"credentials\"", "secrets = \"keyring\"");
+    std::fs::write(&config, text)?;
+    let token = dir.path().join("creds/a0.refresh_token");
+    let home = dir.path().join("home");
+    let runtime = home.join("run");
+    std::fs::create_dir_all(&runtime)?;
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )?;
+    let notify_path = dir.path().join("notify");
+    let notify = UnixDatagram::bind(&notify_path)?;
+    let log = dir.path().join("log");
+    let started = Instant::now();
+    let mut child = Command::new("dbus-run-session")
+        .args(["--", "sh", "-c", KEYRING_SESSION])
+        .arg(freshd_bin())
+        .arg(&config)
+        .arg(&token)
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("NOTIFY_SOCKET", &notify_path)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("WATCHDOG_USEC")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log)?)
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let pid = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(pid) = line.strip_prefix("PID ") {
+                return pid.trim().parse::<u32>().ok();
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or("the keyring session did not start freshd")?;
+    let mut f = Freshd {
+        child,
+        pid,
+        notify,
+        started,
+        log,
+        socket: dir.path().join("control.sock"),
+    };
+    f.ready().await?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let a = watch(&[pid], s.window).await[0];
+    let m = mem(pid);
+    f.stop().await;
+    let wakeups = a.wakeups as f64 / (s.window.as_secs_f64() / 60.0);
+    rows.push(row(
+        "idle with the keyring store (gnome-keyring, `secrets = \"keyring\"`): RSS",
+        "≤ 6 MiB",
+        mib(m.rss),
+        "",
+        m.rss <= 6 * 1024,
+    ));
+    rows.push(row(
+        "idle with the keyring store: private anonymous memory",
+        "≤ 0.6 MiB (614 KiB)",
+        format!("{} KiB", thousands(m.anon as usize)),
+        "",
+        m.anon * 10 <= 6 * 1024,
+    ));
+    rows.push(row(
+        "idle with the keyring store: wakeups a minute",
+        "0",
+        format!("{wakeups:.1}"),
+        "",
+        a.wakeups == 0,
+    ));
+    rows.push(row(
+        "idle with the keyring store: threads between events (seen during the window); the second is zbus's reactor (async-io)",
+        "1",
+        format!("{} ({})", a.threads, a.seen),
+        "",
+        a.threads == 1 && a.seen == 1,
+    ));
+    Ok(())
+}
+
 /// The sizes of a scale run and its targets.
 struct Scale {
     accounts: usize,
@@ -1149,7 +1278,9 @@ fn machine() -> String {
     )
 }
 
-const PARTS: [&str; 6] = ["startup", "idle", "scale", "scale10k", "storm", "polling"];
+const PARTS: [&str; 7] = [
+    "startup", "idle", "keyring", "scale", "scale10k", "storm", "polling",
+];
 
 const USAGE: &str = "\
 usage: cargo build --release --bin freshd
@@ -1169,6 +1300,8 @@ Runs target/release/freshd against target/release/examples/fake_provider
   idle      1 account, 3 jobs, freshd and the peer side by side: RSS, PSS,
             private anonymous memory (smaps_rollup), wakeups and CPU ns of
             all threads (sampled every 50 ms, exited threads included)
+  keyring   the idle setup with the keyring store: gnome-keyring in a
+            D-Bus session of the harness's own (dbus-run-session)
   scale     1,000 accounts, 10,000 jobs, provider at 300 token requests/s:
             READY=1, RSS `--settle` after it, `status`, refresh spread
   scale10k  10,000 accounts, 100,000 jobs, the same provider
@@ -1252,6 +1385,13 @@ fn main() -> Result<()> {
     if run("idle") {
         eprintln!("idle (about {} s) …", settings.window.as_secs() + 20);
         rt.block_on(idle(&mut rows, peer.as_ref(), &settings))?;
+    }
+    if run("keyring") {
+        eprintln!(
+            "idle with the keyring store (about {} s) …",
+            settings.window.as_secs() + 20
+        );
+        rt.block_on(idle_keyring(&mut rows, &settings))?;
     }
     if run("scale") {
         eprintln!("scale, 1,000 accounts …");
