@@ -9,6 +9,11 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
+mod snapshot;
+#[cfg(test)]
+pub(crate) use snapshot::sample;
+pub use snapshot::{JobRow, JsonPieces, StatusSnapshot};
+
 /// The whole report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusReport {

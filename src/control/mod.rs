@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::paths::socket_path;
+use crate::status::StatusSnapshot;
 
 mod protocol;
 pub use protocol::{Adoption, Refusal, Request, Response, TokenText};
@@ -38,7 +39,22 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Answers requests; implemented by the daemon.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Response> + Send + '_>>;
+    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Answer> + Send + '_>>;
+}
+
+/// What the daemon answers: a [`Response`], or a `status` to be written
+/// from its snapshot piece by piece (the same JSON as its
+/// [`Response::Status`]).
+#[derive(Debug)]
+pub enum Answer {
+    Response(Response),
+    Status(Box<StatusSnapshot>),
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Answer::Response(response)
+    }
 }
 
 /// Why the socket could not be set up.
@@ -209,27 +225,28 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST + 1));
     let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
-    let response = match read {
-        Err(_) => Response::refused(Refusal::Usage, "no request within 5 s"),
-        Ok(Err(e)) => Response::refused(Refusal::Usage, format!("unreadable request: {e}")),
+    let answer: Answer = match read {
+        Err(_) => Response::refused(Refusal::Usage, "no request within 5 s").into(),
+        Ok(Err(e)) => Response::refused(Refusal::Usage, format!("unreadable request: {e}")).into(),
         Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => {
-            Response::refused(Refusal::Usage, "request too long")
+            Response::refused(Refusal::Usage, "request too long").into()
         }
         Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
             Ok(request) => {
                 let peer = reader.get_ref().get_ref();
                 tokio::select! {
-                    response = handler.handle(request) => response,
+                    answer = handler.handle(request) => answer,
                     () = hung_up(peer) => {
                         tracing::debug!("control socket: the client hung up before the answer; its request is dropped");
                         return Ok(());
                     }
                 }
             }
-            Err(e) => Response::refused(Refusal::Usage, format!("not a request freshd knows: {e}")),
+            Err(e) => {
+                Response::refused(Refusal::Usage, format!("not a request freshd knows: {e}")).into()
+            }
         },
     };
-    let out = answer_line(&response);
     if line.len() as u64 > MAX_REQUEST {
         // Read (a bounded amount of) the rest, so that closing with unread
         // input does not reset the connection before the client reads why.
@@ -240,14 +257,55 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
         )
         .await;
     }
-    drop(response);
-    let written = write.write_all(&out).await;
-    if out.len() >= LARGE_ANSWER {
-        drop(out);
+    let written = match answer {
+        Answer::Response(response) => {
+            let out = answer_line(&response);
+            drop(response);
+            write.write_all(&out).await.map(|()| out.len())
+        }
+        Answer::Status(snapshot) => write_status(&mut write, &snapshot, PIECE).await,
+    };
+    if written.as_ref().is_ok_and(|n| *n >= LARGE_ANSWER) {
         crate::systemd::release_free_memory();
     }
     written?;
     write.shutdown().await
+}
+
+/// How much of a `status` is written at a time: enough that the writes
+/// cost little, small enough that the client reads one piece while the
+/// next is made, and that other tasks run in between.
+const PIECE: usize = 64 * 1024;
+
+/// Writes `snapshot` as the JSON line of its [`Response::Status`], in
+/// pieces of about `piece` bytes, letting other tasks run between pieces;
+/// returns how many bytes were written. No lock is held: a client that
+/// reads slowly (or not at all) stalls only its own connection.
+async fn write_status<W>(
+    out: &mut W,
+    snapshot: &StatusSnapshot,
+    piece: usize,
+) -> std::io::Result<usize>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = Vec::with_capacity(piece + 4096);
+    buf.extend_from_slice(br#"{"answer":"status","report":"#);
+    let mut pieces = snapshot.json_pieces(piece);
+    let mut written = 0;
+    loop {
+        let done = pieces.fill(&mut buf).map_err(std::io::Error::from)?;
+        if done {
+            buf.extend_from_slice(b"}\n");
+        }
+        out.write_all(&buf).await?;
+        written += buf.len();
+        buf.clear();
+        if done {
+            return Ok(written);
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// `answer` as one JSON line.
@@ -373,9 +431,11 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
     })?;
     line.push(b'\n');
     stream.write_all(&line).await.map_err(io)?;
-    let mut answer = String::new();
-    let read = BufReader::new(stream)
-        .read_line(&mut answer)
+    // Bytes, not a String: the parse checks the text where it matters, and
+    // a status of a hundred thousand jobs is not copied or scanned twice.
+    let mut answer = Vec::new();
+    let read = BufReader::with_capacity(ANSWER_BUFFER, stream)
+        .read_until(b'\n', &mut answer)
         .await
         .map_err(io)?;
     if read == 0 {
@@ -383,11 +443,14 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
             path: path.to_owned(),
         });
     }
-    Response::read(answer.trim(), request).map_err(|e| ClientError::BadAnswer {
+    Response::read_bytes(&answer, request).map_err(|e| ClientError::BadAnswer {
         path: path.to_owned(),
         detail: e.to_string(),
     })
 }
+
+/// How much of an answer the client reads at a time.
+const ANSWER_BUFFER: usize = 64 * 1024;
 
 #[cfg(test)]
 mod tests {
@@ -399,5 +462,117 @@ mod tests {
         assert_eq!(connection_cap(1024), MAX_CONNECTIONS);
         assert_eq!(connection_cap(20), 4, "a few, whatever the limit");
         assert_eq!(connection_cap(u64::MAX), MAX_CONNECTIONS);
+    }
+
+    #[tokio::test]
+    async fn a_status_written_in_pieces_is_the_status_answers_line() {
+        for (jobs, daemon) in [(0, true), (9, false), (40, true)] {
+            let snapshot = crate::status::sample::snapshot(jobs, daemon);
+            let whole = answer_line(&Response::Status {
+                report: Box::new(snapshot.to_report()),
+            });
+            for piece in [1, 300, PIECE] {
+                let mut written = Vec::new();
+                let n = write_status(&mut written, &snapshot, piece).await.unwrap();
+                assert_eq!(n, written.len());
+                assert_eq!(
+                    String::from_utf8(written.clone()).unwrap(),
+                    String::from_utf8(whole.clone()).unwrap()
+                );
+                let back = Response::read_bytes(&written, &Request::Status).unwrap();
+                assert_eq!(
+                    back,
+                    Response::Status {
+                        report: Box::new(snapshot.to_report())
+                    }
+                );
+            }
+        }
+        // Any other answer to a status is read as itself.
+        let refused = answer_line(&Response::refused(Refusal::Failed, "busy"));
+        assert_eq!(
+            Response::read_bytes(&refused, &Request::Status).unwrap(),
+            Response::refused(Refusal::Failed, "busy")
+        );
+    }
+
+    /// Answers `status` with many jobs and `token` at once; both look at
+    /// `state` under its lock, as the daemon's handler does.
+    struct Big {
+        state: std::sync::Mutex<crate::status::StatusSnapshot>,
+    }
+
+    impl Handler for Big {
+        fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Answer> + Send + '_>> {
+            Box::pin(async move {
+                let state = self.state.lock().unwrap();
+                match request {
+                    Request::Status => Answer::Status(Box::new(crate::status::StatusSnapshot {
+                        accounts: state.accounts.clone(),
+                        jobs: state.jobs.clone(),
+                        daemon: state.daemon.clone(),
+                    })),
+                    _ => Response::Token {
+                        token: TokenText(format!("at-{}", state.jobs.len())),
+                    }
+                    .into(),
+                }
+            })
+        }
+    }
+
+    /// On the daemon's kind of runtime (one thread): a client that asks for
+    /// a status of megabytes and never reads it holds no lock and no
+    /// thread; others get their tokens and statuses meanwhile.
+    #[tokio::test]
+    async fn a_status_client_that_does_not_read_blocks_no_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let mut state = crate::status::sample::snapshot(3, true);
+        let rows = state.jobs.clone();
+        state.jobs = rows.iter().cycle().take(30_000).cloned().collect();
+        let handler = Arc::new(Big {
+            state: std::sync::Mutex::new(state),
+        });
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        tracker.spawn(serve(
+            bind(&path).await.unwrap(),
+            handler,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+
+        let mut stuck = UnixStream::connect(&path).await.unwrap();
+        stuck
+            .write_all(b"{\"command\":\"status\"}\n")
+            .await
+            .unwrap();
+        // Long enough for the daemon to fill the socket's buffers and wait.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+
+        let within = Duration::from_secs(5);
+        let token = Request::Token {
+            account: "a".into(),
+        };
+        let answer = tokio::time::timeout(within, ask(&path, &token)).await;
+        assert!(
+            matches!(&answer, Ok(Ok(Response::Token { token })) if token.0 == "at-30000"),
+            "{answer:?}"
+        );
+        let answer = tokio::time::timeout(within, ask(&path, &Request::Status)).await;
+        match answer {
+            Ok(Ok(Response::Status { report })) => assert_eq!(report.jobs.len(), 30_000),
+            other => panic!("{other:?}"),
+        }
+
+        // The stuck client still gets all of its answer when it reads.
+        let mut rest = Vec::new();
+        tokio::time::timeout(within, stuck.read_to_end(&mut rest))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(rest.len() > 1 << 20, "{} bytes", rest.len());
+        assert_eq!(rest.last(), Some(&b'\n'));
+        cancel.cancel();
     }
 }
