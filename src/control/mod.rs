@@ -25,6 +25,7 @@ use tokio_util::task::TaskTracker;
 pub use crate::paths::socket_path;
 use crate::status::StatusSnapshot;
 
+mod answer;
 mod protocol;
 pub use protocol::{Adoption, Refusal, Request, Response, TokenText};
 
@@ -431,19 +432,28 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
     })?;
     line.push(b'\n');
     stream.write_all(&line).await.map_err(io)?;
-    // Bytes, not a String: the parse checks the text where it matters, and
-    // a status of a hundred thousand jobs is not copied or scanned twice.
-    let mut answer = Vec::new();
-    let read = BufReader::with_capacity(ANSWER_BUFFER, stream)
-        .read_until(b'\n', &mut answer)
-        .await
-        .map_err(io)?;
-    if read == 0 {
-        return Err(ClientError::Closed {
-            path: path.to_owned(),
-        });
+    // Read straight into one buffer (no String: the parse checks the text
+    // where it matters); a status is taken apart as it arrives.
+    let mut answer = answer::AnswerLine::new(request);
+    loop {
+        let read_from = answer.bytes.len();
+        answer.bytes.reserve(ANSWER_BUFFER);
+        let n = stream.read_buf(&mut answer.bytes).await.map_err(io)?;
+        if n == 0 {
+            if read_from == 0 {
+                return Err(ClientError::Closed {
+                    path: path.to_owned(),
+                });
+            }
+            break;
+        }
+        if let Some(end) = answer.bytes[read_from..].iter().position(|b| *b == b'\n') {
+            answer.bytes.truncate(read_from + end + 1);
+            break;
+        }
+        answer.advance();
     }
-    Response::read_bytes(&answer, request).map_err(|e| ClientError::BadAnswer {
+    answer.finish(request).map_err(|e| ClientError::BadAnswer {
         path: path.to_owned(),
         detail: e.to_string(),
     })
