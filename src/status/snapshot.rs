@@ -76,6 +76,69 @@ struct JobLine<'a> {
     running_since: Option<Timestamp>,
 }
 
+impl JobLine<'_> {
+    /// Appends this line's JSON to `out`: what `Serialize` writes (tested),
+    /// without serde's machinery, since a status may hold a hundred
+    /// thousand of them.
+    fn write(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        out.extend_from_slice(br#"{"name":"#);
+        json_str(out, self.name)?;
+        out.extend_from_slice(br#","account":"#);
+        json_str(out, self.account)?;
+        out.extend_from_slice(br#","next_run":"#);
+        json_time(out, self.next_run)?;
+        out.extend_from_slice(br#","last_run":"#);
+        json_time(out, self.last_run)?;
+        out.extend_from_slice(br#","last_result":"#);
+        match self.last_result {
+            Some(r) => {
+                out.push(b'"');
+                out.extend_from_slice(r.as_str().as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","last_error":"#);
+        match self.last_error {
+            Some(e) => json_str(out, e)?,
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(br#","running_since":"#);
+        json_time(out, self.running_since)?;
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// `s` as a JSON string: copied as it is when nothing in it needs an
+/// escape (job and account names never do), else as serde_json escapes it.
+fn json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(out, s)
+    }
+}
+
+/// `t` as its RFC 3339 JSON string (jiff's own printer, as its `Serialize`
+/// uses), or `null`.
+fn json_time(out: &mut Vec<u8>, t: Option<Timestamp>) -> serde_json::Result<()> {
+    match t {
+        Some(t) => {
+            out.push(b'"');
+            jiff::fmt::temporal::DateTimePrinter::new()
+                .print_timestamp(&t, &mut *out)
+                .map_err(serde::ser::Error::custom)?;
+            out.push(b'"');
+        }
+        None => out.extend_from_slice(b"null"),
+    }
+    Ok(())
+}
+
 impl StatusSnapshot {
     /// The owned report (what a client reads back).
     pub fn to_report(&self) -> StatusReport {
@@ -151,7 +214,7 @@ impl JsonPieces<'_> {
                         if i > 0 {
                             out.push(b',');
                         }
-                        serde_json::to_writer(&mut *out, &j.line())?;
+                        j.line().write(out)?;
                         Stage::Job(i + 1)
                     }
                     None => {
@@ -286,6 +349,59 @@ mod tests {
             }
             let back: StatusReport = serde_json::from_slice(&whole).unwrap();
             assert_eq!(back, s.to_report());
+        }
+    }
+
+    proptest::proptest! {
+        /// Any time jiff can hold, and any text in a name or an error.
+        #[test]
+        fn a_job_line_is_what_serde_writes(
+            secs in jiff::Timestamp::MIN.as_second()..=jiff::Timestamp::MAX.as_second(),
+            nanos in proptest::prop_oneof![proptest::strategy::Just(0), -999_999_999..1_000_000_000i32],
+            name in ".*",
+            error in proptest::option::of("\\PC*|[\"\\\\\u{0}-\u{1f}\u{7f}]*"),
+            result in 0..4usize,
+        ) {
+            // None when the two do not make a time (their signs differ).
+            let t = Timestamp::new(secs, nanos).ok();
+            let line = JobLine {
+                name: &name,
+                account: "a",
+                next_run: t,
+                last_run: None,
+                last_result: [None, Some(JobResult::Ok), Some(JobResult::Error), Some(JobResult::Skipped)][result],
+                last_error: error.as_deref(),
+                running_since: t,
+            };
+            let mut written = Vec::new();
+            line.write(&mut written).unwrap();
+            proptest::prop_assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&line).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn every_ascii_character_is_escaped_as_serde_does() {
+        for c in (0..128u8).map(char::from).chain(['é', '\u{2028}', '😀']) {
+            let text = format!("a{c}b");
+            let line = JobLine {
+                name: &text,
+                account: &text,
+                next_run: None,
+                last_run: None,
+                last_result: None,
+                last_error: Some(&text),
+                running_since: None,
+            };
+            let mut written = Vec::new();
+            line.write(&mut written).unwrap();
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&line).unwrap(),
+                "{c:?}"
+            );
         }
     }
 
