@@ -258,15 +258,30 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
         )
         .await;
     }
+    let mut size = 0;
     let written = match answer {
         Answer::Response(response) => {
             let out = answer_line(&response);
             drop(response);
-            write.write_all(&out).await.map(|()| out.len())
+            size = out.len();
+            write.write_all(&out).await
         }
-        Answer::Status(snapshot) => write_status(&mut write, &snapshot, PIECE).await,
+        // A client gives up after ANSWER_TIMEOUT: one that has not read its
+        // status by then no longer holds a connection and the snapshot.
+        Answer::Status(snapshot) => tokio::time::timeout(
+            ANSWER_TIMEOUT,
+            write_status(&mut write, &snapshot, PIECE, &mut size),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read its status",
+            ))
+        }),
     };
-    if written.as_ref().is_ok_and(|n| *n >= LARGE_ANSWER) {
+    // Also after a failed write: the answer took its memory all the same.
+    if size >= LARGE_ANSWER {
         crate::systemd::release_free_memory();
     }
     written?;
@@ -280,30 +295,30 @@ const PIECE: usize = 64 * 1024;
 
 /// Writes `snapshot` as the JSON line of its [`Response::Status`], in
 /// pieces of about `piece` bytes, letting other tasks run between pieces;
-/// returns how many bytes were written. No lock is held: a client that
-/// reads slowly (or not at all) stalls only its own connection.
+/// counts the bytes made in `made`. No lock is held: a client that reads
+/// slowly (or not at all) stalls only its own connection.
 async fn write_status<W>(
     out: &mut W,
     snapshot: &StatusSnapshot,
     piece: usize,
-) -> std::io::Result<usize>
+    made: &mut usize,
+) -> std::io::Result<()>
 where
     W: tokio::io::AsyncWrite + Unpin,
 {
     let mut buf = Vec::with_capacity(piece + 4096);
     buf.extend_from_slice(br#"{"answer":"status","report":"#);
     let mut pieces = snapshot.json_pieces(piece);
-    let mut written = 0;
     loop {
         let done = pieces.fill(&mut buf).map_err(std::io::Error::from)?;
         if done {
             buf.extend_from_slice(b"}\n");
         }
+        *made += buf.len();
         out.write_all(&buf).await?;
-        written += buf.len();
         buf.clear();
         if done {
-            return Ok(written);
+            return Ok(());
         }
         tokio::task::yield_now().await;
     }
@@ -483,7 +498,10 @@ mod tests {
             });
             for piece in [1, 300, PIECE] {
                 let mut written = Vec::new();
-                let n = write_status(&mut written, &snapshot, piece).await.unwrap();
+                let mut n = 0;
+                write_status(&mut written, &snapshot, piece, &mut n)
+                    .await
+                    .unwrap();
                 assert_eq!(n, written.len());
                 assert_eq!(
                     String::from_utf8(written.clone()).unwrap(),
@@ -583,6 +601,34 @@ mod tests {
             .unwrap();
         assert!(rest.len() > 1 << 20, "{} bytes", rest.len());
         assert_eq!(rest.last(), Some(&b'\n'));
+        cancel.cancel();
+    }
+
+    /// The client would have given up by then: its connection and the
+    /// snapshot are let go.
+    #[tokio::test(start_paused = true)]
+    async fn a_status_not_read_within_the_answer_timeout_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let mut state = crate::status::sample::snapshot(3, true);
+        state.jobs = state.jobs.iter().cycle().take(30_000).cloned().collect();
+        let handler = Arc::new(Big {
+            state: std::sync::Mutex::new(state),
+        });
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        tracker.spawn(serve(
+            bind(&path).await.unwrap(),
+            handler,
+            cancel.clone(),
+            tracker.clone(),
+        ));
+        let mut stuck = UnixStream::connect(&path).await.unwrap();
+        stuck.write_all(b"{\"command\":\"status\"}\n").await.unwrap();
+        tokio::time::sleep(ANSWER_TIMEOUT + Duration::from_secs(1)).await;
+        let mut rest = Vec::new();
+        stuck.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.len() < 1 << 20, "{} bytes: all of it", rest.len());
+        assert_ne!(rest.last(), Some(&b'\n'));
         cancel.cancel();
     }
 }
