@@ -623,7 +623,10 @@ mod tests {
             tracker.clone(),
         ));
         let mut stuck = UnixStream::connect(&path).await.unwrap();
-        stuck.write_all(b"{\"command\":\"status\"}\n").await.unwrap();
+        stuck
+            .write_all(b"{\"command\":\"status\"}\n")
+            .await
+            .unwrap();
         tokio::time::sleep(ANSWER_TIMEOUT + Duration::from_secs(1)).await;
         let mut rest = Vec::new();
         stuck.read_to_end(&mut rest).await.unwrap();

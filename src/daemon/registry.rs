@@ -167,11 +167,29 @@ impl Registry {
         let running = self.read();
         let accounts = self.account_statuses_of(&running);
         // In name order already (a map by name); one lock for every state.
+        // Jobs get their keys in name order, but for those a reload added:
+        // the states, walked in key order, are mostly met in turn.
         let jobs: Vec<JobRow> = self.scheduler.states(|states| {
+            let states: Vec<(JobKey, &JobState)> = states.iter().collect();
+            let idle = JobState::default();
+            let mut next = 0;
             running
                 .jobs
                 .values()
-                .map(|j| job_row(j, states.get(j.key).unwrap_or(&JobState::default())))
+                .map(|j| {
+                    let at = match states.get(next) {
+                        Some((key, _)) if *key == j.key => Ok(next),
+                        _ => states.binary_search_by_key(&j.key, |(key, _)| *key),
+                    };
+                    let state = match at {
+                        Ok(i) => {
+                            next = i + 1;
+                            states[i].1
+                        }
+                        Err(_) => &idle,
+                    };
+                    job_row(j, state)
+                })
                 .collect()
         });
         let daemon = Some(DaemonInfo::this_process(
