@@ -230,7 +230,7 @@ impl JsonPieces<'_> {
                     out.push(b'}');
                     Stage::Done
                 }
-                Stage::Done => Stage::Done,
+                Stage::Done => return Ok(true),
             };
         }
     }
