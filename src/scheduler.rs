@@ -282,6 +282,12 @@ impl States<'_> {
     pub fn get(&self, key: JobKey) -> Option<&JobState> {
         self.0.jobs.get(&key).map(|e| &e.state)
     }
+
+    /// Every job's state, in the order of their keys (the order they were
+    /// added): a walk, cheaper than a lookup per job.
+    pub fn iter(&self) -> impl Iterator<Item = (JobKey, &JobState)> {
+        self.0.jobs.iter().map(|(key, e)| (*key, &e.state))
+    }
 }
 
 impl Inner {

@@ -9,6 +9,12 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
+mod rfc3339;
+mod snapshot;
+#[cfg(test)]
+pub(crate) use snapshot::sample;
+pub use snapshot::{JobRow, JsonPieces, StatusSnapshot};
+
 /// The whole report.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StatusReport {
@@ -122,7 +128,9 @@ impl JobResult {
 pub struct AccountStatus {
     pub name: String,
     pub state: AccountState,
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub access_token_expires_at: Option<Timestamp>,
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub last_refresh: Option<Timestamp>,
     pub last_error: Option<String>,
     /// Something a person should do soon, e.g. the refresh token's end.
@@ -142,14 +150,16 @@ pub struct AccountStatus {
 pub struct JobReport {
     pub name: String,
     pub account: String,
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub next_run: Option<Timestamp>,
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub last_run: Option<Timestamp>,
     pub last_result: Option<JobResult>,
     pub last_error: Option<String>,
     /// When the run going on now started; null when the job is idle. While
     /// it runs, `last_run` is this run's start and `last_result` the
     /// previous run's outcome.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "rfc3339::option")]
     pub running_since: Option<Timestamp>,
 }
 

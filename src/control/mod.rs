@@ -18,12 +18,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::unix::OwnedWriteHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use crate::paths::socket_path;
+use crate::status::StatusSnapshot;
 
+mod answer;
 mod protocol;
 pub use protocol::{Adoption, Refusal, Request, Response, TokenText};
 
@@ -38,7 +41,22 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Answers requests; implemented by the daemon.
 pub trait Handler: Send + Sync + 'static {
-    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Response> + Send + '_>>;
+    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Answer> + Send + '_>>;
+}
+
+/// What the daemon answers: a [`Response`], or a `status` to be written
+/// from its snapshot piece by piece (the same JSON as its
+/// [`Response::Status`]).
+#[derive(Debug)]
+pub enum Answer {
+    Response(Response),
+    Status(Box<StatusSnapshot>),
+}
+
+impl From<Response> for Answer {
+    fn from(response: Response) -> Self {
+        Answer::Response(response)
+    }
 }
 
 /// Why the socket could not be set up.
@@ -209,27 +227,28 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
     let mut line = String::new();
     let mut reader = BufReader::new(read.take(MAX_REQUEST + 1));
     let read = tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await;
-    let response = match read {
-        Err(_) => Response::refused(Refusal::Usage, "no request within 5 s"),
-        Ok(Err(e)) => Response::refused(Refusal::Usage, format!("unreadable request: {e}")),
+    let answer: Answer = match read {
+        Err(_) => Response::refused(Refusal::Usage, "no request within 5 s").into(),
+        Ok(Err(e)) => Response::refused(Refusal::Usage, format!("unreadable request: {e}")).into(),
         Ok(Ok(_)) if line.len() as u64 > MAX_REQUEST => {
-            Response::refused(Refusal::Usage, "request too long")
+            Response::refused(Refusal::Usage, "request too long").into()
         }
         Ok(Ok(_)) => match serde_json::from_str::<Request>(line.trim()) {
             Ok(request) => {
                 let peer = reader.get_ref().get_ref();
                 tokio::select! {
-                    response = handler.handle(request) => response,
+                    answer = handler.handle(request) => answer,
                     () = hung_up(peer) => {
                         tracing::debug!("control socket: the client hung up before the answer; its request is dropped");
                         return Ok(());
                     }
                 }
             }
-            Err(e) => Response::refused(Refusal::Usage, format!("not a request freshd knows: {e}")),
+            Err(e) => {
+                Response::refused(Refusal::Usage, format!("not a request freshd knows: {e}")).into()
+            }
         },
     };
-    let out = answer_line(&response);
     if line.len() as u64 > MAX_REQUEST {
         // Read (a bounded amount of) the rest, so that closing with unread
         // input does not reset the connection before the client reads why.
@@ -240,14 +259,75 @@ async fn connection(stream: UnixStream, handler: &dyn Handler) -> std::io::Resul
         )
         .await;
     }
-    drop(response);
-    let written = write.write_all(&out).await;
-    if out.len() >= LARGE_ANSWER {
-        drop(out);
+    write_answer(&mut write, answer).await?;
+    write.shutdown().await
+}
+
+/// Writes `answer`, then hands the memory a large one took back to the
+/// system (also after a failed write: it took the memory all the same).
+async fn write_answer(write: &mut OwnedWriteHalf, answer: Answer) -> std::io::Result<()> {
+    let mut size = 0;
+    let written = match answer {
+        Answer::Response(response) => {
+            let out = answer_line(&response);
+            drop(response);
+            size = out.len();
+            write.write_all(&out).await
+        }
+        // A client gives up after ANSWER_TIMEOUT: one that has not read its
+        // status by then no longer holds a connection and the snapshot.
+        Answer::Status(snapshot) => tokio::time::timeout(
+            ANSWER_TIMEOUT,
+            write_status(write, &snapshot, PIECE, &mut size),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read its status",
+            ))
+        }),
+    };
+    if size >= LARGE_ANSWER {
         crate::systemd::release_free_memory();
     }
-    written?;
-    write.shutdown().await
+    written
+}
+
+/// How much of a `status` is written at a time: enough that the writes
+/// cost little, small enough that the client reads one piece while the
+/// next is made, and that other tasks run in between.
+const PIECE: usize = 64 * 1024;
+
+/// Writes `snapshot` as the JSON line of its [`Response::Status`], in
+/// pieces of about `piece` bytes, letting other tasks run between pieces;
+/// counts the bytes made in `made`. No lock is held: a client that reads
+/// slowly (or not at all) stalls only its own connection.
+async fn write_status<W>(
+    out: &mut W,
+    snapshot: &StatusSnapshot,
+    piece: usize,
+    made: &mut usize,
+) -> std::io::Result<()>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut buf = Vec::with_capacity(piece + 4096);
+    buf.extend_from_slice(br#"{"answer":"status","report":"#);
+    let mut pieces = snapshot.json_pieces(piece);
+    loop {
+        let done = pieces.fill(&mut buf).map_err(std::io::Error::from)?;
+        if done {
+            buf.extend_from_slice(b"}\n");
+        }
+        *made += buf.len();
+        out.write_all(&buf).await?;
+        buf.clear();
+        if done {
+            return Ok(());
+        }
+        tokio::task::yield_now().await;
+    }
 }
 
 /// `answer` as one JSON line.
@@ -373,31 +453,35 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
     })?;
     line.push(b'\n');
     stream.write_all(&line).await.map_err(io)?;
-    let mut answer = String::new();
-    let read = BufReader::new(stream)
-        .read_line(&mut answer)
-        .await
-        .map_err(io)?;
-    if read == 0 {
-        return Err(ClientError::Closed {
-            path: path.to_owned(),
-        });
+    // Read straight into one buffer (no String: the parse checks the text
+    // where it matters); a status is taken apart as it arrives.
+    let mut answer = answer::AnswerLine::new(request);
+    loop {
+        let read_from = answer.bytes.len();
+        answer.bytes.reserve(ANSWER_BUFFER);
+        let n = stream.read_buf(&mut answer.bytes).await.map_err(io)?;
+        if n == 0 {
+            if read_from == 0 {
+                return Err(ClientError::Closed {
+                    path: path.to_owned(),
+                });
+            }
+            break;
+        }
+        if let Some(end) = answer.bytes[read_from..].iter().position(|b| *b == b'\n') {
+            answer.bytes.truncate(read_from + end + 1);
+            break;
+        }
+        answer.advance();
     }
-    Response::read(answer.trim(), request).map_err(|e| ClientError::BadAnswer {
+    answer.finish(request).map_err(|e| ClientError::BadAnswer {
         path: path.to_owned(),
         detail: e.to_string(),
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// How much of an answer the client reads at a time.
+const ANSWER_BUFFER: usize = 64 * 1024;
 
-    #[test]
-    fn connections_leave_descriptors_in_reserve() {
-        assert_eq!(connection_cap(64), 16);
-        assert_eq!(connection_cap(1024), MAX_CONNECTIONS);
-        assert_eq!(connection_cap(20), 4, "a few, whatever the limit");
-        assert_eq!(connection_cap(u64::MAX), MAX_CONNECTIONS);
-    }
-}
+#[cfg(test)]
+mod tests;

@@ -80,14 +80,45 @@ impl Response {
     /// first version's (`ok`, `error`, `exit_code`, `status`, `token`,
     /// `result`) from a daemon started before an upgrade.
     pub fn read(line: &str, request: &Request) -> Result<Response, serde_json::Error> {
-        match serde_json::from_str::<Response>(line) {
+        Response::read_bytes(line.as_bytes(), request)
+    }
+
+    /// [`Response::read`] of the line's bytes (surrounding white space
+    /// allowed).
+    pub fn read_bytes(line: &[u8], request: &Request) -> Result<Response, serde_json::Error> {
+        // A status is read straight into its report: the tagged enum would
+        // first copy every value of a hundred thousand jobs into serde's
+        // generic buffer and read them again from there.
+        if matches!(request, Request::Status)
+            && let Ok(status) = serde_json::from_slice::<StatusAnswer>(line)
+        {
+            return Ok(Response::Status {
+                report: status.report,
+            });
+        }
+        match serde_json::from_slice::<Response>(line) {
             Ok(answer) => Ok(answer),
-            Err(e) => match serde_json::from_str::<FirstVersion>(line) {
+            Err(e) => match serde_json::from_slice::<FirstVersion>(line) {
                 Ok(old) => Ok(old.into_response(request)),
                 Err(_) => Err(e),
             },
         }
     }
+}
+
+/// [`Response::Status`] as a plain struct, which serde reads in one pass.
+/// Any other answer fails at its tag, and is read as a [`Response`].
+#[derive(Deserialize)]
+struct StatusAnswer {
+    #[expect(dead_code, reason = "only checked: it must say status")]
+    answer: StatusTag,
+    report: Box<StatusReport>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum StatusTag {
+    Status,
 }
 
 /// An answer as daemons before the typed protocol wrote it.

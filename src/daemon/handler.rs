@@ -10,27 +10,28 @@ use tokio::sync::oneshot;
 
 use super::Daemon;
 use super::registry::{Registry, run_job};
-use crate::control::{Adoption, Handler, Refusal, Request, Response, TokenText};
+use crate::control::{Adoption, Answer, Handler, Refusal, Request, Response, TokenText};
 use crate::oauth::{Adopted, TokenError, TokenManager};
 
 /// The daemon's side of the control socket.
 pub(super) struct ControlHandler(pub(super) Arc<Daemon>);
 
 impl Handler for ControlHandler {
-    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Response> + Send + '_>> {
+    fn handle(&self, request: Request) -> Pin<Box<dyn Future<Output = Answer> + Send + '_>> {
         Box::pin(async move {
             let daemon = &self.0;
             match request {
-                Request::Status => Response::Status {
-                    report: Box::new(daemon.registry.report()),
-                },
-                Request::Reload => reload(daemon).await,
-                Request::RunJob { job } => run_job(&daemon.registry, &job).await,
-                Request::Token { account } => token(&daemon.registry, &account).await,
+                // Copied under the locks here, written after they are let go.
+                Request::Status => Answer::Status(Box::new(daemon.registry.report())),
+                Request::Reload => reload(daemon).await.into(),
+                Request::RunJob { job } => run_job(&daemon.registry, &job).await.into(),
+                Request::Token { account } => token(&daemon.registry, &account).await.into(),
                 Request::Adopt {
                     account,
                     fingerprint,
-                } => adopt(&daemon.registry, &account, fingerprint.as_deref()).await,
+                } => adopt(&daemon.registry, &account, fingerprint.as_deref())
+                    .await
+                    .into(),
             }
         })
     }

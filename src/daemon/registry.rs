@@ -24,7 +24,7 @@ use crate::notify::FailingJob;
 use crate::oauth::TokenManager;
 use crate::scheduler::{self, JobKey, JobState, Scheduler};
 use crate::secrets::SecretStore;
-use crate::status::{AccountStatus, DaemonInfo, JobReport, JobResult, StatusReport, Summary};
+use crate::status::{AccountStatus, DaemonInfo, JobResult, JobRow, StatusSnapshot, Summary};
 use crate::sync::RwLockExt;
 use crate::time::Clock;
 
@@ -161,16 +161,35 @@ impl Registry {
         self.running.write_locked()
     }
 
-    /// What `freshd status` shows.
-    pub(super) fn report(&self) -> StatusReport {
+    /// What `freshd status` shows: copies of the times, the jobs shared
+    /// (no name is copied), so the locks are held only briefly.
+    pub(super) fn report(&self) -> StatusSnapshot {
         let running = self.read();
         let accounts = self.account_statuses_of(&running);
         // In name order already (a map by name); one lock for every state.
-        let jobs: Vec<JobReport> = self.scheduler.states(|states| {
+        // Jobs get their keys in name order, but for those a reload added:
+        // the states, walked in key order, are mostly met in turn.
+        let jobs: Vec<JobRow> = self.scheduler.states(|states| {
+            let states: Vec<(JobKey, &JobState)> = states.iter().collect();
+            let idle = JobState::default();
+            let mut next = 0;
             running
                 .jobs
                 .values()
-                .map(|j| job_report(j, states.get(j.key).unwrap_or(&JobState::default())))
+                .map(|j| {
+                    let at = match states.get(next) {
+                        Some((key, _)) if *key == j.key => Ok(next),
+                        _ => states.binary_search_by_key(&j.key, |(key, _)| *key),
+                    };
+                    let state = match at {
+                        Ok(i) => {
+                            next = i + 1;
+                            states[i].1
+                        }
+                        Err(_) => &idle,
+                    };
+                    job_row(j, state)
+                })
                 .collect()
         });
         let daemon = Some(DaemonInfo::this_process(
@@ -178,7 +197,7 @@ impl Registry {
             super::socket_text(&running.config),
             running.config.daemon.timezone_name.clone(),
         ));
-        StatusReport {
+        StatusSnapshot {
             accounts,
             jobs,
             daemon,
@@ -408,15 +427,14 @@ pub(super) fn without_jobs(config: Config) -> Config {
 }
 
 /// `status`'s line for one job.
-fn job_report(j: &JobHandle, s: &JobState) -> JobReport {
-    JobReport {
-        name: j.job.name.clone(),
-        account: j.job.account.to_string(),
+fn job_row(j: &JobHandle, s: &JobState) -> JobRow {
+    JobRow {
+        job: Arc::clone(&j.job),
         next_run: s.next_run,
         last_run: s.last_run,
         last_result: s.last_outcome.as_ref().map(job_result),
         last_error: last_error(s),
-        running_since: s.last_run.filter(|_| s.running),
+        running: s.running,
     }
 }
 
