@@ -1314,7 +1314,7 @@ Runs target/release/freshd against target/release/examples/fake_provider
 --no-peer leaves the peer out
 --freshd  measures another freshd binary
 Only a run of every part with the defaults rewrites BENCHMARKS.md (about
-seven minutes); any other prints the table only.
+six minutes); any other prints the table only.
 ";
 
 fn flag_value(args: &[String], name: &str) -> Option<String> {
