@@ -465,7 +465,7 @@ async fn wait_for_new_valid_token(session: &Session, setup: &Setup, not: &[&str]
     .expect("no newer rotated refresh token reached the keyring")
 }
 
-/// reliability: gnome-keyring restarted under the running daemon (`gnome-keyring-daemon --replace --unlock`, as a person unlocking it would) | stored the next rotation in the new keyring on a new Secret Service session (freshd holds a session only while it uses the store, and checks the service's owner before reusing one) | nothing; freshd was not restarted
+/// reliability: gnome-keyring restarted under the running daemon (`gnome-keyring-daemon --replace --unlock`, as a person unlocking it would) | stored the next rotation in the new keyring on a new Secret Service session (freshd holds a session only while it uses the store and a second after, and checks the service's owner before reusing one) | nothing; freshd was not restarted
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyring_restarted_under_the_daemon_gets_the_next_rotation() {
     if !programs_present() {

@@ -10,8 +10,9 @@
 //! # Sessions survive a keyring restart
 //!
 //! The zbus store opens one Secret Service session when it is built and
-//! keeps it; freshd keeps one only while calls use it (each open session
-//! holds two bus connections, each with a zbus thread). A keyring daemon that restarts (`gnome-keyring-daemon
+//! keeps it; freshd keeps one only while calls use it and a second after
+//! (each open session holds two bus connections, each with a zbus
+//! thread). A keyring daemon that restarts (`gnome-keyring-daemon
 //! --replace`) forgets that session, and every later call would fail with
 //! `org.freedesktop.Secret.Error.NoSession`, or, worse, a session path the
 //! new daemon reuses would carry secrets encrypted for a key it never
