@@ -191,6 +191,13 @@ mod tests {
         assert!(!debug.would_enable("hyper_util::client", &Level::INFO));
         assert!(!debug.would_enable("reqwest::connect", &Level::DEBUG));
 
+        // A prefix of the target, as EnvFilter's `freshd=LEVEL` was: the
+        // demo's fake provider (crate freshd_fake) logs at freshd's level.
+        assert!(debug.would_enable("freshd_fake::token", &Level::DEBUG));
+        assert!(!debug.would_enable("fresh", &Level::INFO));
+        assert!(debug.would_enable("zbus::connection", &Level::WARN));
+        assert!(!debug.would_enable("zbus::connection", &Level::INFO));
+
         let error = log_filter("error");
         assert!(!error.would_enable("freshd::daemon", &Level::WARN));
         assert!(error.would_enable("freshd::daemon", &Level::ERROR));

@@ -465,7 +465,7 @@ async fn wait_for_new_valid_token(session: &Session, setup: &Setup, not: &[&str]
     .expect("no newer rotated refresh token reached the keyring")
 }
 
-/// reliability: gnome-keyring restarted under the running daemon (`gnome-keyring-daemon --replace --unlock`, as a person unlocking it would) | stored the next rotation in the new keyring on a new Secret Service session (freshd holds a session only while it uses the store, and checks the service's owner before reusing one) | nothing; freshd was not restarted
+/// reliability: gnome-keyring restarted under the running daemon (`gnome-keyring-daemon --replace --unlock`, as a person unlocking it would) | stored the next rotation in the new keyring on a new Secret Service session (freshd holds a session only while it uses the store and a second after, and checks the service's owner before reusing one) | nothing; freshd was not restarted
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyring_restarted_under_the_daemon_gets_the_next_rotation() {
     if !programs_present() {
@@ -498,4 +498,72 @@ async fn keyring_restarted_under_the_daemon_gets_the_next_rotation() {
     assert!(token.starts_with("at-spotify-"));
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0, "{}", daemon.log_text());
+}
+
+/// The unique names on the bus (each a connection), as seen by a
+/// connection of the caller's own.
+fn bus_names(bus: &zbus::blocking::Connection) -> std::collections::BTreeSet<String> {
+    let proxy = zbus::blocking::fdo::DBusProxy::new(bus).unwrap();
+    proxy
+        .list_names()
+        .unwrap()
+        .into_iter()
+        .map(|n| n.to_string())
+        .filter(|n| n.starts_with(':'))
+        .collect()
+}
+
+/// Run by [`calls_in_a_row_share_one_session_which_closes_after`] with its
+/// bus in the environment; the store is used in this process.
+#[test]
+#[ignore = "run by calls_in_a_row_share_one_session_which_closes_after"]
+fn keyring_store_in_this_process() {
+    use freshd::secrets::SecretStore;
+    if std::env::var_os("FRESHD_KEYRING_CHILD").is_none() {
+        return;
+    }
+    let bus = zbus::blocking::Connection::session().unwrap();
+    let before = bus_names(&bus);
+    let store = freshd::secrets::keyring::KeyringStore::new();
+    let kind = freshd::secrets::SecretKind::RefreshToken;
+    assert!(store.get("a0", kind).unwrap().is_none());
+    let open = bus_names(&bus);
+    assert!(
+        open.len() > before.len(),
+        "no session's connections: {open:?}"
+    );
+    for i in 1..20 {
+        assert!(store.get(&format!("a{i}"), kind).unwrap().is_none());
+        assert_eq!(bus_names(&bus), open, "call {i} opened another session");
+    }
+    // Closed a moment after the last call: its connections are gone.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(bus_names(&bus), before, "the session stayed open");
+}
+
+/// Calls one after another (every account read at start) share a session
+/// instead of each opening one (two bus connections and a key exchange);
+/// a moment after the last, it is closed and its threads end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_in_a_row_share_one_session_which_closes_after() {
+    if !programs_present() {
+        return;
+    }
+    let session = Session::start().await;
+    let me = std::env::current_exe().unwrap();
+    let out = session
+        .command(me.to_str().unwrap())
+        .args([
+            "--exact",
+            "keyring_store_in_this_process",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("FRESHD_KEYRING_CHILD", "1")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("1 passed"), "{text}");
 }

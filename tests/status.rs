@@ -61,6 +61,17 @@ async fn a_large_status_matches_every_job_to_its_own_schedule_after_a_reload() {
     assert_eq!(code, 0);
     assert_eq!(out.lines().filter(|l| l.starts_with("  j-")).count(), 1600);
 
+    // A reload that removes every third job and adds others after the
+    // rest (a rename is both): the walk misses, the search still finds
+    // each job's own state.
+    let fewer: Vec<usize> = (0..1700).filter(|n| n % 3 != 0).collect();
+    setup.write_config(&fewer.iter().map(|&n| job(n)).collect::<String>());
+    let (code, out, err) = setup.cli(&["reload"]).await;
+    assert_eq!((code, out.trim()), (0, "reloaded"), "{err}");
+    let (code, out, err) = setup.cli(&["status", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    check(&serde_json::from_str(&out).unwrap(), &fewer);
+
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);
 }

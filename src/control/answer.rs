@@ -22,7 +22,15 @@ pub(super) struct AnswerLine {
     pub(super) bytes: Vec<u8>,
     /// How far the bytes are taken apart.
     at: usize,
+    /// How many bytes must be here before a long part found incomplete is
+    /// parsed again: twice what it had, so that a part of megabytes (a
+    /// daemon gone wrong, or a very long error) is parsed a few times, not
+    /// once for each read.
+    retry_at: usize,
     stage: Stage,
+    /// How many times a part was parsed (for a test).
+    #[cfg(test)]
+    parses: usize,
     report: StatusReport,
 }
 
@@ -56,6 +64,9 @@ const HEAD: &[u8] = br#"{"answer":"status","report":{"accounts":["#;
 const ACCOUNTS_END: &[u8] = br#"],"jobs":["#;
 const DAEMON: &[u8] = br#","daemon":"#;
 const TAIL: &[u8] = b"}}";
+/// A part longer than this, found incomplete, is parsed again only once
+/// its bytes may have doubled.
+const LONG_PART: usize = 4096;
 
 /// What taking one part showed.
 enum Step {
@@ -75,6 +86,9 @@ impl AnswerLine {
         AnswerLine {
             bytes: Vec::new(),
             at: 0,
+            retry_at: 0,
+            #[cfg(test)]
+            parses: 0,
             stage: if matches!(request, Request::Status) {
                 Stage::Head
             } else {
@@ -87,6 +101,9 @@ impl AnswerLine {
     /// Takes apart what has arrived since the last call, as far as it is
     /// complete.
     pub(super) fn advance(&mut self) {
+        if self.bytes.len() < self.retry_at {
+            return;
+        }
         loop {
             let step = match self.stage {
                 Stage::Done | Stage::Whole => return,
@@ -141,6 +158,7 @@ impl AnswerLine {
 
     /// The answer, once the line has been read (or the daemon closed).
     pub(super) fn finish(mut self, request: &Request) -> Result<Response, serde_json::Error> {
+        self.retry_at = 0;
         self.advance();
         let rest = self.bytes.get(self.at..).unwrap_or_default();
         if self.stage == Stage::Done && rest.iter().all(u8::is_ascii_whitespace) {
@@ -197,13 +215,24 @@ impl AnswerLine {
             };
         }
         let mut values = serde_json::Deserializer::from_slice(here).into_iter::<T>();
+        #[cfg(test)]
+        {
+            self.parses += 1;
+        }
         match values.next() {
             Some(Ok(value)) => {
                 self.at += values.byte_offset();
                 took(self, value);
                 Step::Took
             }
-            Some(Err(e)) if e.is_eof() => Step::Wait,
+            Some(Err(e)) if e.is_eof() => {
+                // A part of a few KiB (any real one) is parsed again at the
+                // next read; a longer one when it may have doubled.
+                if here.len() > LONG_PART {
+                    self.retry_at = self.bytes.len() + here.len();
+                }
+                Step::Wait
+            }
             _ => Step::Other,
         }
     }
@@ -316,5 +345,26 @@ mod tests {
         let mut reading = AnswerLine::new(&Request::Status);
         reading.bytes.extend_from_slice(&trailing);
         assert!(reading.finish(&Request::Status).is_err());
+    }
+
+    /// A part of megabytes arriving a little at a time is parsed a few
+    /// times, not once for every read (a hundred thousand parses of
+    /// megabytes would take minutes).
+    #[test]
+    fn a_long_part_is_not_parsed_again_for_every_read() {
+        let mut snapshot = crate::status::sample::snapshot(3, true);
+        snapshot.accounts[0].last_error = Some("e".repeat(4 << 20));
+        let answer = Response::Status {
+            report: Box::new(snapshot.to_report()),
+        };
+        let mut line = serde_json::to_vec(&answer).unwrap();
+        line.push(b'\n');
+        let mut reading = AnswerLine::new(&Request::Status);
+        for chunk in line.chunks(4096) {
+            reading.bytes.extend_from_slice(chunk);
+            reading.advance();
+        }
+        assert!(reading.parses < 40, "{} parses", reading.parses);
+        assert_eq!(reading.finish(&Request::Status).unwrap(), answer);
     }
 }

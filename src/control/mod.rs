@@ -453,13 +453,40 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
     })?;
     line.push(b'\n');
     stream.write_all(&line).await.map_err(io)?;
+    read_answer(&mut stream, path, request, MAX_ANSWER).await
+}
+
+/// Reads the answer line to `request`, at most `limit` bytes of it.
+async fn read_answer(
+    stream: &mut UnixStream,
+    path: &Path,
+    request: &Request,
+    limit: usize,
+) -> Result<Response, ClientError> {
+    let bad = |detail: String| ClientError::BadAnswer {
+        path: path.to_owned(),
+        detail,
+    };
     // Read straight into one buffer (no String: the parse checks the text
     // where it matters); a status is taken apart as it arrives.
     let mut answer = answer::AnswerLine::new(request);
     loop {
         let read_from = answer.bytes.len();
+        if read_from > limit {
+            // A daemon gone wrong (or not freshd) must not take all memory.
+            return Err(bad(format!(
+                "an answer line longer than {} MiB",
+                limit / (1024 * 1024)
+            )));
+        }
         answer.bytes.reserve(ANSWER_BUFFER);
-        let n = stream.read_buf(&mut answer.bytes).await.map_err(io)?;
+        let n = stream
+            .read_buf(&mut answer.bytes)
+            .await
+            .map_err(|source| ClientError::Io {
+                path: path.to_owned(),
+                source,
+            })?;
         if n == 0 {
             if read_from == 0 {
                 return Err(ClientError::Closed {
@@ -474,14 +501,14 @@ async fn exchange(path: &Path, request: &Request) -> Result<Response, ClientErro
         }
         answer.advance();
     }
-    answer.finish(request).map_err(|e| ClientError::BadAnswer {
-        path: path.to_owned(),
-        detail: e.to_string(),
-    })
+    answer.finish(request).map_err(|e| bad(e.to_string()))
 }
 
 /// How much of an answer the client reads at a time.
 const ANSWER_BUFFER: usize = 64 * 1024;
+/// The longest answer line a client reads: far above a status of a
+/// hundred thousand jobs (about 30 MB).
+const MAX_ANSWER: usize = 1024 * 1024 * 1024;
 
 #[cfg(test)]
 mod tests;

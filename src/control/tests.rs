@@ -155,3 +155,94 @@ async fn a_status_not_read_within_the_answer_timeout_is_dropped() {
     assert_ne!(rest.last(), Some(&b'\n'));
     cancel.cancel();
 }
+
+/// A "daemon" at `path` that reads the request line, writes `write` to
+/// the client, then closes (or, with `endless`, writes it forever).
+async fn fake_daemon(path: &Path, write: Vec<u8>, endless: bool) -> tokio::task::JoinHandle<()> {
+    let listener = UnixListener::bind(path).unwrap();
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let (read, mut out) = stream.into_split();
+        let mut line = String::new();
+        let _ = BufReader::new(read).read_line(&mut line).await;
+        loop {
+            if out.write_all(&write).await.is_err() || !endless {
+                return;
+            }
+        }
+    })
+}
+
+/// A daemon gone wrong that never ends its line: the client stops at its
+/// limit with a clear error instead of taking all memory.
+#[tokio::test]
+async fn an_answer_line_without_end_is_refused_at_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("control.sock");
+    let status = br#"{"answer":"status","report":{"accounts":[{"name":"x"#;
+    let mut garbage = status.to_vec();
+    garbage.resize(64 * 1024, b'x');
+    let server = fake_daemon(&path, garbage, true).await;
+    let mut stream = UnixStream::connect(&path).await.unwrap();
+    stream
+        .write_all(b"{\"command\":\"status\"}\n")
+        .await
+        .unwrap();
+    let limit = 4 * 1024 * 1024;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(20),
+        read_answer(&mut stream, &path, &Request::Status, limit),
+    )
+    .await
+    .unwrap();
+    match answer {
+        Err(ClientError::BadAnswer { detail, .. }) => {
+            assert!(detail.contains("longer than 4 MiB"), "{detail}");
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(stream);
+    server.abort();
+}
+
+/// Cut, garbled and foreign answers are errors that say so, never a
+/// panic or a short report.
+#[tokio::test]
+async fn broken_answers_are_clear_errors() {
+    let snapshot = crate::status::sample::snapshot(40, true);
+    let whole = answer_line(&Response::Status {
+        report: Box::new(snapshot.to_report()),
+    });
+    let cut = whole[..whole.len() / 2].to_vec();
+    let no_newline = whole[..whole.len() - 1].to_vec();
+    for (i, (written, ok)) in [
+        (cut, false),
+        (no_newline, true),
+        (b"\n".to_vec(), false),
+        (b"[1,2,3]\n".to_vec(), false),
+        (b"{\"answer\":\"status\",\"report\":[]}\n".to_vec(), false),
+        (vec![0xff, 0xfe, b'\n'], false),
+        (
+            b"{\"ok\":false,\"error\":\"old\",\"exit_code\":69}\n".to_vec(),
+            true,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control.sock");
+        let server = fake_daemon(&path, written, false).await;
+        let answer = tokio::time::timeout(Duration::from_secs(10), ask(&path, &Request::Status))
+            .await
+            .unwrap();
+        match answer {
+            Ok(_) if ok => {}
+            Err(ClientError::BadAnswer { detail, .. }) if !ok => {
+                assert!(!detail.is_empty(), "case {i}");
+            }
+            other => panic!("case {i}: {other:?}"),
+        }
+        server.await.unwrap();
+    }
+}
