@@ -729,7 +729,7 @@ async fn idle_keyring(rows: &mut Vec<Row>, s: &Settings) -> Result<()> {
             .status()
             .is_ok_and(|st| st.success())
     };
-    if !tools.iter().all(|t| have(t)) {
+    if !tools.iter().all(have) {
         rows.push(info(
             "idle with the keyring store",
             "not measured: no gnome-keyring (packages dbus, gnome-keyring, libsecret-tools)".into(),
