@@ -1450,6 +1450,7 @@ fn main() -> Result<()> {
             p.version
         )
     });
+    let order = link_order_note();
     let doc = format!(
         "# Benchmarks\n\n\
          Produced by `cargo build --release --bin freshd && cargo build --release --example\n\
@@ -1469,9 +1470,8 @@ fn main() -> Result<()> {
         date = jiff::Timestamp::now().strftime("%Y-%m-%d"),
         mins = began.elapsed().as_secs_f64() / 60.0,
         machine = machine(),
-        order = link_order_note(),
     );
-    println!("{}\n{table}", link_order_note());
+    println!("{order}\n{table}");
     if publish {
         std::fs::write("BENCHMARKS.md", &doc)?;
         println!("written to BENCHMARKS.md");

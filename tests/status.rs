@@ -36,6 +36,17 @@ fn check(report: &StatusReport, expected: &[usize]) {
     }
 }
 
+/// Reloads to the jobs `numbers` and checks the status shows each with its
+/// own schedule.
+async fn reload_and_check(setup: &Setup, numbers: &[usize]) {
+    setup.write_config(&numbers.iter().map(|&n| job(n)).collect::<String>());
+    let (code, out, err) = setup.cli(&["reload"]).await;
+    assert_eq!((code, out.trim()), (0, "reloaded"), "{err}");
+    let (code, out, err) = setup.cli(&["status", "--json"]).await;
+    assert_eq!(code, 0, "{err}");
+    check(&serde_json::from_str(&out).unwrap(), numbers);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_status_matches_every_job_to_its_own_schedule_after_a_reload() {
     // The even jobs first; a reload adds the odd ones, whose names fall
@@ -50,12 +61,7 @@ async fn a_large_status_matches_every_job_to_its_own_schedule_after_a_reload() {
     check(&serde_json::from_str(&out).unwrap(), &even);
 
     let all: Vec<usize> = (0..1600).collect();
-    setup.write_config(&all.iter().map(|&n| job(n)).collect::<String>());
-    let (code, out, err) = setup.cli(&["reload"]).await;
-    assert_eq!((code, out.trim()), (0, "reloaded"), "{err}");
-    let (code, out, err) = setup.cli(&["status", "--json"]).await;
-    assert_eq!(code, 0, "{err}");
-    check(&serde_json::from_str(&out).unwrap(), &all);
+    reload_and_check(&setup, &all).await;
     // The human form has every job too.
     let (code, out, _) = setup.cli(&["status"]).await;
     assert_eq!(code, 0);
@@ -65,12 +71,7 @@ async fn a_large_status_matches_every_job_to_its_own_schedule_after_a_reload() {
     // rest (a rename is both): the walk misses, the search still finds
     // each job's own state.
     let fewer: Vec<usize> = (0..1700).filter(|n| n % 3 != 0).collect();
-    setup.write_config(&fewer.iter().map(|&n| job(n)).collect::<String>());
-    let (code, out, err) = setup.cli(&["reload"]).await;
-    assert_eq!((code, out.trim()), (0, "reloaded"), "{err}");
-    let (code, out, err) = setup.cli(&["status", "--json"]).await;
-    assert_eq!(code, 0, "{err}");
-    check(&serde_json::from_str(&out).unwrap(), &fewer);
+    reload_and_check(&setup, &fewer).await;
 
     daemon.signal("TERM");
     assert_eq!(daemon.exit_code().await, 0);

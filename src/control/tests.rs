@@ -70,26 +70,32 @@ impl Handler for Big {
     }
 }
 
-/// On the daemon's kind of runtime (one thread): a client that asks for
-/// a status of megabytes and never reads it holds no lock and no
-/// thread; others get their tokens and statuses meanwhile.
-#[tokio::test]
-async fn a_status_client_that_does_not_read_blocks_no_one() {
+/// A socket in a new directory (`control.sock`) answered by [`Big`] with
+/// a status of 30,000 jobs; cancel the token to stop it.
+async fn serve_big() -> (tempfile::TempDir, CancellationToken) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("control.sock");
     let mut state = crate::status::sample::snapshot(3, true);
-    let rows = state.jobs.clone();
-    state.jobs = rows.iter().cycle().take(30_000).cloned().collect();
+    state.jobs = state.jobs.iter().cycle().take(30_000).cloned().collect();
     let handler = Arc::new(Big {
         state: std::sync::Mutex::new(state),
     });
     let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
     tracker.spawn(serve(
-        bind(&path).await.unwrap(),
+        bind(&dir.path().join("control.sock")).await.unwrap(),
         handler,
         cancel.clone(),
         tracker.clone(),
     ));
+    (dir, cancel)
+}
+
+/// On the daemon's kind of runtime (one thread): a client that asks for
+/// a status of megabytes and never reads it holds no lock and no
+/// thread; others get their tokens and statuses meanwhile.
+#[tokio::test]
+async fn a_status_client_that_does_not_read_blocks_no_one() {
+    let (dir, cancel) = serve_big().await;
+    let path = dir.path().join("control.sock");
 
     let mut stuck = UnixStream::connect(&path).await.unwrap();
     stuck
@@ -129,20 +135,8 @@ async fn a_status_client_that_does_not_read_blocks_no_one() {
 /// snapshot are let go.
 #[tokio::test(start_paused = true)]
 async fn a_status_not_read_within_the_answer_timeout_is_dropped() {
-    let dir = tempfile::tempdir().unwrap();
+    let (dir, cancel) = serve_big().await;
     let path = dir.path().join("control.sock");
-    let mut state = crate::status::sample::snapshot(3, true);
-    state.jobs = state.jobs.iter().cycle().take(30_000).cloned().collect();
-    let handler = Arc::new(Big {
-        state: std::sync::Mutex::new(state),
-    });
-    let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
-    tracker.spawn(serve(
-        bind(&path).await.unwrap(),
-        handler,
-        cancel.clone(),
-        tracker.clone(),
-    ));
     let mut stuck = UnixStream::connect(&path).await.unwrap();
     stuck
         .write_all(b"{\"command\":\"status\"}\n")
