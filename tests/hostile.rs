@@ -198,7 +198,7 @@ async fn huge_server(head: &'static str, size: usize, fill: u8) -> String {
 async fn start_limited(setup: &Setup, nofile: u32) -> Daemon {
     let notify_path = setup.path().join("notify-limited.sock");
     let notify = tokio::net::UnixDatagram::bind(&notify_path).unwrap();
-    let mut child = tokio::process::Command::new("sh")
+    let child = tokio::process::Command::new("sh")
         .args([
             "-c",
             &format!("ulimit -n {nofile} && exec \"$0\" run --log-level info --config \"$1\""),
@@ -217,26 +217,7 @@ async fn start_limited(setup: &Setup, nofile: u32) -> Daemon {
         .process_group(0)
         .spawn()
         .unwrap();
-    let group = child.id().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    for stream in [
-        Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-        Box::new(child.stdout.take().unwrap()),
-    ] {
-        let log = Arc::clone(&log);
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                log.lock().unwrap().push(line);
-            }
-        });
-    }
-    Daemon {
-        child,
-        notify,
-        log,
-        group,
-    }
+    Daemon::new(child, notify)
 }
 
 /// A tmpfs of `size` mounted at `dir`, unmounted when dropped.

@@ -124,7 +124,7 @@ refresh_before_expiry = "1s"
             .path()
             .join(format!("notify-{}.sock", fastrand::u32(..)));
         let notify = UnixDatagram::bind(&notify_path).unwrap();
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args(["run", "--log-level", "debug", "--config"])
             .arg(&self.config)
             .env_clear()
@@ -140,26 +140,7 @@ refresh_before_expiry = "1s"
             .process_group(0)
             .spawn()
             .unwrap();
-        let group = child.id().unwrap();
-        let log: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let log = std::sync::Arc::clone(&log);
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        Daemon {
-            child,
-            notify,
-            log,
-            group,
-        }
+        Daemon::new(child, notify)
     }
 
     /// `freshd ARGS --config …` as a client: (exit code, stdout, stderr).

@@ -113,7 +113,7 @@ refresh_before_expiry = "2s"
             .path()
             .join(format!("notify-{}.sock", fastrand::u32(..)));
         let notify = UnixDatagram::bind(&notify_path).unwrap();
-        let mut child = Command::new(bin())
+        let child = Command::new(bin())
             .args(["run", "--log-level", level, "--config"])
             .arg(&self.config)
             .env_clear()
@@ -131,26 +131,7 @@ refresh_before_expiry = "2s"
             .process_group(0)
             .spawn()
             .unwrap();
-        let group = child.id().unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        for stream in [
-            Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
-            Box::new(child.stdout.take().unwrap()),
-        ] {
-            let log = Arc::clone(&log);
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stream).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        Daemon {
-            child,
-            notify,
-            log,
-            group,
-        }
+        Daemon::new(child, notify)
     }
 
     /// Runs `freshd ARGS --config …` as a client; returns (exit code, stdout, stderr).
@@ -178,6 +159,37 @@ pub struct Daemon {
     pub log: Arc<Mutex<Vec<String>>>,
     /// The process group freshd leads: it and its jobs' programs.
     pub group: u32,
+    /// The tasks copying its stdout and stderr into `log`.
+    readers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Daemon {
+    /// `child` (spawned with piped stdout and stderr, leading a process
+    /// group of its own), its output copied into `log` line by line.
+    pub fn new(mut child: Child, notify: UnixDatagram) -> Daemon {
+        let group = child.id().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut readers = Vec::new();
+        for stream in [
+            Box::new(child.stderr.take().unwrap()) as Box<dyn tokio::io::AsyncRead + Unpin + Send>,
+            Box::new(child.stdout.take().unwrap()),
+        ] {
+            let log = Arc::clone(&log);
+            readers.push(tokio::spawn(async move {
+                let mut lines = BufReader::new(stream).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.lock().unwrap().push(line);
+                }
+            }));
+        }
+        Daemon {
+            child,
+            notify,
+            log,
+            group,
+            readers,
+        }
+    }
 }
 
 impl Drop for Daemon {
@@ -282,6 +294,11 @@ impl Daemon {
             .await
             .unwrap_or_else(|_| panic!("freshd did not exit; log:\n{}", self.log_text()))
             .unwrap();
+        // What it wrote before it exited is in the log before this returns
+        // (a program it left behind may hold the pipes: not for long).
+        for reader in self.readers.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader).await;
+        }
         status.code().unwrap_or(-1)
     }
 }
